@@ -4,6 +4,8 @@
 # colcon overlay (install/setup.bash) so `depai.msg` and `depai_nodes` import.
 # `--no-overlay` skips the overlay (used by setup.sh before the first build).
 
+# ROS setup scripts read unset variables: relax `set -u` while sourcing them.
+case $- in *u*) _depai_nounset=1; set +u;; *) _depai_nounset=;; esac
 _depai_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ ! -f "$_depai_root/.depai/env" ]; then
   echo "[depai] run scripts/setup.sh (or ./depai) first" >&2
@@ -38,4 +40,5 @@ if [ "${1:-}" != --no-overlay ] && [ -f "$_depai_root/install/setup.bash" ]; the
   # shellcheck disable=SC1091
   source "$_depai_root/install/setup.bash"
 fi
-unset _depai_root _depai_venv _depai_ros_mode _depai_ld _d
+[ -n "$_depai_nounset" ] && set -u
+unset _depai_root _depai_venv _depai_ros_mode _depai_ld _d _depai_nounset

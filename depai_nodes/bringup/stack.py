@@ -1,0 +1,156 @@
+"""The stack description: which nodes run, where, with which parameters.
+
+`config/stack.yaml` is the single source of truth. Both bring-up paths read it through this
+module: `launch/depai.launch.py` (stock ROS 2: `ros2 launch depai depai.launch.py`) turns it into
+launch_ros Node actions, and `depai launch` (pip install, where launch_ros does not exist) turns
+it into supervised OS processes. Neither path has its own list of nodes or parameters.
+
+A node entry is either fleet-scoped (runs once, in the root namespace) or robot-scoped (runs
+once per robot, in that robot's namespace). String parameters of the form
+`package://depai/<path>` resolve to files installed in the package's share directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = ["StackError", "NodeSpec", "StackSpec", "NodeInstance", "load_stack", "expand", "resolve_package_paths"]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class StackError(ValueError):
+    """The stack description cannot be read or is invalid."""
+
+
+class NodeSpec(BaseModel):
+    """One entry of `nodes:` in the stack file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="ROS node name")
+    concern: str = Field(description="which node program: depai_nodes/<concern>/node.py")
+    scope: Literal["fleet", "robot"] = "robot"
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    respawn: bool = True
+    respawn_delay: float = Field(1.0, ge=0.0, le=60.0)
+    enabled: bool = True
+
+    @field_validator("name", "concern")
+    @classmethod
+    def _ros_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"'{value}' is not a valid ROS name (letters, digits, underscores)")
+        return value
+
+
+class StackSpec(BaseModel):
+    """The whole stack file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    robots: list[str] = Field(default_factory=lambda: ["robot1"])
+    use_sim_time: bool = False
+    nodes: list[NodeSpec]
+
+    @field_validator("robots")
+    @classmethod
+    def _robot_names(cls, robots: list[str]) -> list[str]:
+        for robot in robots:
+            if not _NAME.match(robot):
+                raise ValueError(f"robot name '{robot}' is not a valid ROS namespace")
+        if len(set(robots)) != len(robots):
+            raise ValueError("robot names must be unique")
+        return robots
+
+
+class NodeInstance(BaseModel):
+    """A node as it will run: a spec placed in a namespace with resolved parameters."""
+
+    name: str
+    concern: str
+    namespace: str  # "" for the root namespace, else "robot1"
+    parameters: dict[str, Any]
+    respawn: bool
+    respawn_delay: float
+
+    @property
+    def fqn(self) -> str:
+        return f"/{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+
+def load_stack(path: str | Path) -> StackSpec:
+    """Read and validate a stack file; StackError says what is wrong and where."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise StackError(f"cannot read stack file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise StackError(f"stack file {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise StackError(f"stack file {path} must be a mapping with a 'nodes' list")
+    try:
+        return StackSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise StackError(f"stack file {path}: {where}: {first['msg']}") from None
+
+
+def resolve_package_paths(parameters: dict[str, Any], share_dir: str | None = None) -> dict[str, Any]:
+    """Replace `package://depai/<rel>` strings with absolute paths in the installed share dir."""
+    prefix = "package://depai/"
+    if share_dir is None and any(isinstance(v, str) and v.startswith(prefix) for v in parameters.values()):
+        from ament_index_python.packages import get_package_share_directory
+
+        share_dir = get_package_share_directory("depai")
+    return {
+        key: (str(Path(share_dir) / value[len(prefix):]) if isinstance(value, str) and value.startswith(prefix) else value)
+        for key, value in parameters.items()
+    }
+
+
+def expand(
+    stack: StackSpec,
+    robots: list[str] | None = None,
+    only: list[str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    share_dir: str | None = None,
+) -> list[NodeInstance]:
+    """Place every enabled node: fleet nodes once, robot nodes once per robot.
+
+    `only` keeps the named nodes; `overrides` maps node name to parameter values that replace
+    the stack file's (as `ros2 launch ... param:=value` would).
+    """
+    robots = stack.robots if robots is None else robots
+    known = {spec.name for spec in stack.nodes}
+    for name in list(only or []) + list((overrides or {}).keys()):
+        if name not in known:
+            raise StackError(f"no node named '{name}' in the stack; known: {', '.join(sorted(known))}")
+    instances = []
+    for spec in stack.nodes:
+        if not spec.enabled or (only and spec.name not in only):
+            continue
+        params = dict(spec.parameters)
+        params.update((overrides or {}).get(spec.name, {}))
+        if stack.use_sim_time:
+            params.setdefault("use_sim_time", True)
+        params = resolve_package_paths(params, share_dir)
+        for namespace in ([""] if spec.scope == "fleet" else robots):
+            instances.append(
+                NodeInstance(
+                    name=spec.name, concern=spec.concern, namespace=namespace, parameters=params,
+                    respawn=spec.respawn, respawn_delay=spec.respawn_delay,
+                )
+            )
+    return instances

@@ -1,0 +1,140 @@
+"""The `depai` command line.
+
+    depai launch      bring the stack up (config/stack.yaml), supervised, until Ctrl-C
+    depai nodes       list the node instances the stack would run
+    depai test        run the test suite (arguments go to pytest)
+    depai bench NAME  run bench/NAME.py (arguments go to the benchmark)
+
+Concerns add their own commands (e.g. `depai chain up`) by providing
+`depai_nodes/<concern>/cli.py` with `register(subparsers)`; they are discovered here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+import depai_nodes
+
+REPO_ROOT = Path(os.environ.get("DEPAI_ROOT", Path(__file__).resolve().parent.parent))
+
+
+def default_stack_path() -> Path:
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        return Path(get_package_share_directory("depai")) / "config" / "stack.yaml"
+    except (ImportError, PackageNotFoundError):
+        return REPO_ROOT / "config" / "stack.yaml"
+
+
+def _parse_overrides(items: list[str]) -> dict[str, dict]:
+    overrides: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot or not node or not param:
+            raise SystemExit(f"depai: --set expects node.parameter=value, got '{item}'")
+        overrides.setdefault(node, {})[param] = yaml.safe_load(value)
+    return overrides
+
+
+def _instances(args):
+    from depai_nodes.bringup.stack import StackError, expand, load_stack
+
+    try:
+        stack = load_stack(args.stack)
+        robots = [r for r in args.robots.split(",") if r] if args.robots else None
+        only = [n for n in args.only.split(",") if n] if args.only else None
+        if robots is not None:
+            stack = stack.model_copy(update={"robots": robots})
+            stack = type(stack).model_validate(stack.model_dump())
+        return expand(stack, only=only, overrides=_parse_overrides(args.set))
+    except (StackError, ValueError) as error:
+        raise SystemExit(f"depai: {error}") from None
+
+
+def cmd_launch(args) -> int:
+    from depai_nodes.bringup.supervisor import Supervisor
+
+    instances = _instances(args)
+    supervisor = Supervisor(instances)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    domain = os.environ.get("ROS_DOMAIN_ID", "0")
+    supervisor.say("depai", f"launching {len(instances)} node(s) from {args.stack} on ROS_DOMAIN_ID={domain}; Ctrl-C stops")
+    return supervisor.run(duration_s=args.duration)
+
+
+def cmd_nodes(args) -> int:
+    for inst in _instances(args):
+        print(f"{inst.fqn:<32} depai_nodes.{inst.concern}.node  respawn={inst.respawn}  {inst.parameters}")
+    return 0
+
+
+def cmd_test(args) -> int:
+    command = [sys.executable, "-m", "pytest", *args.pytest_args]
+    return subprocess.call(command, cwd=REPO_ROOT)
+
+
+def cmd_bench(args) -> int:
+    path = REPO_ROOT / "bench" / f"{args.name}.py"
+    if not path.exists():
+        available = sorted(p.stem for p in (REPO_ROOT / "bench").glob("*.py") if not p.stem.startswith("_"))
+        print(f"depai: no benchmark '{args.name}'; available: {', '.join(available) or 'none'}", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(path), *args.bench_args], cwd=REPO_ROOT)
+
+
+def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", type=Path, default=None, help="stack file (default: the package's config/stack.yaml)")
+    parser.add_argument("--robots", default="", help="comma-separated robot namespaces (default: the stack's)")
+    parser.add_argument("--only", default="", help="comma-separated node names to run (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE", help="override a parameter (YAML value)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depai", description="DePAI: decentralized physical AI on ROS 2.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    launch = sub.add_parser("launch", help="bring the stack up until Ctrl-C")
+    _add_stack_arguments(launch)
+    launch.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    launch.set_defaults(func=cmd_launch)
+
+    nodes = sub.add_parser("nodes", help="list the node instances the stack would run")
+    _add_stack_arguments(nodes)
+    nodes.set_defaults(func=cmd_nodes)
+
+    test = sub.add_parser("test", help="run the test suite (arguments go to pytest)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(func=cmd_test)
+
+    bench = sub.add_parser("bench", help="run a benchmark from bench/")
+    bench.add_argument("name")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
+
+    for module in pkgutil.iter_modules(depai_nodes.__path__):
+        if module.ispkg and (Path(depai_nodes.__path__[0]) / module.name / "cli.py").exists():
+            importlib.import_module(f"depai_nodes.{module.name}.cli").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "stack", "unset") is None:
+        args.stack = default_stack_path()
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

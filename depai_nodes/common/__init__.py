@@ -1,0 +1,1 @@
+"""Conventions every DePAI node shares: validated parameters, QoS profiles, process runner."""

@@ -1,0 +1,193 @@
+"""Typed, validated ROS 2 parameters from a pydantic model.
+
+Every DePAI node describes its parameters once, as a pydantic model. `declare_params` turns that
+model into declared ROS parameters (with descriptors, so `ros2 param describe` shows the
+description and range), validates what the launch file or YAML gave, and keeps validating every
+run-time change: a bad `ros2 param set` is refused with a reason that names the parameter, and
+the node's state never sees an invalid value. Unknown parameters given to a node are an error too,
+because a misspelt parameter silently falling back to its default is a classic robot bug.
+
+The model is the single source of truth: defaults, ranges and docs live in one place, and the
+ROS-free core receives the validated model instance, never raw parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
+
+__all__ = ["ParamsModel", "ParameterError", "declare_params", "ros_parameter_type"]
+
+# Parameters that rclpy or the launch system set on every node; never "unknown".
+_IMPLICIT_PARAMETERS = {"use_sim_time", "start_type_description_service"}
+
+M = TypeVar("M", bound="ParamsModel")
+
+
+class ParamsModel(BaseModel):
+    """Base class for a node's parameters: flat fields, unknown names rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ParameterError(ValueError):
+    """A parameter value (or name) is invalid. `parameter` names the offending parameter."""
+
+    def __init__(self, parameter: str, reason: str) -> None:
+        self.parameter = parameter
+        self.reason = reason
+        super().__init__(f"parameter '{parameter}': {reason}")
+
+    @classmethod
+    def from_validation(cls, error: ValidationError) -> ParameterError:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first.get("loc", ())) or "<model>"
+        reason = first.get("msg", "invalid value")
+        if len(error.errors()) > 1:
+            others = sorted({str(e["loc"][0]) for e in error.errors()[1:] if e.get("loc")} - {name})
+            if others:
+                reason += f" (also invalid: {', '.join(others)})"
+        return cls(name, reason)
+
+
+def _parameter_types() -> dict[Any, Any]:
+    from rclpy.parameter import Parameter
+
+    T = Parameter.Type
+    return {
+        bool: T.BOOL,
+        int: T.INTEGER,
+        float: T.DOUBLE,
+        str: T.STRING,
+        list[bool]: T.BOOL_ARRAY,
+        list[int]: T.INTEGER_ARRAY,
+        list[float]: T.DOUBLE_ARRAY,
+        list[str]: T.STRING_ARRAY,
+    }
+
+
+def ros_parameter_type(field: FieldInfo):
+    """The rclpy `Parameter.Type` that carries a model field (Literal[...] of str maps to STRING)."""
+    annotation = field.annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        kinds = {type(v) for v in typing.get_args(annotation)}
+        if len(kinds) == 1:
+            annotation = kinds.pop()
+    types = _parameter_types()
+    if annotation not in types:
+        raise TypeError(f"unsupported parameter annotation {annotation!r}; use bool, int, float, str or a list of them")
+    return types[annotation]
+
+
+def _bounds(field: FieldInfo) -> tuple[float | None, float | None]:
+    low = high = None
+    for meta in field.metadata:
+        if isinstance(meta, (annotated_types.Ge, annotated_types.Gt)):
+            low = float(getattr(meta, "ge", getattr(meta, "gt", None)))
+        elif isinstance(meta, (annotated_types.Le, annotated_types.Lt)):
+            high = float(getattr(meta, "le", getattr(meta, "lt", None)))
+    return low, high
+
+
+def _descriptor(name: str, field: FieldInfo):
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.parameter import Parameter
+
+    ptype = ros_parameter_type(field)
+    descriptor = ParameterDescriptor(name=name, type=ptype.value, description=field.description or "")
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    descriptor.read_only = bool(extra.get("read_only", False))
+    low, high = _bounds(field)
+    constraints = []
+    if low is not None:
+        constraints.append(f">= {low:g}" if any(isinstance(m, annotated_types.Ge) for m in field.metadata) else f"> {low:g}")
+    if high is not None:
+        constraints.append(f"<= {high:g}" if any(isinstance(m, annotated_types.Le) for m in field.metadata) else f"< {high:g}")
+    if typing.get_origin(field.annotation) is typing.Literal:
+        constraints.append("one of " + ", ".join(repr(v) for v in typing.get_args(field.annotation)))
+    descriptor.additional_constraints = "; ".join(constraints)
+    # Inclusive ranges are enforced by rcl itself as well; exclusive ones only by pydantic.
+    both_inclusive = any(isinstance(m, annotated_types.Ge) for m in field.metadata) and any(
+        isinstance(m, annotated_types.Le) for m in field.metadata
+    )
+    if low is not None and high is not None and both_inclusive:
+        if ptype == Parameter.Type.DOUBLE and math.isfinite(low) and math.isfinite(high):
+            descriptor.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+        elif ptype == Parameter.Type.INTEGER:
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high), step=0)]
+    return descriptor
+
+
+def declare_params(node, model: type[M], on_change: Callable[[M], None] | None = None) -> M:
+    """Declare `model`'s fields as parameters of `node`, validate them, and return the model.
+
+    Raises ParameterError naming the parameter when a given value is invalid or a parameter the
+    model does not know was given to the node. After start-up, changes are validated against the
+    whole model (so cross-field rules hold too); valid ones call `on_change(new_model)`.
+    """
+    from rcl_interfaces.msg import SetParametersResult
+    from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+    from rclpy.parameter import Parameter
+
+    known = set(model.model_fields)
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    unknown = sorted(
+        name for name in overrides if name not in known and name not in _IMPLICIT_PARAMETERS
+        and not name.startswith("qos_overrides.")
+    )
+    if unknown:
+        raise ParameterError(unknown[0], f"unknown parameter for node '{node.get_name()}'; known: {', '.join(sorted(known))}")
+
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        descriptor = _descriptor(name, field)
+        default = field.get_default(call_default_factory=True)
+        try:
+            if isinstance(default, list) and not default:
+                # rclpy cannot infer an element type from an empty list: declare the type only.
+                param = node.declare_parameter(name, Parameter.Type(descriptor.type), descriptor)
+                value = param.value if param.type_ != Parameter.Type.NOT_SET else []
+            else:
+                value = node.declare_parameter(name, default, descriptor).value
+        except InvalidParameterTypeException as exc:
+            raise ParameterError(name, f"wrong type: {exc}") from None
+        except InvalidParameterValueException as exc:
+            raise ParameterError(name, f"out of range: {exc}") from None
+        values[name] = list(value) if isinstance(value, (list, tuple)) or hasattr(value, "tolist") else value
+    try:
+        current = model(**values)
+    except ValidationError as exc:
+        raise ParameterError.from_validation(exc) from None
+
+    state = {"params": current}
+
+    def validate(changed: list[Parameter]) -> SetParametersResult:
+        merged = state["params"].model_dump()
+        for p in changed:
+            if p.name in known:
+                merged[p.name] = list(p.value) if isinstance(p.value, (list, tuple)) else p.value
+        try:
+            state["pending"] = model(**merged)
+        except ValidationError as exc:
+            error = ParameterError.from_validation(exc)
+            node.get_logger().warning(f"rejected parameter change: {error}")
+            return SetParametersResult(successful=False, reason=str(error))
+        return SetParametersResult(successful=True)
+
+    def apply(changed: list[Parameter]) -> None:
+        if not any(p.name in known for p in changed):
+            return
+        state["params"] = state.pop("pending")
+        node.get_logger().info("parameters updated: " + ", ".join(f"{p.name}={p.value!r}" for p in changed if p.name in known))
+        if on_change is not None:
+            on_change(state["params"])
+
+    node.add_on_set_parameters_callback(validate)
+    node.add_post_set_parameters_callback(apply)
+    return current
