@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+
+/// @title FleetPolicy
+/// @notice The rules the DAO governs for its robots: max speed, keep-out zones (polygons in the
+///         map frame), fleet pause (e-stop), minimum task price and a per-machine spending cap.
+///         Owned by the fleet's timelock, so every change but one passes a vote. The exception is
+///         safety: a guardian (set by the owner) may PAUSE the fleet at once, because an e-stop that
+///         waits for a vote is no e-stop; only the owner (a vote) unpauses.
+/// @dev Units follow REP-103 in fixed point so they fit integers: millimetres and mm/s.
+///      Every change bumps `version`, records the block, and emits PolicyChanged plus a specific
+///      event, so an off-chain listener can re-read the whole policy on any change.
+contract FleetPolicy is Ownable {
+    struct Zone {
+        bytes32 id;
+        int64[] xs; // millimetres, map frame
+        int64[] ys;
+    }
+
+    uint256 public constant MAX_ZONES = 32;
+    uint256 public constant MAX_VERTICES = 64;
+
+    uint64 public version;
+    uint64 public updatedAtBlock;
+    uint32 public maxSpeedMmPerS;
+    bool public paused;
+    uint256 public minTaskPrice;
+    uint256 public spendingCap; // per machine per day, token base units; 0 = no cap
+    address public guardian;
+
+    bytes32[] private _zoneIds;
+    mapping(bytes32 => Zone) private _zones;
+    mapping(bytes32 => uint256) private _zoneIndexPlusOne;
+
+    event PolicyChanged(uint64 indexed version, bytes32 indexed what);
+    event MaxSpeedSet(uint32 maxSpeedMmPerS);
+    event PausedSet(bool paused, address by);
+    event MinTaskPriceSet(uint256 minTaskPrice);
+    event SpendingCapSet(uint256 spendingCap);
+    event KeepOutZoneSet(bytes32 indexed id, int64[] xs, int64[] ys);
+    event KeepOutZoneRemoved(bytes32 indexed id);
+    event GuardianSet(address guardian);
+
+    error NotGuardianOrOwner(address sender);
+    error InvalidZone(bytes32 id, string reason);
+    error TooManyZones(uint256 max);
+    error ZoneNotFound(bytes32 id);
+    error InvalidSpeed(uint32 value);
+
+    constructor(address initialOwner, uint32 maxSpeed, uint256 minPrice, uint256 cap) Ownable(initialOwner) {
+        if (maxSpeed == 0) revert InvalidSpeed(maxSpeed);
+        maxSpeedMmPerS = maxSpeed;
+        minTaskPrice = minPrice;
+        spendingCap = cap;
+        _bump("init");
+    }
+
+    // ------------------------------------------------------------------ governed setters
+
+    function setMaxSpeed(uint32 maxSpeed) external onlyOwner {
+        if (maxSpeed == 0) revert InvalidSpeed(maxSpeed);
+        maxSpeedMmPerS = maxSpeed;
+        emit MaxSpeedSet(maxSpeed);
+        _bump("maxSpeed");
+    }
+
+    /// @notice Pause (e-stop) or unpause the fleet. The guardian may only pause.
+    function setPaused(bool value) external {
+        if (msg.sender != owner() && !(value && msg.sender == guardian && guardian != address(0))) {
+            revert NotGuardianOrOwner(msg.sender);
+        }
+        paused = value;
+        emit PausedSet(value, msg.sender);
+        _bump("paused");
+    }
+
+    function setMinTaskPrice(uint256 price) external onlyOwner {
+        minTaskPrice = price;
+        emit MinTaskPriceSet(price);
+        _bump("minTaskPrice");
+    }
+
+    function setSpendingCap(uint256 cap) external onlyOwner {
+        spendingCap = cap;
+        emit SpendingCapSet(cap);
+        _bump("spendingCap");
+    }
+
+    function setGuardian(address g) external onlyOwner {
+        guardian = g;
+        emit GuardianSet(g);
+        _bump("guardian");
+    }
+
+    /// @notice Add or replace a keep-out polygon (>= 3 vertices, simple polygon expected).
+    function setKeepOutZone(bytes32 id, int64[] calldata xs, int64[] calldata ys) external onlyOwner {
+        if (id == bytes32(0)) revert InvalidZone(id, "empty id");
+        if (xs.length != ys.length) revert InvalidZone(id, "xs and ys differ in length");
+        if (xs.length < 3) revert InvalidZone(id, "fewer than 3 vertices");
+        if (xs.length > MAX_VERTICES) revert InvalidZone(id, "too many vertices");
+        if (_zoneIndexPlusOne[id] == 0) {
+            if (_zoneIds.length >= MAX_ZONES) revert TooManyZones(MAX_ZONES);
+            _zoneIds.push(id);
+            _zoneIndexPlusOne[id] = _zoneIds.length;
+        }
+        Zone storage z = _zones[id];
+        z.id = id;
+        z.xs = xs;
+        z.ys = ys;
+        emit KeepOutZoneSet(id, xs, ys);
+        _bump("keepOutZone");
+    }
+
+    function removeKeepOutZone(bytes32 id) external onlyOwner {
+        uint256 idx = _zoneIndexPlusOne[id];
+        if (idx == 0) revert ZoneNotFound(id);
+        bytes32 last = _zoneIds[_zoneIds.length - 1];
+        _zoneIds[idx - 1] = last;
+        _zoneIndexPlusOne[last] = idx;
+        _zoneIds.pop();
+        delete _zoneIndexPlusOne[id];
+        delete _zones[id];
+        emit KeepOutZoneRemoved(id);
+        _bump("keepOutZone");
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function zoneIds() external view returns (bytes32[] memory) {
+        return _zoneIds;
+    }
+
+    function zones() external view returns (Zone[] memory out) {
+        out = new Zone[](_zoneIds.length);
+        for (uint256 i = 0; i < _zoneIds.length; i++) {
+            out[i] = _zones[_zoneIds[i]];
+        }
+    }
+
+    /// @notice Everything a robot needs in one call (the listener reads it at the change's block).
+    function snapshot()
+        external
+        view
+        returns (
+            uint64 version_,
+            uint64 updatedAtBlock_,
+            uint32 maxSpeed_,
+            bool paused_,
+            uint256 minTaskPrice_,
+            uint256 spendingCap_,
+            Zone[] memory zones_
+        )
+    {
+        return (version, updatedAtBlock, maxSpeedMmPerS, paused, minTaskPrice, spendingCap, this.zones());
+    }
+
+    /// @notice True when (x, y) (millimetres, map frame) lies strictly inside any keep-out zone
+    ///         (even-odd rule; points on an edge may go either way).
+    function isInKeepOut(int64 x, int64 y) public view returns (bool inside, bytes32 zoneId) {
+        for (uint256 i = 0; i < _zoneIds.length; i++) {
+            Zone storage z = _zones[_zoneIds[i]];
+            if (_inside(z.xs, z.ys, x, y)) return (true, z.id);
+        }
+        return (false, bytes32(0));
+    }
+
+    function _inside(int64[] storage xs, int64[] storage ys, int64 px, int64 py) private view returns (bool c) {
+        uint256 n = xs.length;
+        uint256 j = n - 1;
+        for (uint256 i = 0; i < n; i++) {
+            int256 xi = xs[i];
+            int256 yi = ys[i];
+            int256 xj = xs[j];
+            int256 yj = ys[j];
+            if ((yi > py) != (yj > py)) {
+                // x of the edge at height py, compared without division: sign-correct cross-multiply
+                int256 lhs = (int256(px) - xi) * (yj - yi);
+                int256 rhs = (xj - xi) * (int256(py) - yi);
+                if (yj > yi ? lhs < rhs : lhs > rhs) c = !c;
+            }
+            j = i;
+        }
+    }
+
+    function _bump(bytes32 what) private {
+        version += 1;
+        updatedAtBlock = uint64(block.number);
+        emit PolicyChanged(version, what);
+    }
+}
