@@ -71,6 +71,14 @@ if ! stamp_ok venv "$VENV_KEY" || [ ! -x "$VENV/bin/python" ]; then
   stamp_set venv "$VENV_KEY"
 fi
 printf '%s\n%s\n' "$VENV" "$ROS_MODE" >"$STATE/env"
+# The `depai` console command, from this clone's sources (editable: no reinstall after edits).
+EDITABLE_KEY="$VENV_KEY $ROOT $(hash_of setup.py)"
+if ! stamp_ok editable "$EDITABLE_KEY"; then
+  say "pip install -e . (the depai command)"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check wheel
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
+  stamp_set editable "$EDITABLE_KEY"
+fi
 
 # ---------------------------------------------------------------- 2. npm chain toolchain
 if [ -f chain/package-lock.json ]; then

@@ -151,8 +151,14 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
         try:
             if isinstance(default, list) and not default:
                 # rclpy cannot infer an element type from an empty list: declare the type only.
-                param = node.declare_parameter(name, Parameter.Type(descriptor.type), descriptor)
-                value = param.value if param.type_ != Parameter.Type.NOT_SET else []
+                ptype = Parameter.Type(descriptor.type)
+                param = node.declare_parameter(name, ptype, descriptor)
+                if param.type_ == Parameter.Type.NOT_SET:
+                    # Give it a typed empty value so `ros2 param get` works.
+                    node.set_parameters([Parameter(name, ptype, [])])
+                    value = []
+                else:
+                    value = param.value
             else:
                 value = node.declare_parameter(name, default, descriptor).value
         except InvalidParameterTypeException as exc:

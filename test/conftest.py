@@ -1,0 +1,212 @@
+"""Shared fixtures: real nodes in real processes over real DDS, each test on its own domain.
+
+- `ros_domain`: a ROS_DOMAIN_ID no other test run on this machine holds (a lock file per id),
+  set in os.environ so every process the test starts joins it. Discovery is kept on localhost.
+- `ros_node`: a Probe — an rclpy node on that domain, spun in a background thread — for the test
+  to publish, subscribe and wait for messages.
+- `start_node(concern, ...)`: runs `python -m depai_nodes.<concern>.node` as its own process,
+  with a generated parameter file, exactly as `depai launch` does; stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+_LOCK_DIR = Path(os.environ.get("DEPAI_DOMAIN_LOCKS", "/tmp/depai-ros-domains"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real LiDAR sweeps and maps); missing data is an error, never a skip."""
+    assert SHARED_DATA.is_dir(), f"shared test data not found at {SHARED_DATA}"
+    return SHARED_DATA
+
+
+def _acquire_domain() -> tuple[int, Any]:
+    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    start = os.getpid() % 100
+    for i in range(100):
+        domain = 1 + (start + i) % 100  # 1..100: ids whose DDS ports are valid on Linux
+        handle = open(_LOCK_DIR / f"{domain}.lock", "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return domain, handle
+        except BlockingIOError:
+            handle.close()
+    raise RuntimeError("no free ROS_DOMAIN_ID: 100 test runs hold one each")
+
+
+@pytest.fixture
+def ros_domain(monkeypatch) -> Iterator[int]:
+    domain, handle = _acquire_domain()
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    try:
+        yield domain
+    finally:
+        handle.close()
+
+
+class Inbox:
+    """Messages received on one subscription, with blocking waits."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self._cond = threading.Condition()
+
+    def put(self, msg: Any) -> None:
+        with self._cond:
+            self.messages.append(msg)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[Any], bool] = lambda m: True, timeout: float = 10.0) -> Any:
+        """The first message (received before or during the wait) that satisfies predicate."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for msg in self.messages[seen:]:
+                    if predicate(msg):
+                        return msg
+                seen = len(self.messages)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no matching message within {timeout} s ({len(self.messages)} received)")
+                self._cond.wait(remaining)
+
+
+class Probe:
+    """The test's own rclpy node, spinning in a background thread."""
+
+    def __init__(self, domain: int) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node("test_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def subscribe(self, msg_type, topic: str, qos) -> Inbox:
+        inbox = Inbox()
+        self.node.create_subscription(msg_type, topic, inbox.put, qos)
+        return inbox
+
+    def publisher(self, msg_type, topic: str, qos):
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while publisher.get_subscription_count() < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{publisher.topic_name}: no subscriber after {timeout} s")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=2.0)
+
+
+@pytest.fixture
+def ros_node(ros_domain) -> Iterator[Probe]:
+    probe = Probe(ros_domain)
+    try:
+        yield probe
+    finally:
+        probe.close()
+
+
+class NodeProcess:
+    """A node running in its own process; output goes to a log file the test can read."""
+
+    def __init__(self, process: subprocess.Popen, log_path: Path, label: str) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.label = label
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 15.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()
+            if text in log:
+                return log
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise TimeoutError(f"'{text}' not in {self.label}'s log within {timeout} s:\n{self.log()[-3000:]}")
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_node(ros_domain, tmp_path) -> Iterator[Callable[..., NodeProcess]]:
+    from depai_nodes.bringup.stack import NodeInstance, resolve_package_paths
+    from depai_nodes.bringup.supervisor import command_for, write_params_file
+
+    started: list[NodeProcess] = []
+
+    def start(concern: str, name: str | None = None, namespace: str = "", parameters: dict | None = None) -> NodeProcess:
+        instance = NodeInstance(
+            name=name or concern, concern=concern, namespace=namespace,
+            parameters=resolve_package_paths(parameters or {}), respawn=False, respawn_delay=0.0,
+        )
+        log_path = tmp_path / f"{instance.label.replace('/', '__')}.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", RCUTILS_COLORIZED_OUTPUT="0")
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                command_for(instance, write_params_file(instance, tmp_path)),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO_ROOT,
+            )
+        handle = NodeProcess(process, log_path, instance.label)
+        started.append(handle)
+        return handle
+
+    try:
+        yield start
+    finally:
+        for handle in reversed(started):
+            handle.stop()
+
+
+def pytest_report_header(config) -> str:
+    return f"depai: python {sys.version.split()[0]}, RMW {os.environ.get('RMW_IMPLEMENTATION', '(default)')}, shared data {SHARED_DATA}"

@@ -1,0 +1,78 @@
+"""Validated parameters: declared from a pydantic model, bad values refused with the name."""
+
+from typing import Literal
+
+import pytest
+import rclpy
+from pydantic import Field
+from rclpy.parameter import Parameter
+
+from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+
+
+class Example(ParamsModel):
+    voxel_size: float = Field(0.1, gt=0.0, le=5.0, description="voxel edge, m")
+    min_points: int = Field(3, ge=1, le=1000)
+    frames: list[str] = Field(default_factory=list)
+    mode: Literal["fast", "exact"] = "fast"
+
+
+@pytest.fixture
+def context():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=0)
+    yield ctx
+    ctx.try_shutdown()
+
+
+def make_node(context, name, **overrides):
+    return rclpy.create_node(
+        name, context=context, parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]
+    )
+
+
+def test_defaults_and_overrides_are_declared_with_descriptors(context):
+    node = make_node(context, "a", voxel_size=0.5)
+    params = declare_params(node, Example)
+    assert params == Example(voxel_size=0.5)
+    descriptor = node.describe_parameter("voxel_size")
+    assert descriptor.description == "voxel edge, m"
+    assert "> 0" in descriptor.additional_constraints
+    assert node.describe_parameter("min_points").integer_range[0].to_value == 1000
+    assert list(node.get_parameter("frames").value) == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "bad"),
+    [
+        ({"voxel_size": 9.0}, "voxel_size"),          # above the model's range
+        ({"voxel_size": -1.0}, "voxel_size"),         # below
+        ({"voxel_size": "big"}, "voxel_size"),        # wrong type
+        ({"min_points": 0}, "min_points"),            # outside the descriptor's range
+        ({"mode": "slow"}, "mode"),                   # not one of the choices
+        ({"voxle_size": 0.2}, "voxle_size"),          # misspelt: unknown parameter
+    ],
+)
+def test_bad_start_up_values_raise_an_error_naming_the_parameter(context, overrides, bad):
+    node = make_node(context, "b", **overrides)
+    with pytest.raises(ParameterError) as info:
+        declare_params(node, Example)
+    assert info.value.parameter == bad
+    assert bad in str(info.value)
+
+
+def test_run_time_changes_are_validated_and_applied(context):
+    node = make_node(context, "c")
+    seen = []
+    declare_params(node, Example, on_change=seen.append)
+
+    refused = node.set_parameters([Parameter("voxel_size", value=-0.5)])[0]
+    assert not refused.successful and "voxel_size" in refused.reason
+    assert seen == []
+
+    accepted = node.set_parameters([Parameter("voxel_size", value=0.25)])[0]
+    assert accepted.successful
+    assert seen[-1].voxel_size == 0.25
+
+    node.set_parameters([Parameter("frames", value=["lidar_link"])])
+    assert seen[-1].frames == ["lidar_link"] and seen[-1].voxel_size == 0.25
