@@ -12,7 +12,10 @@ So:
   as ``(width,)``.
 * Writing: :class:`CloudBuffer` owns one ``array.array('B')`` and a structured NumPy view of
   it; the producer fills the view with vectorised NumPy and assigns the array to
-  ``msg.data`` (the setter keeps it as is: no copy, no per-byte check).
+  ``msg.data``. The generated setter keeps an ``array.array('B')`` as is when field checks are
+  on and makes one C memcpy when they are off (0.07 ms for 3 MB here). Other types are slow:
+  ``bytes`` 0.4 ms, ``memoryview`` 80 ms and a NumPy array 144 ms for a 131,072-point cloud,
+  because the setter then converts element by element.
 
 Malformed clouds raise :class:`CloudFormatError` with the reason; they never crash a node.
 The module does not import rclpy: ``sensor_msgs`` message classes are imported lazily so the
@@ -218,7 +221,7 @@ class CloudBuffer:
         return xyz_from_array(self.points)
 
     def to_msg(self, frame_id: str = "", stamp=None, height: int = 1, msg=None):
-        """A PointCloud2 whose ``data`` is this buffer (no copy)."""
+        """A PointCloud2 carrying this buffer (kept as is, or one memcpy; see module doc)."""
         from sensor_msgs.msg import PointCloud2
 
         if self._fields is None:
