@@ -1,0 +1,132 @@
+"""Finding, starting and stopping a local anvil node.
+
+The binary comes from the npm package @foundry-rs/anvil-linux-amd64 in chain/node_modules
+(installed by scripts/setup.sh); $ANVIL or an `anvil` on PATH (a Foundry install) wins.
+With ``--silent`` anvil prints nothing, not even the port of ``--port 0``, so a free port is
+picked here and anvil's own readiness is awaited by polling eth_chainId (observed: < 0.1 s).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from .config import LOCAL_CHAIN_ID, repo_root
+from .errors import AnvilError
+
+__all__ = ["find_anvil", "Anvil"]
+
+
+def find_anvil() -> str:
+    env = os.environ.get("ANVIL")
+    if env:
+        if not os.access(env, os.X_OK):
+            raise AnvilError(f"$ANVIL={env} is not an executable file")
+        return env
+    local = repo_root() / "chain" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    on_path = shutil.which("anvil")
+    if on_path:
+        return on_path
+    raise AnvilError(f"anvil not found: run scripts/setup.sh (installs it under {local.parent}), install Foundry, or set $ANVIL")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Anvil:
+    """One anvil process on 127.0.0.1. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, *, port: int = 0, chain_id: int = LOCAL_CHAIN_ID, block_time: float | None = None,
+                 log_path: str | Path | None = None, extra_args: list[str] | None = None):
+        self.requested_port = port
+        self.port = 0
+        self.chain_id = chain_id
+        self.block_time = block_time
+        self.log_path = Path(log_path) if log_path else None
+        self.extra_args = list(extra_args or [])
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Anvil(pid={self.proc.pid if self.proc else None}, {self.rpc_url})"
+
+    def __enter__(self) -> "Anvil":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, *, timeout_s: float = 10.0, detach: bool = False) -> "Anvil":
+        binary = find_anvil()
+        for attempt in range(3):  # a picked free port can be taken in between: retry, bounded
+            self.port = self.requested_port or _free_port()
+            cmd = [binary, "--host", "127.0.0.1", "--port", str(self.port), "--hardfork", "cancun",
+                   "--chain-id", str(self.chain_id)]
+            if self.block_time:
+                cmd += ["--block-time", str(self.block_time)]
+            if self.log_path is None:
+                cmd.append("--silent")
+            cmd += self.extra_args
+            out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+            try:
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             start_new_session=detach)
+            except OSError as e:
+                raise AnvilError(f"cannot start {binary}: {e}") from None
+            finally:
+                if out is not subprocess.DEVNULL:
+                    out.close()
+            if self._wait_ready(timeout_s):
+                return self
+            code = self.proc.poll()
+            self.stop()
+            if code is None:
+                raise AnvilError(f"anvil did not answer on {self.rpc_url} within {timeout_s:g} s")
+            if self.requested_port:
+                raise AnvilError(f"anvil exited with code {code} (port {self.port} in use?)")
+        raise AnvilError("anvil could not start after 3 attempts")
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        body = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            try:
+                if requests.post(self.rpc_url, json=body, timeout=1.0).ok:
+                    return True
+            except requests.exceptions.RequestException:
+                pass
+            time.sleep(0.02)
+        return False
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout_s)
+        self.proc = None

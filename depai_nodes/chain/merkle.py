@@ -1,0 +1,69 @@
+"""Merkle trees over telemetry messages, verifiable on chain by DataRegistry.
+
+Convention (OpenZeppelin MerkleProof): leaf = keccak256(keccak256(message)) (the double hash
+keeps a 64-byte inner node from passing as a leaf), parent = keccak256(min(a,b) || max(a,b)).
+A level with an odd count carries its last node up unchanged, so no node is ever duplicated
+and a proof is just the siblings met on the way up.
+"""
+
+from __future__ import annotations
+
+from eth_utils import keccak
+
+__all__ = ["leaf_hash", "MerkleTree", "verify"]
+
+
+def leaf_hash(message: bytes) -> bytes:
+    return keccak(keccak(bytes(message)))
+
+
+def _parent(a: bytes, b: bytes) -> bytes:
+    return keccak(a + b) if a <= b else keccak(b + a)
+
+
+class MerkleTree:
+    """A tree over ``messages`` (raw bytes, in order); ``root`` and ``proof(i)``."""
+
+    def __init__(self, messages: list[bytes] | None = None, *, leaves: list[bytes] | None = None):
+        if (messages is None) == (leaves is None):
+            raise ValueError("give either messages or leaves")
+        base = [leaf_hash(m) for m in messages] if messages is not None else [bytes(x) for x in leaves]
+        if not base:
+            raise ValueError("a Merkle tree needs at least one message")
+        if any(len(x) != 32 for x in base):
+            raise ValueError("leaves must be 32-byte hashes")
+        self.levels: list[list[bytes]] = [base]
+        while len(self.levels[-1]) > 1:
+            cur = self.levels[-1]
+            nxt = [_parent(cur[i], cur[i + 1]) for i in range(0, len(cur) - 1, 2)]
+            if len(cur) % 2:
+                nxt.append(cur[-1])
+            self.levels.append(nxt)
+
+    def __len__(self) -> int:
+        return len(self.levels[0])
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0]
+
+    def leaf(self, index: int) -> bytes:
+        return self.levels[0][index]
+
+    def proof(self, index: int) -> list[bytes]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"leaf index {index} out of range 0..{len(self) - 1}")
+        out = []
+        for level in self.levels[:-1]:
+            sib = index ^ 1
+            if sib < len(level):
+                out.append(level[sib])
+            index //= 2
+        return out
+
+
+def verify(leaf: bytes, proof: list[bytes], root: bytes) -> bool:
+    h = leaf
+    for p in proof:
+        h = _parent(h, p)
+    return h == root
