@@ -58,16 +58,15 @@ def _named(components: list[dict], values: tuple | list) -> dict:
 
 
 def _pythonic(c: dict, v: Any) -> Any:
+    """Decoded ABI value -> plain Python: structs as dicts, arrays as lists, checksummed addresses."""
     typ = c["type"]
+    if typ.endswith("]"):
+        inner = dict(c, type=typ[: typ.rindex("[")])
+        return [_pythonic(inner, x) for x in v]
     if typ == "tuple":
         return _named(c["components"], v)
-    if typ.startswith("tuple["):
-        inner = dict(c, type=typ[: typ.index("[")])
-        return [_pythonic(inner, x) for x in v]
     if typ == "address":
         return to_checksum_address(v)
-    if typ.startswith("address["):
-        return [to_checksum_address(x) for x in v]
     return v
 
 

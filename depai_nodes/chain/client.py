@@ -295,11 +295,14 @@ class ChainClient:
         return result
 
     def _mined_revert(self, call: Call, result: TxResult) -> ContractRevertError:
-        """Replay a reverted transaction as a call at its block to recover the reason."""
+        """Replay a reverted transaction as a call (same sender, target, data, value) on the
+        state before its block, to recover the revert reason."""
         data, message = None, "reverted"
         try:
-            tx = {"from": self.signer.address if self.signer else None, "to": call.contract.address,
-                  "data": call.contract.abi.encode_call(call.fn, call.args), "value": _hex(call.value)}
+            sent = self.rpc.call("eth_getTransactionByHash", [result.tx_hash]) or {}
+            tx = {k: sent[k] for k in ("from", "to", "input", "value", "gas") if sent.get(k) is not None}
+            if "input" in tx:
+                tx["data"] = tx.pop("input")
             self.rpc.call("eth_call", [tx, _hex(max(result.block_number - 1, 0))])
             message = "reverted (state changed before it was mined; replay succeeds)"
         except RpcResponseError as e:

@@ -141,7 +141,9 @@ class EventStream:
 
     def _open_ws(self) -> None:
         cfg = self.client.config
-        ws = ws_connect(cfg.ws_url, open_timeout=cfg.rpc_timeout_s, close_timeout=1, max_size=2**24)
+        # entered explicitly (it is closed in stop()/on failure): the context-manager protocol
+        # is what websockets 17 expects, and works the same on older versions
+        ws = ws_connect(cfg.ws_url, open_timeout=cfg.rpc_timeout_s, close_timeout=1, max_size=2**24).__enter__()
         ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
                             "params": ["logs", {"address": self.contract.address, "topics": self.topics}]}))
         deadline = time.monotonic() + cfg.rpc_timeout_s

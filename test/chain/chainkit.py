@@ -47,3 +47,51 @@ def wait_for(predicate, timeout_s: float = 10.0, interval_s: float = 0.01):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s} s")
+
+
+def fleet(chain: Chain, who: int):
+    from depai_nodes.chain.fleet import Fleet
+
+    return Fleet(chain.client(who))
+
+
+def registered_machine(chain: Chain, who: int, stake: int = 100 * TOKEN):
+    """A machine with its DID attribute and stake in the market."""
+    f = fleet(chain, who)
+    f.register_did()
+    f.register_machine(stake)
+    return f
+
+
+def governance_round(chain: Chain, calls: list[tuple[str, str, tuple]], description: str) -> dict:
+    """Propose -> vote -> queue -> execute, through the real Governor + Timelock.
+
+    calls: (contract name, function, args). The deployer holds (and has delegated) the supply.
+    Returns {'proposal_id', 'receipts'}.
+    """
+    from eth_utils import keccak
+
+    c = chain.client(DEPLOYER)
+    gov = c.contract("FleetGovernor")
+    targets, values, datas = [], [], []
+    for name, fn, args in calls:
+        target = c.contract(name)
+        targets.append(target.address)
+        values.append(0)
+        datas.append(bytes.fromhex(target.abi.encode_call(fn, args)[2:]))
+    r_prop = gov.transact("propose", targets, values, datas, description)
+    pid = next(ev for ev in (gov.abi.decode_log(l) for l in r_prop.logs) if ev and ev["event"] == "ProposalCreated")["proposalId"]
+    assert gov.call("state", pid) == 0  # Pending
+    c.mine(PARAMS.voting_delay_blocks + 1)
+    assert gov.call("state", pid) == 1  # Active
+    r_vote = gov.transact("castVote", pid, 1)
+    c.mine(PARAMS.voting_period_blocks)
+    assert gov.call("state", pid) == 4  # Succeeded
+    dh = keccak(text=description)
+    r_queue = gov.transact("queue", targets, values, datas, dh)
+    assert gov.call("state", pid) == 5  # Queued
+    c.mine(1, seconds=PARAMS.timelock_delay_s + 1)
+    r_exec = gov.transact("execute", targets, values, datas, dh)
+    assert gov.call("state", pid) == 7  # Executed
+    return {"proposal_id": pid, "receipts": [r_prop, r_vote, r_queue, r_exec], "targets": targets, "datas": datas,
+            "description_hash": dh}

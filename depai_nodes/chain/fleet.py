@@ -1,0 +1,147 @@
+"""The machine economy in Python terms: identity, market, data anchoring and policy reads.
+
+A thin, typed facade over ChainClient: SI units in, integer on-chain units out, EIP-712 typed
+data built here so that what a machine signs is exactly what the contracts hash.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from .client import ChainClient, SendOutcome
+from .config import checksum
+from .merkle import MerkleTree
+from .models import BatchRecord, DataBatch, MachineInfo, PolicySnapshot, Task, TaskReport, TxResult, id32, to_mm
+from .signer import Signer
+
+__all__ = ["Fleet", "MACHINE_ATTRIBUTE", "BATCH_TYPES", "REPORT_TYPES"]
+
+MACHINE_ATTRIBUTE = b"depai:machine"
+
+BATCH_TYPES = {
+    "Batch": [
+        {"name": "machine", "type": "address"},
+        {"name": "batchId", "type": "bytes32"},
+        {"name": "root", "type": "bytes32"},
+        {"name": "messageCount", "type": "uint64"},
+        {"name": "startTime", "type": "uint64"},
+        {"name": "endTime", "type": "uint64"},
+        {"name": "uri", "type": "string"},
+    ]
+}
+REPORT_TYPES = {
+    "TaskReport": [
+        {"name": "taskId", "type": "uint256"},
+        {"name": "machine", "type": "address"},
+        {"name": "batchId", "type": "bytes32"},
+        {"name": "x", "type": "int64"},
+        {"name": "y", "type": "int64"},
+        {"name": "timestamp", "type": "uint64"},
+    ]
+}
+
+
+class Fleet:
+    """High-level operations for one process (one key) on one deployment."""
+
+    def __init__(self, client: ChainClient):
+        self.client = client
+        self.did = client.contract("MachineDID", client.config.did_address)
+        self.token = client.contract("FleetToken")
+        self.policy_contract = client.contract("FleetPolicy")
+        self.data = client.contract("DataRegistry")
+        self.market = client.contract("TaskMarket")
+
+    @property
+    def me(self) -> str:
+        return self.client._require_signer().address
+
+    def _domain(self, name: str, contract) -> dict:
+        return {"name": name, "version": "1", "chainId": self.client.config.chain_id, "verifyingContract": contract.address}
+
+    # ------------------------------------------------------------------ identity
+
+    def register_did(self, label: bytes = b"depai-machine", validity_blocks: int = 0) -> TxResult:
+        """Write this machine's fleet-membership attribute on its own DID."""
+        return self.did.transact("addAttribute", self.me, MACHINE_ATTRIBUTE, label, validity_blocks)
+
+    def attribute(self, account: str, name: bytes) -> dict:
+        return self.did.call("readAttribute", checksum(account), name)
+
+    # ------------------------------------------------------------------ market
+
+    def approve(self, amount: int, spender: str | None = None) -> TxResult:
+        return self.token.transact("approve", spender or self.market.address, amount)
+
+    def register_machine(self, stake: int) -> TxResult:
+        self.approve(stake)
+        return self.market.transact("registerMachine", stake)
+
+    def machine_info(self, machine: str | None = None) -> MachineInfo:
+        raw = self.market.call("machineInfo", checksum(machine) if machine else self.me)
+        return MachineInfo(registered=raw["registered"], active_tasks=raw["activeTasks"], stake=raw["stake"])
+
+    def post_task(self, x: float, y: float, yaw: float, deadline: int, reward: int, *, approve: bool = True) -> int:
+        """Post a task (metres/radians, unix-second deadline); returns the task id."""
+        if approve:
+            self.approve(reward)
+        r = self.market.transact("postTask", to_mm(x), to_mm(y), to_mm(yaw), deadline, reward)
+        for raw in r.logs:
+            ev = self.market.abi.decode_log(raw)
+            if ev and ev["event"] == "TaskPosted":
+                return ev["taskId"]
+        raise RuntimeError("TaskPosted event missing from a successful postTask receipt")
+
+    def task(self, task_id: int) -> Task:
+        return Task.from_chain(task_id, self.market.call("getTask", task_id))
+
+    def accept(self, task_id: int) -> TxResult:
+        return self.market.transact("acceptTask", task_id)
+
+    def sign_report(self, report: TaskReport, signer: Signer | None = None) -> bytes:
+        s = signer or self.client._require_signer()
+        return s.sign_typed_data(self._domain("DePAI TaskMarket", self.market), REPORT_TYPES, report.typed_message())
+
+    def complete(self, report: TaskReport, signature: bytes) -> TxResult:
+        return self.market.transact("completeTask", report.as_tuple(), signature)
+
+    def refund(self, task_id: int) -> TxResult:
+        return self.market.transact("refund", task_id)
+
+    # ------------------------------------------------------------------ data anchoring
+
+    def make_batch(self, messages: list[bytes], batch_id: str | bytes, start_time: int, end_time: int, uri: str = "",
+                   machine: str | None = None) -> tuple[DataBatch, MerkleTree]:
+        tree = MerkleTree(messages)
+        bid = id32(batch_id) if isinstance(batch_id, str) or len(batch_id) != 32 else batch_id
+        batch = DataBatch(machine=machine or self.me, batch_id=bid, root=tree.root, message_count=len(tree),
+                          start_time=start_time, end_time=end_time, uri=uri)
+        return batch, tree
+
+    def sign_batch(self, batch: DataBatch, signer: Signer | None = None) -> bytes:
+        s = signer or self.client._require_signer()
+        return s.sign_typed_data(self._domain("DePAI DataRegistry", self.data), BATCH_TYPES, batch.typed_message())
+
+    def anchor(self, batch: DataBatch, signature: bytes | None = None) -> TxResult:
+        return self.data.transact("anchor", batch.as_tuple(), signature if signature is not None else self.sign_batch(batch))
+
+    def anchor_many(self, batches: Iterable[DataBatch]) -> list[SendOutcome]:
+        """One transaction per batch, all sent through the batch path (local nonces, one RPC batch)."""
+        calls = [self.data.prepare("anchor", b.as_tuple(), self.sign_batch(b)) for b in batches]
+        return self.client.send_many(calls)
+
+    def batch_record(self, machine: str, batch_id: bytes) -> BatchRecord:
+        r = self.data.call("getBatch", checksum(machine), batch_id)
+        return BatchRecord(machine=checksum(machine), batch_id=batch_id, root=r["root"], message_count=r["messageCount"],
+                           start_time=r["startTime"], end_time=r["endTime"], anchored_at_block=r["anchoredAt"],
+                           submitter=r["submitter"], uri=r["uri"])
+
+    def verify_message(self, machine: str, batch_id: bytes, message: bytes, proof: list[bytes]) -> bool:
+        return self.data.call("verifyMessage", checksum(machine), batch_id, message, proof)
+
+    # ------------------------------------------------------------------ policy
+
+    def policy(self, block: int | str = "latest") -> PolicySnapshot:
+        bn = self.client.block_number() if block == "latest" else int(block)
+        raw = self.policy_contract.call("snapshot", block=bn)
+        return PolicySnapshot.from_chain(raw, block_number=bn, address=self.policy_contract.address)
