@@ -95,3 +95,23 @@ def governance_round(chain: Chain, calls: list[tuple[str, str, tuple]], descript
     assert gov.call("state", pid) == 7  # Executed
     return {"proposal_id": pid, "receipts": [r_prop, r_vote, r_queue, r_exec], "targets": targets, "datas": datas,
             "description_hash": dh}
+
+
+def _as_timelock_sender(chain: Chain, contract: str):
+    """send(fn, *args) as the timelock (anvil impersonation): exercises owner-only paths
+    without a full vote (test_governance_policy runs the real vote)."""
+    c = chain.client(DEPLOYER)
+    tl = c.contract("FleetTimelock").address
+    c.rpc_local("anvil_impersonateAccount", [tl])
+    c.rpc_local("anvil_setBalance", [tl, hex(10**20)])
+    target = c.contract(contract)
+
+    def send(fn, *args):
+        tx = {"from": tl, "to": target.address, "data": target.abi.encode_call(fn, args)}
+        tx["gas"] = hex(int(int(c.rpc.call("eth_estimateGas", [tx]), 16) * 1.3))
+        r = c.wait_receipt(c.rpc.call("eth_sendTransaction", [tx]))
+        if r.status != 1:
+            raise c._mined_revert(target.prepare(fn, *args), r)
+        return r
+
+    return send
