@@ -72,6 +72,8 @@ class PerceptionParams(ParamsModel):
     ground_tolerance: float = Field(0.15, gt=0.0, le=1.0,
                                     description="Points higher than this above local ground are obstacles, m")
     max_ground_slope_deg: float = Field(15.0, ge=0.0, le=45.0, description="Steepest terrain still treated as ground, deg")
+    sensor_height: float = Field(0.0, ge=0.0, le=10.0,
+                                 description="Sensor origin above the ground under the robot, m; 0 = estimate from the cloud")
     obstacle_max_height: float = Field(2.5, gt=0.0, le=50.0,
                                        description="Points higher than this above ground (ceilings, canopies) are ignored, m")
     cluster_tolerance: float = Field(0.3, ge=0.05, le=5.0,
@@ -187,13 +189,19 @@ def segment_ground(v: np.ndarray, p: PerceptionParams) -> tuple[np.ndarray, np.n
         ground_ref = np.where(grid - neigh <= allowance, grid, neigh)
     # Global check: terrain cannot rise faster than max_ground_slope from the ground under the
     # robot, so a wide raised surface (a truck bed, a table, a loading dock) is not ground even
-    # when its whole neighbourhood is equally high. The ground under the robot is estimated as
-    # a low percentile of the cell minima within a few metres.
+    # when its whole neighbourhood is equally high. The ground under the robot is -sensor_height
+    # when that is known, else the median local ground 1-4 m around (on a ramp, lower behind and
+    # higher ahead: the median is the ground under the robot).
     c = (np.arange(size) + 0.5) * cs - half
     r = np.hypot(c[None, :], c[:, None])
-    ring = (r > 1.0) & (r < 6.0) & np.isfinite(grid)
-    if ring.any():
-        z_ref = float(np.percentile(grid[ring], 20))
+    z_ref = None
+    if p.sensor_height > 0.0:
+        z_ref = -p.sensor_height
+    else:
+        ring = (r > 1.0) & (r < 4.0) & np.isfinite(ground_ref)
+        if ring.any():
+            z_ref = float(np.median(ground_ref[ring]))
+    if z_ref is not None:
         cone = z_ref + p.ground_tolerance + math.tan(math.radians(p.max_ground_slope_deg)) * r
         ground_ref = np.where(ground_ref <= cone, ground_ref, np.minimum(neigh, cone))
     # Bilinear interpolation between cell centres, so that on a ramp a point at the high edge
