@@ -14,7 +14,7 @@ from .merkle import MerkleTree
 from .models import BatchRecord, DataBatch, MachineInfo, PolicySnapshot, Task, TaskReport, TxResult, id32, to_mm
 from .signer import Signer
 
-__all__ = ["Fleet", "MACHINE_ATTRIBUTE", "BATCH_TYPES", "REPORT_TYPES"]
+__all__ = ["Fleet", "read_policy", "MACHINE_ATTRIBUTE", "BATCH_TYPES", "REPORT_TYPES"]
 
 MACHINE_ATTRIBUTE = b"depai:machine"
 
@@ -142,6 +142,12 @@ class Fleet:
     # ------------------------------------------------------------------ policy
 
     def policy(self, block: int | str = "latest") -> PolicySnapshot:
-        bn = self.client.block_number() if block == "latest" else int(block)
-        raw = self.policy_contract.call("snapshot", block=bn)
-        return PolicySnapshot.from_chain(raw, block_number=bn, address=self.policy_contract.address)
+        return read_policy(self.client, block)
+
+
+def read_policy(client: ChainClient, block: int | str = "latest") -> PolicySnapshot:
+    """FleetPolicy as of ``block`` (one eth_call of its snapshot() view, pinned to that block)."""
+    contract = client.contract("FleetPolicy")
+    bn = client.block_number() if block == "latest" else int(block)
+    raw = contract.call("snapshot", block=bn)
+    return PolicySnapshot.from_chain(raw, block_number=bn, address=contract.address)

@@ -1,0 +1,256 @@
+"""`depai chain ...`: a local chain in one command, and the same deployment code for real networks.
+
+    depai chain up        start anvil, deploy everything, fund and register the demo machines,
+                          write the config the nodes read (.depai/chain.local.json)
+    depai chain down      stop the anvil that `up` started (pid file), remove its config
+    depai chain status    endpoint, chain id, head, contracts, current fleet policy
+    depai chain deploy    deploy to the network a config names (peaq, agung...), signed with
+                          its keystore, and write the addresses back
+    depai chain keystore  create an encrypted keystore for a machine or deployer key
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .config import LOCAL_CHAIN_ID, ChainConfig, KeySource, default_config_path, load_config, save_config
+from .errors import ChainError
+
+TOKEN = 10**18
+
+
+def _cfg_path(args) -> Path:
+    return Path(args.config) if getattr(args, "config", None) else default_config_path()
+
+
+def _pid_file(cfg_path: Path) -> Path:
+    """The anvil pid file sits beside the config it belongs to (so several local chains can coexist)."""
+    return cfg_path.with_name(cfg_path.name + ".anvil.pid")
+
+
+def _say(msg: str) -> None:
+    print(f"[depai chain] {msg}", file=sys.stderr, flush=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        return "anvil" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return True
+
+
+def _read_pid(cfg_path: Path) -> dict | None:
+    try:
+        info = json.loads(_pid_file(cfg_path).read_text())
+        return info if _alive(int(info["pid"])) else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def cmd_up(args) -> int:
+    from .anvil import Anvil
+    from .client import ChainClient
+    from .deploy import DeployParams, deploy_all, fund_machines
+    from .fleet import Fleet
+    from .signer import demo_signer
+
+    cfg_path = _cfg_path(args)
+    running = _read_pid(cfg_path)
+    if running:
+        try:
+            cfg = load_config(cfg_path)
+            ChainClient(cfg)  # reachable and the right chain
+            _say(f"already up (anvil pid {running['pid']} on {running['rpc_url']}); `depai chain down` stops it")
+            _summary(cfg, cfg_path)
+            return 0
+        except ChainError as e:
+            _say(f"a local anvil (pid {running['pid']}) runs but its config is unusable ({e}); run `depai chain down` first")
+            return 1
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = cfg_path.with_name(cfg_path.name + ".anvil.log")
+    t0 = time.monotonic()
+    node = Anvil(port=args.port, block_time=args.block_time, log_path=log_path if args.log else None)
+    node.start(detach=True)
+    _pid_file(cfg_path).write_text(json.dumps({"pid": node.proc.pid, "rpc_url": node.rpc_url, "config": str(cfg_path)}))
+    _say(f"anvil pid {node.proc.pid} listening on {node.rpc_url} (chain id {LOCAL_CHAIN_ID}, hardfork cancun)")
+    try:
+        base = ChainConfig(name="local", rpc_url=node.rpc_url, ws_url=node.ws_url, chain_id=LOCAL_CHAIN_ID,
+                           key=KeySource(kind="demo", demo_index=0))
+        deployer = ChainClient(base, demo_signer(0, LOCAL_CHAIN_ID))
+        params = DeployParams(voting_delay_blocks=args.voting_delay, voting_period_blocks=args.voting_period,
+                              timelock_delay_s=args.timelock_delay)
+        cfg = deploy_all(deployer, params, progress=_say)
+        deployer = ChainClient(cfg, demo_signer(0, LOCAL_CHAIN_ID))
+        machines = [demo_signer(i, LOCAL_CHAIN_ID) for i in range(1, args.machines + 1)]
+        if machines:
+            _say(f"funding {len(machines)} demo machine(s) with {args.fund} FLEET each")
+            fund_machines(deployer, [m.address for m in machines], args.fund * TOKEN)
+            for i, m in enumerate(machines, start=1):
+                f = Fleet(ChainClient(cfg, m))
+                f.register_did(f"demo-machine-{i}".encode())
+                f.register_machine(params.min_stake)
+            _say(f"registered their DIDs and staked {params.min_stake // TOKEN} FLEET each in the TaskMarket")
+        save_config(cfg, cfg_path)
+    except ChainError as e:
+        _say(f"failed: {e}; stopping anvil")
+        node.stop()
+        _pid_file(cfg_path).unlink(missing_ok=True)
+        return 1
+    _say(f"up in {time.monotonic() - t0:.1f} s")
+    _summary(cfg, cfg_path, machines=[m.address for m in machines])
+    return 0
+
+
+def _summary(cfg: ChainConfig, path: Path, machines: list[str] | None = None) -> None:
+    print(f"chain      {cfg.name} (chain id {cfg.chain_id})")
+    print(f"rpc        {cfg.rpc_url}")
+    print(f"ws         {cfg.ws_url or '-'}")
+    print(f"config     {path}")
+    for name, addr in cfg.contracts.model_dump().items():
+        print(f"{name:<14} {addr or '-'}")
+    print(f"{'DID':<14} {cfg.did_address}")
+    for i, m in enumerate(machines or [], start=1):
+        print(f"machine {i:<6} {m}  (DEMO key #{i}: public anvil test key, local chain only)")
+
+
+def cmd_down(args) -> int:
+    info = None
+    cfg_path = _cfg_path(args)
+    try:
+        info = json.loads(_pid_file(cfg_path).read_text())
+    except (OSError, ValueError):
+        pass
+    if not info:
+        _say("no local chain started by `depai chain up` (no pid file)")
+        return 0
+    pid = int(info["pid"])
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        _say(f"stopped anvil pid {pid}")
+    else:
+        _say(f"anvil pid {pid} was not running")
+    _pid_file(cfg_path).unlink(missing_ok=True)
+    cfg = Path(info.get("config") or cfg_path)
+    if cfg.exists():
+        cfg.unlink()
+        _say(f"removed {cfg} (the local chain's state is gone with it)")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .client import ChainClient
+    from .fleet import read_policy
+
+    path = _cfg_path(args)
+    try:
+        cfg = load_config(path)
+        client = ChainClient(cfg)
+        head = client.block_number()
+    except ChainError as e:
+        print(f"down: {e}")
+        return 1
+    _summary(cfg, path)
+    print(f"head       block {head}")
+    codes = client.rpc.batch([("eth_getCode", [a, "latest"]) for a in cfg.contracts.model_dump().values() if a])
+    missing = sum(1 for r in codes if not r.ok or r.result in (None, "0x"))
+    print(f"contracts  {len(codes) - missing} with code, {missing} missing")
+    if cfg.contracts.FleetPolicy:
+        try:
+            snap = read_policy(client)
+            print(f"policy     v{snap.version}: max_speed {snap.max_speed} m/s, paused {snap.paused}, "
+                  f"{len(snap.keep_out_zones)} keep-out zone(s), min task price {snap.min_task_price}, cap {snap.spending_cap}")
+        except ChainError as e:
+            print(f"policy     unreadable: {e}")
+    return 0 if missing == 0 else 1
+
+
+def cmd_deploy(args) -> int:
+    from .client import ChainClient
+    from .deploy import DeployParams, deploy_all
+    from .signer import Signer
+
+    try:
+        cfg = load_config(args.config)
+        signer = Signer.from_source(cfg.key, cfg.chain_id)
+        _say(f"deploying to {cfg.name} (chain id {cfg.chain_id}) at {cfg.rpc_url} as {signer.address} ({signer.origin})")
+        client = ChainClient(cfg, signer)
+        overrides = json.loads(args.params) if args.params else {}
+        out = deploy_all(client, DeployParams(**overrides), progress=_say)
+        path = save_config(out, args.out or args.config)
+    except (ChainError, ValueError) as e:
+        _say(f"failed: {e}")
+        return 1
+    _summary(out, path)
+    return 0
+
+
+def cmd_keystore(args) -> int:
+    from .signer import create_keystore
+
+    passphrase = os.environ.get(args.passphrase_env) if args.passphrase_env else None
+    if passphrase is None:
+        passphrase = getpass.getpass("new keystore passphrase: ")
+        if getpass.getpass("repeat: ") != passphrase:
+            _say("passphrases differ")
+            return 1
+    try:
+        address = create_keystore(args.path, passphrase)
+    except (ChainError, FileExistsError) as e:
+        _say(f"failed: {e}")
+        return 1
+    print(address)
+    _say(f"wrote {args.path} (mode 0600, scrypt); fund {address} and point key.keystore at it")
+    return 0
+
+
+def register(subparsers) -> None:
+    chain = subparsers.add_parser("chain", help="local EVM chain, deployment and status (machine economy)")
+    sub = chain.add_subparsers(dest="chain_command", required=True)
+
+    up = sub.add_parser("up", help="start anvil, deploy, fund demo machines, write the config")
+    up.add_argument("--config", default=None, help="where to write the config (default: .depai/chain.local.json)")
+    up.add_argument("--port", type=int, default=8545, help="RPC port (0: any free port; default 8545)")
+    up.add_argument("--machines", type=int, default=3, choices=range(0, 10), metavar="N", help="demo machines 1..N (default 3)")
+    up.add_argument("--fund", type=int, default=10_000, help="FLEET per demo machine (default 10000)")
+    up.add_argument("--block-time", type=float, default=None, help="mine every S seconds instead of per transaction")
+    up.add_argument("--voting-delay", type=int, default=1, help="governor voting delay, blocks")
+    up.add_argument("--voting-period", type=int, default=20, help="governor voting period, blocks")
+    up.add_argument("--timelock-delay", type=int, default=10, help="timelock delay, seconds")
+    up.add_argument("--log", action="store_true", help="keep anvil's request log beside the config (<config>.anvil.log)")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop the anvil started by `up`")
+    down.add_argument("--config", default=None, help="the config `up` wrote (default: .depai/chain.local.json)")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser("status", help="show endpoint, contracts and the current fleet policy")
+    status.add_argument("--config", default=None)
+    status.set_defaults(func=cmd_status)
+
+    deploy = sub.add_parser("deploy", help="deploy the contracts to the network a config names")
+    deploy.add_argument("--config", required=True, help="chain config (e.g. chain/networks/agung.yaml, with key.keystore)")
+    deploy.add_argument("--out", default=None, help="write the config with addresses here (default: over --config)")
+    deploy.add_argument("--params", default=None, help='JSON DeployParams overrides, e.g. \'{"timelock_delay_s": 86400}\'')
+    deploy.set_defaults(func=cmd_deploy)
+
+    ks = sub.add_parser("keystore", help="create an encrypted keystore (new random key)")
+    ks.add_argument("path")
+    ks.add_argument("--passphrase-env", default=None, help="read the passphrase from this env var (default: prompt)")
+    ks.set_defaults(func=cmd_keystore)

@@ -1,0 +1,68 @@
+"""`depai chain up/status/down` as a user runs them (real processes), and the shipped network
+configs (peaq, agung) load and refuse demo keys."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from depai_nodes.chain.client import ChainClient
+from depai_nodes.chain.config import load_config, repo_root
+from depai_nodes.chain.errors import SignerError
+from depai_nodes.chain.fleet import Fleet, read_policy
+from depai_nodes.chain.signer import Signer, demo_signer
+
+
+def _depai(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=repo_root())
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (the detached anvil's parent is whatever reaps orphans here)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_up_status_down(tmp_path):
+    cfg_path = tmp_path / "chain.json"
+    up = _depai("up", "--port", "0", "--config", str(cfg_path), "--machines", "2")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "TaskMarket" in up.stdout and "DEMO key #2" in up.stdout
+        cfg = load_config(cfg_path)
+        pid = json.loads((tmp_path / "chain.json.anvil.pid").read_text())["pid"]
+        client = ChainClient(cfg)
+        for i in (1, 2):  # demo machines funded, DID written, staked
+            f = Fleet(ChainClient(cfg, demo_signer(i, 31337)))
+            info = f.machine_info()
+            assert info.registered and info.stake == 100 * 10**18
+            assert f.attribute(f.me, b"depai:machine")["value"] == f"demo-machine-{i}".encode()
+        assert read_policy(client).max_speed == 1.0
+        again = _depai("up", "--port", "0", "--config", str(cfg_path))
+        assert again.returncode == 0 and "already up" in again.stderr
+        st = _depai("status", "--config", str(cfg_path))
+        assert st.returncode == 0 and "7 with code, 0 missing" in st.stdout and "max_speed 1.0 m/s" in st.stdout
+    finally:
+        down = _depai("down", "--config", str(cfg_path))
+    assert down.returncode == 0 and f"stopped anvil pid {pid}" in down.stderr
+    assert not cfg_path.exists() and not _running(pid)
+    st = _depai("status", "--config", str(cfg_path))
+    assert st.returncode == 1 and "no chain config" in st.stdout
+
+
+@pytest.mark.parametrize("name,chain_id", [("peaq", 3338), ("agung", 9990)])
+def test_network_configs(name, chain_id, monkeypatch):
+    cfg = load_config(repo_root() / "chain" / "networks" / f"{name}.yaml")
+    assert cfg.chain_id == chain_id and cfg.name == name and cfg.confirmations >= 1
+    assert cfg.did_address == "0x0000000000000000000000000000000000000800" and cfg.key.kind == "keystore"
+    with pytest.raises(SignerError):
+        demo_signer(1, cfg.chain_id)
+    monkeypatch.delenv("DEPAI_KEYSTORE_PASSPHRASE", raising=False)
+    with pytest.raises(SignerError, match="no passphrase"):
+        Signer.from_source(cfg.key, cfg.chain_id)
