@@ -1,0 +1,386 @@
+"""ROS wiring of the global planner: goals in, result-coded plans out, replans on change.
+
+Subscribes ``goal_pose``, ``odom``, ``local_costmap``, ``/fleet/policy`` (and ``map`` when no
+``map_yaml`` is given); publishes ``plan`` (nav_msgs/Path), ``plan_result`` (depai/PlanResult,
+one per attempt) and ``global_costmap`` (latched, for RViz); serves ``plan_path``
+(depai/srv/PlanPath). Every refusal is logged with its result code and reason.
+
+While a goal is active the path ahead of the robot is checked every ``replan_period``: when a
+new obstacle or keep-out zone blocks it, the planner replans; when that fails it publishes an
+empty path (the controller then holds still) and retries, at most ``max_replan_failures``
+times in a row before it drops the goal.
+"""
+from __future__ import annotations
+
+import array
+import math
+import sys
+from typing import Literal
+
+import numpy as np
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
+from pydantic import Field, model_validator
+from rclpy.node import Node
+
+from depai.msg import FleetPolicy, PlanResult as PlanResultMsg
+from depai.srv import PlanPath
+from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.common.runner import run_node
+
+from .core import CostmapConfig, GlobalCostmap, LocalCostmap, PlanCode, Planner, PlanResult, densify
+from .errors import InvalidGridError, InvalidPolygonError, MapLoadError
+from .mapio import OccupancyMap, load_map
+
+POLICY_TOPIC = "/fleet/policy"
+
+
+class PlannerParams(ParamsModel):
+    map_yaml: str = Field("", description="map_server YAML of the static map; empty: subscribe to `map`")
+    keepout_mask_yaml: str = Field("", description="Nav2 keep-out filter mask YAML (occupied cells are forbidden); empty: none")
+    frame_id: str = Field("map", min_length=1, description="planning frame (goals in this frame or in `odom`, which equals it)")
+    mode: Literal["optimal", "smooth"] = Field("smooth", description="optimal: 8-connected A*; smooth: A* then any-angle string pulling")
+    robot_radius: float = Field(0.22, ge=0.0, le=5.0, description="m; the robot centre keeps at least this far from lethal cells")
+    inflation_radius: float = Field(0.55, ge=0.0, le=10.0, description="m; the cost gradient reaches this far from lethal cells")
+    cost_scaling_factor: float = Field(3.0, ge=0.0, le=100.0, description="1/m; decay rate of the cost gradient")
+    cost_weight: float = Field(2.0, ge=0.0, le=100.0, description="extra cost per metre at the robot radius (0: pure shortest paths)")
+    lethal_threshold: int = Field(65, ge=1, le=100, description="occupancy value from which a cell is an obstacle")
+    allow_unknown: bool = Field(False, description="plan through unknown (-1) cells of the static map")
+    replan_period: float = Field(0.1, gt=0.0, le=10.0, description="s between checks that the path ahead is still free")
+    costmap_timeout: float = Field(1.0, gt=0.0, le=60.0, description="s; an older local costmap is stale: plans are refused")
+    odom_timeout: float = Field(1.0, gt=0.0, le=60.0, description="s; with older odom the start pose is unknown")
+    path_spacing: float = Field(0.05, gt=0.0, le=1.0, description="m between consecutive poses of the published path")
+    smooth_tolerance: float = Field(0.02, ge=0.0, le=1.0, description="smooth mode: a shortcut may cost this fraction more than the grid path")
+    goal_tolerance: float = Field(0.15, gt=0.0, le=5.0, description="m; within this of the goal the goal is done (no more replans)")
+    max_replan_failures: int = Field(50, ge=1, le=100000, description="failed replans in a row before the goal is dropped")
+    publish_costmap: bool = Field(True, description="publish the inflated planning grid on `global_costmap` (latched)")
+
+    @model_validator(mode="after")
+    def _radii(self):
+        if self.inflation_radius < self.robot_radius:
+            raise ValueError("inflation_radius must be >= robot_radius")
+        return self
+
+
+def _yaw(q) -> float:
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def _set_yaw(q, yaw: float) -> None:
+    q.x = q.y = 0.0
+    q.z = math.sin(yaw / 2.0)
+    q.w = math.cos(yaw / 2.0)
+
+
+def grid_from_msg(msg: OccupancyGrid) -> OccupancyMap:
+    info = msg.info
+    w, h = int(info.width), int(info.height)
+    if w == 0 or h == 0 or len(msg.data) != w * h:
+        raise InvalidGridError(f"occupancy grid {w}x{h} with {len(msg.data)} cells")
+    raw = msg.data
+    data = (np.frombuffer(raw, dtype=np.int8) if isinstance(raw, array.array) else np.asarray(raw, dtype=np.int8)).reshape(h, w)
+    try:
+        return OccupancyMap(data=data, resolution=float(info.resolution), origin_x=info.origin.position.x,
+                            origin_y=info.origin.position.y, origin_yaw=_yaw(info.origin.orientation),
+                            frame_id=msg.header.frame_id or "map")
+    except MapLoadError as exc:
+        raise InvalidGridError(str(exc)) from None
+
+
+class PlannerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("planner", **kwargs)
+        self.params = declare_params(self, PlannerParams, on_change=self._on_params)
+        p = self.params
+        self.planner = Planner(None, p.costmap_timeout, p.smooth_tolerance)
+        self._static: OccupancyMap | None = None
+        self._keepout_mask: OccupancyMap | None = None
+        self._polygons: list[np.ndarray] = []
+        self._odom: tuple[float, float, float] | None = None
+        self._odom_time = -math.inf
+        self._goal: PoseStamped | None = None
+        self._goal_mode = p.mode
+        self._path_pts: np.ndarray | None = None
+        self._progress = 0
+        self._failures = 0
+        self._policy_version = None
+
+        self.plan_pub = self.create_publisher(Path, "plan", RELIABLE_QOS)
+        self.result_pub = self.create_publisher(PlanResultMsg, "plan_result", RELIABLE_QOS)
+        self.costmap_pub = self.create_publisher(OccupancyGrid, "global_costmap", LATCHED_QOS) if p.publish_costmap else None
+
+        if p.keepout_mask_yaml:
+            try:
+                self._keepout_mask = load_map(p.keepout_mask_yaml, p.frame_id)
+            except MapLoadError as exc:
+                raise ParameterError("keepout_mask_yaml", str(exc)) from None
+        if p.map_yaml:
+            try:
+                self._static = load_map(p.map_yaml, p.frame_id)
+            except MapLoadError as exc:
+                raise ParameterError("map_yaml", str(exc)) from None
+            self._rebuild_costmap()
+        else:
+            self.create_subscription(OccupancyGrid, "map", self._on_map, LATCHED_QOS)
+            self.get_logger().info("waiting for a map on `map` (no map_yaml given)")
+
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS)
+        self.create_subscription(OccupancyGrid, "local_costmap", self._on_local, SENSOR_QOS)
+        self.create_subscription(PoseStamped, "goal_pose", self._on_goal, RELIABLE_QOS)
+        self.create_subscription(FleetPolicy, POLICY_TOPIC, self._on_policy, LATCHED_QOS)
+        self.create_service(PlanPath, "plan_path", self._on_plan_service)
+        self._timer = self.create_timer(p.replan_period, self._check_path)
+
+    # ------------------------------------------------------------------ setup
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _config(self) -> CostmapConfig:
+        p = self.params
+        return CostmapConfig(robot_radius=p.robot_radius, inflation_radius=p.inflation_radius,
+                             cost_scaling_factor=p.cost_scaling_factor, cost_weight=p.cost_weight,
+                             lethal_threshold=p.lethal_threshold, allow_unknown=p.allow_unknown)
+
+    def _rebuild_costmap(self) -> None:
+        if self._static is None:
+            return
+        cm = GlobalCostmap(self._static, self._config(), self._keepout_mask)
+        if self._polygons:
+            cm.set_keepout_polygons(self._polygons)
+        self.planner.costmap = cm
+        m = self._static
+        self.get_logger().info(
+            f"map ready: {m.width}x{m.height} cells at {m.resolution} m ({m.source or 'topic'}); "
+            f"keep-out mask: {'yes' if self._keepout_mask is not None else 'no'}, "
+            f"policy keep-out zones: {len(self._polygons)}")
+        self._publish_costmap()
+
+    def _on_params(self, new: PlannerParams) -> None:
+        old = self.params
+        self.params = new
+        self.planner.costmap_timeout = new.costmap_timeout
+        self.planner.smooth_tolerance = new.smooth_tolerance
+        if old.mode != new.mode:
+            self._goal_mode = new.mode
+        keys = ("robot_radius", "inflation_radius", "cost_scaling_factor", "cost_weight", "lethal_threshold", "allow_unknown")
+        if any(getattr(old, k) != getattr(new, k) for k in keys):
+            self._rebuild_costmap()
+
+    def _publish_costmap(self) -> None:
+        cm = self.planner.costmap
+        if self.costmap_pub is None or cm is None:
+            return
+        m = cm.map
+        out = np.zeros(m.data.shape, dtype=np.int8)
+        w = max(self.params.cost_weight, 1e-9)
+        out[:] = np.clip(np.rint(cm.penalty / w * 98.0), 0, 98).astype(np.int8)
+        out[cm.passable == 0] = 99
+        out[cm.static_lethal | cm.keepout | cm.local_lethal] = 100
+        out[cm.unknown & ~cm.keepout] = -1 if self.params.allow_unknown else 100
+        msg = OccupancyGrid()
+        msg.header.frame_id = self.params.frame_id
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.info.resolution = float(m.resolution)
+        msg.info.width, msg.info.height = m.width, m.height
+        msg.info.origin.position.x, msg.info.origin.position.y = m.origin_x, m.origin_y
+        _set_yaw(msg.info.origin.orientation, m.origin_yaw)
+        msg.data = array.array("b", out.ravel().tobytes())
+        self.costmap_pub.publish(msg)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _on_map(self, msg: OccupancyGrid) -> None:
+        try:
+            self._static = grid_from_msg(msg)
+        except InvalidGridError as exc:
+            self.get_logger().error(f"ignored map on `map`: {exc}")
+            return
+        self._rebuild_costmap()
+
+    def _on_odom(self, msg: Odometry) -> None:
+        pose = msg.pose.pose
+        vals = (pose.position.x, pose.position.y, _yaw(pose.orientation))
+        if all(math.isfinite(v) for v in vals):
+            self._odom = vals
+            self._odom_time = self._now()
+
+    def _fresh_odom(self):
+        if self._odom is None or self._now() - self._odom_time > self.params.odom_timeout:
+            return None
+        return self._odom
+
+    def _on_local(self, msg: OccupancyGrid) -> None:
+        cm = self.planner.costmap
+        if cm is None:
+            return
+        odom = self._fresh_odom()
+        if odom is None:
+            self.get_logger().warning("local costmap ignored: no recent odom to place it on the map",
+                                      throttle_duration_sec=5.0)
+            return
+        try:
+            g = grid_from_msg(msg)
+            local = LocalCostmap(g.data, g.resolution, g.origin_x, g.origin_y, g.origin_yaw)
+            cm.set_local_costmap(local, odom, self._now())
+        except InvalidGridError as exc:
+            self.get_logger().error(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
+
+    def _on_policy(self, msg: FleetPolicy) -> None:
+        polygons = []
+        for zone in msg.keep_out_zones:
+            pts = np.array([[p.x, p.y] for p in zone.polygon.points], dtype=np.float64).reshape(-1, 2)
+            if pts.shape[0] < 3 or not np.isfinite(pts).all():
+                self.get_logger().error(f"keep-out zone '{zone.id}' ignored: needs >= 3 finite vertices")
+                continue
+            polygons.append(pts)
+        self._polygons = polygons
+        self._policy_version = msg.version
+        cm = self.planner.costmap
+        if cm is not None:
+            try:
+                cm.set_keepout_polygons(polygons)
+            except InvalidPolygonError as exc:
+                self.get_logger().error(f"keep-out zones not applied: {exc}")
+                return
+            self._publish_costmap()
+        self.get_logger().info(f"policy v{msg.version}: {len(polygons)} keep-out zone(s)")
+        self._check_path()
+
+    # ------------------------------------------------------------------ planning
+
+    def _plan(self, goal: PoseStamped, start_xy, mode: str) -> PlanResult:
+        frame = goal.header.frame_id
+        if frame not in ("", self.params.frame_id, "odom"):
+            return PlanResult(PlanCode.INVALID_REQUEST, f"goal frame '{frame}' is not '{self.params.frame_id}'")
+        if start_xy is None:
+            return PlanResult(PlanCode.START_INVALID, "no recent odom: the robot's start pose is unknown")
+        g = goal.pose.position
+        return self.planner.plan(start_xy, (g.x, g.y), mode or self.params.mode, self._now())
+
+    def _to_path(self, res: PlanResult, goal: PoseStamped) -> Path:
+        path = Path()
+        path.header.frame_id = self.params.frame_id
+        path.header.stamp = self.get_clock().now().to_msg()
+        if not res.ok:
+            return path
+        pts = densify(res.points, self.params.path_spacing)
+        d = np.diff(pts, axis=0)
+        yaws = np.arctan2(d[:, 1], d[:, 0]) if len(d) else np.zeros(0)
+        gyaw = _yaw(goal.pose.orientation)
+        for i, (x, y) in enumerate(pts):
+            ps = PoseStamped()
+            ps.header = path.header
+            ps.pose.position.x, ps.pose.position.y = float(x), float(y)
+            _set_yaw(ps.pose.orientation, float(yaws[i]) if i < len(yaws) else gyaw)
+            path.poses.append(ps)
+        return path
+
+    def _report(self, res: PlanResult, goal: PoseStamped, replan: bool) -> None:
+        msg = PlanResultMsg()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.params.frame_id
+        msg.result = int(res.code)
+        msg.message = res.message
+        msg.replan = replan
+        msg.length = float(res.length)
+        msg.planning_time = float(res.planning_time)
+        msg.goal = goal
+        self.result_pub.publish(msg)
+        what = "replan" if replan else "plan"
+        if res.ok:
+            self.get_logger().info(f"{what}: {res.message} in {res.planning_time * 1e3:.1f} ms ({res.mode})")
+        else:
+            self.get_logger().warning(f"{what} refused: {res.code.name}: {res.message}")
+
+    def _start(self):
+        odom = self._fresh_odom()
+        return None if odom is None else (odom[0], odom[1])
+
+    def _execute(self, goal: PoseStamped, mode: str, replan: bool) -> tuple[PlanResult, Path]:
+        res = self._plan(goal, self._start(), mode)
+        path = self._to_path(res, goal)
+        self._report(res, goal, replan)
+        if res.ok:
+            self._goal, self._goal_mode = goal, mode or self.params.mode
+            self._path_pts = np.array([[p.pose.position.x, p.pose.position.y] for p in path.poses])
+            self._progress = 0
+            self._failures = 0
+            self.plan_pub.publish(path)
+        elif replan:
+            # Following a path that is now blocked and no way round: hold still, retry later.
+            self._failures += 1
+            self._path_pts = None
+            self.plan_pub.publish(path)
+            if self._failures >= self.params.max_replan_failures:
+                self.get_logger().error(f"goal dropped after {self._failures} failed replans")
+                self._goal = None
+        else:
+            # A new goal that cannot be planned replaces the old one: the robot stops.
+            self._goal = None
+            self._path_pts = None
+            self.plan_pub.publish(path)
+        return res, path
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        self._execute(msg, self.params.mode, replan=False)
+
+    def _on_plan_service(self, request: PlanPath.Request, response: PlanPath.Response):
+        if request.use_start:
+            s = request.start.pose.position
+            start = (s.x, s.y)
+            res = self._plan(request.goal, start, request.mode)
+            path = self._to_path(res, request.goal)
+            self._report(res, request.goal, False)
+            if res.ok and not request.dry_run:
+                self.plan_pub.publish(path)
+        elif request.dry_run:
+            res = self._plan(request.goal, self._start(), request.mode)
+            path = self._to_path(res, request.goal)
+            self._report(res, request.goal, False)
+        else:
+            res, path = self._execute(request.goal, request.mode, replan=False)
+        response.result = int(res.code)
+        response.message = res.message
+        response.path = path
+        response.length = float(res.length)
+        response.planning_time = float(res.planning_time)
+        return response
+
+    def _check_path(self) -> None:
+        cm = self.planner.costmap
+        if self._goal is None or cm is None:
+            return
+        odom = self._fresh_odom()
+        g = self._goal.pose.position
+        if odom is not None and math.hypot(odom[0] - g.x, odom[1] - g.y) < self.params.goal_tolerance:
+            self.get_logger().info("goal reached; no more replanning for it")
+            self._goal = None
+            return
+        if self._path_pts is None:
+            self._execute(self._goal, self._goal_mode, replan=True)  # retry after a failure
+            return
+        if odom is not None:
+            # Progress: nearest path point in a window ahead of the last one.
+            lo = self._progress
+            hi = min(len(self._path_pts), lo + 400)
+            seg = self._path_pts[lo:hi]
+            if len(seg):
+                self._progress = lo + int(np.argmin(np.hypot(seg[:, 0] - odom[0], seg[:, 1] - odom[1])))
+        # The cells under the robot itself do not count: it may stand inside the inflation
+        # of an obstacle that just appeared (the controller's collision check guards that).
+        skip = int(math.ceil(self.params.robot_radius / self.params.path_spacing)) + 1
+        blocked = cm.path_blocked(self._path_pts, self._progress + skip)
+        if blocked >= 0:
+            x, y = self._path_pts[blocked]
+            self.get_logger().info(f"path blocked at ({x:.2f}, {y:.2f}); replanning")
+            self._execute(self._goal, self._goal_mode, replan=True)
+
+
+def main(args=None):
+    return run_node(PlannerNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
