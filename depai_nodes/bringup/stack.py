@@ -7,7 +7,9 @@ it into supervised OS processes. Neither path has its own list of nodes or param
 
 A node entry is either fleet-scoped (runs once, in the root namespace) or robot-scoped (runs
 once per robot, in that robot's namespace). String parameters of the form
-`package://depai/<path>` resolve to files installed in the package's share directory.
+`package://depai/<path>` resolve to files installed in the package's share directory, and a
+parameter whose value is `$(robots)` becomes the list of robot names (for fleet-scoped nodes that
+serve every robot, such as the simulator).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = ["StackError", "NodeSpec", "StackSpec", "NodeInstance", "load_stack", "expand", "resolve_package_paths"]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+ROBOTS_PLACEHOLDER = "$(robots)"
 
 
 class StackError(ValueError):
@@ -146,6 +149,8 @@ def expand(
         if stack.use_sim_time:
             params.setdefault("use_sim_time", True)
         params = resolve_package_paths(params, share_dir)
+        # A fleet-wide node that serves every robot (the simulator) is told which ones there are.
+        params = {k: (list(robots) if v == ROBOTS_PLACEHOLDER else v) for k, v in params.items()}
         for namespace in ([""] if spec.scope == "fleet" else robots):
             instances.append(
                 NodeInstance(

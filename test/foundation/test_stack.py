@@ -58,3 +58,13 @@ def test_unknown_node_names_in_overrides_are_refused(tmp_path):
         expand(stack, only=["b"])
     with pytest.raises(StackError, match="no node named 'c'"):
         expand(stack, overrides={"c": {"x": 1}})
+
+
+def test_robots_placeholder_becomes_the_robot_list(tmp_path):
+    stack = load_stack(write(tmp_path, """
+robots: [r1, r2]
+nodes:
+  - {name: simulator, concern: simulator, scope: fleet, parameters: {robots: $(robots), world: w.sdf}}
+"""))
+    assert expand(stack)[0].parameters == {"robots": ["r1", "r2"], "world": "w.sdf"}
+    assert expand(stack, robots=["solo"])[0].parameters["robots"] == ["solo"]
