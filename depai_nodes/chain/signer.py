@@ -19,7 +19,7 @@ from eth_account.messages import encode_typed_data
 from .config import LOCAL_CHAIN_ID, KeySource
 from .errors import SignerError
 
-__all__ = ["Signer", "ANVIL_MNEMONIC", "demo_signer", "create_keystore"]
+__all__ = ["Signer", "ANVIL_MNEMONIC", "demo_signer", "create_keystore", "signer_for"]
 
 # Foundry/Hardhat's public test mnemonic: every key derived from it is PUBLIC. Local chain only.
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
@@ -130,3 +130,17 @@ def create_keystore(path: str | Path, passphrase: str, *, kdf: str = "scrypt", p
     with os.fdopen(fd, "w") as f:
         json.dump(blob, f)
     return account.address
+
+
+def signer_for(config, *, demo_index: int = -1, keystore: str = "", passphrase_env: str = "") -> Signer:
+    """The key a node uses: its own parameters win over the chain config's ``key`` section.
+
+    ``demo_index`` >= 0 picks an anvil demo key (local chain only); ``keystore`` a keystore file
+    (passphrase from ``passphrase_env`` or the config's). Otherwise the config's key.
+    """
+    if demo_index >= 0:
+        return demo_signer(demo_index, config.chain_id)
+    if keystore:
+        env = passphrase_env or config.key.passphrase_env or "DEPAI_KEYSTORE_PASSPHRASE"
+        return Signer.from_source(KeySource(kind="keystore", keystore=keystore, passphrase_env=env), config.chain_id)
+    return Signer.from_source(config.key, config.chain_id)
