@@ -247,22 +247,22 @@ def cluster_obstacles(v: np.ndarray, counts: np.ndarray, p: PerceptionParams) ->
     order = np.argsort(lab, kind="stable")
     ls = lab[order]
     vs = v[order]
-    ws = counts[order].astype(np.float64)
+    ws = counts[order].astype(np.float32)
     starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
     ids = ls[starts]
-    mins = np.minimum.reduceat(vs, starts, axis=0)
-    maxs = np.maximum.reduceat(vs, starts, axis=0)
-    sums = np.add.reduceat(vs * ws[:, None], starts, axis=0)
-    wsum = np.add.reduceat(ws, starts)
-    h = np.float32(p.voxel_size / 2)
-    out: list[Obstacle] = []
-    for k, cid in enumerate(ids):  # per cluster (tens), not per point
-        if not keep[cid]:
-            continue
-        out.append(Obstacle(id=len(out), centroid=(sums[k] / wsum[k]).astype(np.float64),
-                            box_min=(mins[k] - h).astype(np.float64),
-                            box_max=(maxs[k] + h).astype(np.float64), point_count=int(pts[cid])))
-    return out
+    good = keep[ids]
+    starts_ok = starts
+    mins = np.minimum.reduceat(vs, starts_ok, axis=0)[good]
+    maxs = np.maximum.reduceat(vs, starts_ok, axis=0)[good]
+    sums = np.add.reduceat(vs * ws[:, None], starts_ok, axis=0)[good]
+    wsum = np.add.reduceat(ws, starts_ok)[good]
+    h = p.voxel_size / 2
+    cen = (sums / wsum[:, None]).tolist()
+    bmin = (mins - h).tolist()
+    bmax = (maxs + h).tolist()
+    cnt = pts[ids[good]].astype(np.int64).tolist()
+    # One small object per cluster (tens of them), built from whole-array results.
+    return [Obstacle(i, np.array(cen[i]), np.array(bmin[i]), np.array(bmax[i]), cnt[i]) for i in range(len(cnt))]
 
 
 def rasterize_costmap(v: np.ndarray, ground: np.ndarray, obstacle: np.ndarray,

@@ -1,0 +1,160 @@
+"""ROS wiring of the embedded simulator: one process, one world, N namespaced robots.
+
+Per robot ``<r>`` (relative names, so ``robots: [robot1, robot2]`` gives ``/robot1/...``):
+
+* subscribes ``<r>/cmd_vel`` (geometry_msgs/Twist);
+* publishes ``<r>/odom`` (nav_msgs/Odometry, ``odom`` -> ``base_link``) and ``<r>/points``
+  (sensor_msgs/PointCloud2 in ``lidar_link``, organized beams x horizontal, SENSOR_QOS);
+
+and once, ``/clock`` (rosgraph_msgs/Clock). The simulator owns time: a wall-clock timer runs at
+``physics_rate * real_time_factor`` and each tick advances simulated time by one fixed step, so
+every consumer with ``use_sim_time`` sees a consistent clock. If a tick takes longer than its
+period (a slow machine), simulated time slows down instead of skipping sweeps.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import PointCloud2
+
+from depai_nodes.common.params import ParameterError, declare_params
+from depai_nodes.common.pointcloud2 import CloudBuffer
+from depai_nodes.common.qos import RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.common.runner import run_node
+
+from .core import CLOUD_DTYPE, LidarConfig, SimParams, Simulator, SimulatorError
+from .sdf import SdfError
+
+# Parameters that shape the world or the set of robots cannot change while running.
+_RESTART_ONLY = {"world", "robots", "spawn_poses", "physics_rate", "seed"}
+_CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def _stamp(t: float) -> Time:
+    sec = int(math.floor(t))
+    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def _topic(robot: str, name: str) -> str:
+    return f"{robot}/{name}" if robot else name
+
+
+class SimulatorNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("simulator", **kwargs)
+        self.params = declare_params(self, SimParams, on_change=self._on_params)
+        try:
+            self.sim = Simulator(self.params)
+        except (SimulatorError, SdfError) as error:
+            field = "spawn_poses" if "spawns inside" in str(error) else "world"
+            raise ParameterError(field, str(error)) from None
+        for w in self.sim.world.warnings:
+            self.get_logger().warning(w)
+        p = self.params
+        self.dt = 1.0 / p.physics_rate
+        self.clock_pub = self.create_publisher(Clock, "/clock", _CLOCK_QOS)
+        self.odom_pubs, self.cloud_pubs, self.buffers = {}, {}, {}
+        n = p.lidar_beams * p.lidar_horizontal
+        for name in p.robots:
+            self.create_subscription(Twist, _topic(name, "cmd_vel"),
+                                     lambda msg, r=name: self.sim.set_cmd(r, msg.linear.x, msg.angular.z), RELIABLE_QOS)
+            self.odom_pubs[name] = self.create_publisher(Odometry, _topic(name, "odom"), RELIABLE_QOS)
+            self.cloud_pubs[name] = self.create_publisher(PointCloud2, _topic(name, "points"), SENSOR_QOS)
+            self.buffers[name] = CloudBuffer(CLOUD_DTYPE, n)
+        self.steps = 0
+        self.sweeps_published = 0
+        self._next_odom = 0.0
+        self._next_lidar = 0.0
+        self._wall0 = time.monotonic()
+        self.timer = self.create_timer(1.0 / (p.physics_rate * p.real_time_factor), self._tick)
+        robots = ", ".join(self.resolve_topic_name(_topic(r, "points")) for r in p.robots)
+        self.get_logger().info(
+            f"simulating world '{self.sim.world.name}' ({len(self.sim.objects)} models) with "
+            f"{len(p.robots)} robot(s); LiDAR {p.lidar_beams}x{p.lidar_horizontal} at {p.lidar_rate:g} Hz on {robots}")
+
+    def _on_params(self, params: SimParams) -> None:
+        changed = {k for k in SimParams.model_fields if getattr(params, k) != getattr(self.params, k)}
+        ignored = changed & _RESTART_ONLY
+        if ignored:
+            self.get_logger().warning(f"{', '.join(sorted(ignored))} take effect after a restart")
+        self.params = params
+        self.sim.params = params
+        new_lidar = LidarConfig.from_params(params)
+        if new_lidar != self.sim.lidar:
+            self.sim.lidar = new_lidar
+            self.sim._dirs = new_lidar.directions()
+            for name in self.buffers:
+                self.buffers[name] = CloudBuffer(CLOUD_DTYPE, params.lidar_beams * params.lidar_horizontal)
+        self.timer.timer_period_ns = int(1e9 / (params.physics_rate * params.real_time_factor))
+
+    def _tick(self) -> None:
+        p = self.params
+        self.sim.step(self.dt)
+        self.steps += 1
+        now = self.sim.time
+        stamp = _stamp(now)
+        self.clock_pub.publish(Clock(clock=stamp))
+        if now + 1e-9 >= self._next_odom:
+            self._next_odom += 1.0 / p.odom_rate
+            for name, r in self.sim.robots.items():
+                self.odom_pubs[name].publish(self._odom(r, stamp))
+        if now + 1e-9 >= self._next_lidar:
+            self._next_lidar += 1.0 / p.lidar_rate
+            for name in self.sim.robots:
+                self._publish_sweep(name, stamp)
+
+    @staticmethod
+    def _odom(r, stamp) -> Odometry:
+        o = Odometry()
+        o.header.stamp = stamp
+        o.header.frame_id = "odom"
+        o.child_frame_id = "base_link"
+        o.pose.pose.position.x, o.pose.pose.position.y, o.pose.pose.position.z = r.x, r.y, r.z
+        o.pose.pose.orientation.z = math.sin(r.yaw / 2)
+        o.pose.pose.orientation.w = math.cos(r.yaw / 2)
+        o.twist.twist.linear.x = r.v
+        o.twist.twist.angular.z = r.w
+        return o
+
+    def _publish_sweep(self, name: str, stamp) -> None:
+        sweep = self.sim.sweep(name)
+        buf = self.buffers[name]
+        buf.xyz[:] = sweep.xyz.reshape(-1, 3)
+        buf.points["intensity"] = sweep.intensity.reshape(-1)
+        buf.points["ring"] = self._rings()  # row index: 0 = lowest beam
+        msg = buf.to_msg("lidar_link", stamp, height=self.params.lidar_beams)
+        self.cloud_pubs[name].publish(msg)
+        self.sweeps_published += 1
+
+    def _rings(self):
+        p = self.params
+        key = (p.lidar_beams, p.lidar_horizontal)
+        if getattr(self, "_ring_key", None) != key:
+            self._ring_key = key
+            self._ring = np.repeat(np.arange(p.lidar_beams, dtype=np.uint16), p.lidar_horizontal)
+        return self._ring
+
+    def on_shutdown(self) -> None:
+        wall = time.monotonic() - self._wall0
+        self.get_logger().info(
+            f"simulated {self.sim.time:.1f} s in {wall:.1f} s wall (real-time factor {self.sim.time / max(wall, 1e-9):.2f}); "
+            f"published {self.sweeps_published} sweeps")
+
+
+def main(args=None) -> int:
+    return run_node(SimulatorNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
