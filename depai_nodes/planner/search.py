@@ -42,18 +42,10 @@ def _less(fa, ha, fb, hb):
     return fa < fb or (fa == fb and ha < hb)
 
 
-@nb.njit(cache=True)
-def _heap_push(hf, hh, hn, size, f, h, n):
-    if size >= hf.shape[0]:
-        cap = hf.shape[0] * 2
-        nf = np.empty(cap, np.float64)
-        nh = np.empty(cap, np.float64)
-        nn = np.empty(cap, np.int64)
-        nf[:size] = hf[:size]
-        nh[:size] = hh[:size]
-        nn[:size] = hn[:size]
-        hf, hh, hn = nf, nh, nn
-    i = size
+@nb.njit(cache=True, inline="always")
+def _sift_up(hf, hh, hn, i, f, h, n):
+    # The caller made room: hf.shape[0] > i. Nothing is returned, so no array references
+    # cross the call (returning arrays per push costs reference counting in the hot loop).
     while i > 0:
         p = (i - 1) >> 1
         if _less(f, h, hf[p], hh[p]):
@@ -66,7 +58,13 @@ def _heap_push(hf, hh, hn, size, f, h, n):
     hf[i] = f
     hh[i] = h
     hn[i] = n
-    return hf, hh, hn, size + 1
+
+
+@nb.njit(cache=True)
+def _grow(a, size):
+    out = np.empty(a.shape[0] * 2, a.dtype)
+    out[:size] = a[:size]
+    return out
 
 
 @nb.njit(cache=True)
@@ -118,8 +116,8 @@ def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, see
     parent[start] = -1
     seen[start] = gen
     h0 = _octile(sr, sc, gr, gc)
-    size = 0
-    hf, hh, hn, size = _heap_push(hf, hh, hn, size, h0, h0, start)
+    _sift_up(hf, hh, hn, 0, h0, h0, start)
+    size = 1
     expansions = 0
     while size > 0:
         cur, size = _heap_pop(hf, hh, hn, size)
@@ -156,7 +154,12 @@ def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, see
                 g[nxt] = ng
                 parent[nxt] = cur
                 hn_ = _octile(nr, nc, gr, gc)
-                hf, hh, hn, size = _heap_push(hf, hh, hn, size, ng + hn_, hn_, nxt)
+                if size >= hf.shape[0]:
+                    hf = _grow(hf, size)
+                    hh = _grow(hh, size)
+                    hn = _grow(hn, size)
+                _sift_up(hf, hh, hn, size, ng + hn_, hn_, nxt)
+                size += 1
     return NO_PATH, expansions, hf, hh, hn
 
 

@@ -1,0 +1,1 @@
+"""Regulated pure pursuit path following, governed by fleet policy (pause, speed limits)."""
