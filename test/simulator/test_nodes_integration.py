@@ -40,12 +40,14 @@ def test_sim_and_perception_processes_exchange_clouds_obstacles_and_costmaps(ros
     points2.wait_for(timeout=10)
     assert clock.wait_for(lambda m: m.clock.sec >= 1, timeout=30)
 
-    obs = obstacles.wait_for(lambda m: len(m.obstacles) >= 5, timeout=30)
+    # The column at (0, -3.5) stands 3.5 m to the right of robot1: an obstacle must be there.
+    def column_seen(m):
+        return any(abs(o.centroid.x) < 0.6 and abs(o.centroid.y + 3.5) < 0.6 for o in m.obstacles)
+
+    obs = obstacles.wait_for(lambda m: len(m.obstacles) >= 5 and column_seen(m), timeout=30)
     assert obs.header.frame_id == "lidar_link"
     for o in obs.obstacles:
         assert o.box_min.x <= o.centroid.x <= o.box_max.x and o.point_count > 0
-    # The column at (0, -3.5) stands 3 m to the right of robot1: one obstacle must be there.
-    assert any(abs(o.centroid.x) < 0.6 and abs(o.centroid.y + 3.5) < 0.6 for o in obs.obstacles)
     grid = costmap.wait_for(timeout=30)
     data = np.asarray(grid.data, dtype=np.int8).reshape(grid.info.height, grid.info.width)
     assert math.isclose(grid.info.origin.position.x, -grid.info.width * grid.info.resolution / 2, abs_tol=1e-5)
@@ -58,7 +60,7 @@ def test_sim_and_perception_processes_exchange_clouds_obstacles_and_costmaps(ros
     twist = Twist()
     twist.linear.x = 0.5
     import time
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     moved = None
     while time.monotonic() < deadline:
         cmd.publish(twist)
