@@ -17,6 +17,7 @@ contract FleetPolicy is Ownable {
         bytes32 id;
         int64[] xs; // millimetres, map frame
         int64[] ys;
+        uint64 since; // timestamp from which the zone is in force (its last set)
     }
 
     uint256 public constant MAX_ZONES = 32;
@@ -26,6 +27,7 @@ contract FleetPolicy is Ownable {
     uint64 public updatedAtBlock;
     uint32 public maxSpeedMmPerS;
     bool public paused;
+    uint64 public pausedSince; // timestamp the current pause began; 0 while not paused
     uint256 public minTaskPrice;
     uint256 public spendingCap; // per machine per day, token base units; 0 = no cap
     address public guardian;
@@ -71,6 +73,8 @@ contract FleetPolicy is Ownable {
         if (msg.sender != owner() && !(value && msg.sender == guardian && guardian != address(0))) {
             revert NotGuardianOrOwner(msg.sender);
         }
+        if (value && !paused) pausedSince = uint64(block.timestamp);
+        if (!value) pausedSince = 0;
         paused = value;
         emit PausedSet(value, msg.sender);
         _bump("paused");
@@ -109,6 +113,7 @@ contract FleetPolicy is Ownable {
         z.id = id;
         z.xs = xs;
         z.ys = ys;
+        z.since = uint64(block.timestamp);
         emit KeepOutZoneSet(id, xs, ys);
         _bump("keepOutZone");
     }
@@ -159,11 +164,22 @@ contract FleetPolicy is Ownable {
     /// @notice True when (x, y) (millimetres, map frame) lies strictly inside any keep-out zone
     ///         (even-odd rule; points on an edge may go either way).
     function isInKeepOut(int64 x, int64 y) public view returns (bool inside, bytes32 zoneId) {
+        return isInKeepOutAt(x, y, type(uint64).max);
+    }
+
+    /// @notice Like isInKeepOut, counting only zones already in force at `timestamp`, so a zone
+    ///         voted in after a machine finished its task cannot be held against it.
+    function isInKeepOutAt(int64 x, int64 y, uint64 timestamp) public view returns (bool inside, bytes32 zoneId) {
         for (uint256 i = 0; i < _zoneIds.length; i++) {
             Zone storage z = _zones[_zoneIds[i]];
-            if (_inside(z.xs, z.ys, x, y)) return (true, z.id);
+            if (z.since <= timestamp && _inside(z.xs, z.ys, x, y)) return (true, z.id);
         }
         return (false, bytes32(0));
+    }
+
+    /// @notice Whether the fleet was (still) paused at `timestamp` by the pause in force now.
+    function pausedAt(uint64 timestamp) external view returns (bool) {
+        return paused && timestamp >= pausedSince;
     }
 
     function _inside(int64[] storage xs, int64[] storage ys, int64 px, int64 py) private view returns (bool c) {

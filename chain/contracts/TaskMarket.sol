@@ -15,8 +15,9 @@ import {DataRegistry} from "./DataRegistry.sol";
 ///         registered, staked machines accept them; a machine-signed (EIP-712) completion report
 ///         that references an anchored data batch releases the reward. After the deadline the
 ///         requester gets the reward back. A report that proves a violation of the fleet policy
-///         (the completion pose inside a keep-out zone, or completion while the fleet is paused)
-///         slashes the machine's stake instead, in favour of the requester.
+///         (the completion pose inside a keep-out zone, or completion while the fleet is paused,
+///         judged by the rules in force at the report's time) slashes the machine's stake
+///         instead, in favour of the requester.
 /// @dev Anyone may submit a machine-signed report (the requester, a relayer): the signature, not
 ///      the sender, proves what the machine claimed, so a machine cannot hide a violation by not
 ///      submitting its own report. Poses are millimetres / milliradians in the map frame.
@@ -43,6 +44,7 @@ contract TaskMarket is EIP712 {
         int64 goalYaw; // mrad
         Status status;
         bytes32 batchId; // the anchored batch the completion report referenced
+        uint64 acceptedAt; // timestamp of acceptTask; a report may not claim an earlier time
     }
 
     struct Machine {
@@ -107,6 +109,7 @@ contract TaskMarket is EIP712 {
     error BadSignature(uint256 taskId);
     error BatchNotAnchored(address machine, bytes32 batchId);
     error ReportFromFuture(uint64 timestamp);
+    error ReportBeforeAcceptance(uint64 timestamp, uint64 acceptedAt);
     error FleetPaused();
 
     constructor(IERC20 token_, MachineDID did_, FleetPolicy policy_, DataRegistry data_, uint256 minStake_, uint16 slashBps_)
@@ -189,7 +192,8 @@ contract TaskMarket is EIP712 {
             goalY: goalY,
             goalYaw: goalYaw,
             status: Status.Open,
-            batchId: bytes32(0)
+            batchId: bytes32(0),
+            acceptedAt: 0
         });
         token.safeTransferFrom(msg.sender, address(this), reward);
         emit TaskPosted(taskId, msg.sender, reward, deadline, goalX, goalY, goalYaw);
@@ -230,6 +234,7 @@ contract TaskMarket is EIP712 {
         if (m.stake < minStake) revert StakeTooLow(m.stake, minStake);
         t.machine = msg.sender;
         t.status = Status.Accepted;
+        t.acceptedAt = uint64(block.timestamp);
         m.activeTasks += 1;
         emit TaskAccepted(taskId, msg.sender);
     }
@@ -246,6 +251,7 @@ contract TaskMarket is EIP712 {
         if (block.timestamp > t.deadline) revert DeadlinePassed(r.taskId, t.deadline);
         if (r.machine != t.machine) revert WrongMachine(r.taskId, r.machine);
         if (r.timestamp > block.timestamp) revert ReportFromFuture(r.timestamp);
+        if (r.timestamp < t.acceptedAt) revert ReportBeforeAcceptance(r.timestamp, t.acceptedAt);
         if (!SignatureChecker.isValidSignatureNow(t.machine, hashReport(r), signature)) revert BadSignature(r.taskId);
         if (!data.isAnchored(t.machine, r.batchId)) revert BatchNotAnchored(t.machine, r.batchId);
 
@@ -253,11 +259,13 @@ contract TaskMarket is EIP712 {
         m.activeTasks -= 1;
         t.batchId = r.batchId;
 
+        // judged by the rules in force at the report's time: a pause or a zone that came later
+        // cannot be held against the machine
         bytes32 violation;
-        if (policy.paused()) {
+        if (policy.pausedAt(r.timestamp)) {
             violation = "fleet paused";
         } else {
-            (bool inside,) = policy.isInKeepOut(r.x, r.y);
+            (bool inside,) = policy.isInKeepOutAt(r.x, r.y, r.timestamp);
             if (inside) violation = "keep-out zone";
         }
         if (violation != bytes32(0)) {

@@ -39,6 +39,12 @@ def find_anvil() -> str:
     raise AnvilError(f"anvil not found: run scripts/setup.sh (installs it under {local.parent}), install Foundry, or set $ANVIL")
 
 
+def _in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -77,6 +83,9 @@ class Anvil:
 
     def start(self, *, timeout_s: float = 10.0, detach: bool = False) -> "Anvil":
         binary = find_anvil()
+        if self.requested_port and _in_use(self.requested_port):
+            # checked first: otherwise the readiness poll would be answered by whoever holds the port
+            raise AnvilError(f"port {self.requested_port} on 127.0.0.1 is already in use")
         for attempt in range(3):  # a picked free port can be taken in between: retry, bounded
             self.port = self.requested_port or _free_port()
             cmd = [binary, "--host", "127.0.0.1", "--port", str(self.port), "--hardfork", "cancun",
@@ -95,7 +104,7 @@ class Anvil:
             finally:
                 if out is not subprocess.DEVNULL:
                     out.close()
-            if self._wait_ready(timeout_s):
+            if self._wait_ready(timeout_s) and self.proc.poll() is None:
                 return self
             code = self.proc.poll()
             self.stop()

@@ -81,7 +81,11 @@ def cmd_up(args) -> int:
     log_path = cfg_path.with_name(cfg_path.name + ".anvil.log")
     t0 = time.monotonic()
     node = Anvil(port=args.port, block_time=args.block_time, log_path=log_path if args.log else None)
-    node.start(detach=True)
+    try:
+        node.start(detach=True)
+    except ChainError as e:
+        _say(f"cannot start anvil: {e}" + (" (try --port 0 for any free port)" if args.port else ""))
+        return 1
     _pid_file(cfg_path).write_text(json.dumps({"pid": node.proc.pid, "rpc_url": node.rpc_url, "config": str(cfg_path)}))
     _say(f"anvil pid {node.proc.pid} listening on {node.rpc_url} (chain id {LOCAL_CHAIN_ID}, hardfork cancun)")
     try:

@@ -146,6 +146,7 @@ class Task(_Model):
     goal_yaw: float
     status: TaskStatus
     batch_id: bytes
+    accepted_at: int = 0
 
     @classmethod
     def from_chain(cls, task_id: int, raw: dict) -> "Task":
@@ -161,6 +162,7 @@ class Task(_Model):
             goal_yaw=raw["goalYaw"] / 1000.0,
             status=TaskStatus(raw["status"]),
             batch_id=raw["batchId"],
+            accepted_at=raw["acceptedAt"],
         )
 
 

@@ -104,9 +104,8 @@ class RpcClient:
         calls = list(calls)
         if not calls:
             return []
-        first = self._next_id()
-        with self._lock:  # reserve a contiguous id range
-            ids = [first] + [next(self._ids) for _ in range(len(calls) - 1)]
+        with self._lock:  # ids unique per client, so replies can be matched under concurrency
+            ids = [next(self._ids) for _ in range(len(calls))]
         payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls)]
         body = self._post(payload, f"batch[{len(calls)}]")
         if isinstance(body, dict):  # some servers answer a whole-batch failure with one object

@@ -66,3 +66,10 @@ def test_network_configs(name, chain_id, monkeypatch):
     monkeypatch.delenv("DEPAI_KEYSTORE_PASSPHRASE", raising=False)
     with pytest.raises(SignerError, match="no passphrase"):
         Signer.from_source(cfg.key, cfg.chain_id)
+
+
+def test_up_on_a_busy_port_fails_and_touches_nothing(anvil_node, tmp_path):
+    cfg_path = tmp_path / "chain.json"
+    r = _depai("up", "--port", str(anvil_node.port), "--config", str(cfg_path))
+    assert r.returncode == 1 and "already in use" in r.stderr
+    assert not cfg_path.exists() and not (tmp_path / "chain.json.anvil.pid").exists()

@@ -181,6 +181,28 @@ def test_slashing_on_proven_violation(chain, violation):
     assert _balance(chain, MACHINE) == before_m
 
 
+def test_rules_are_judged_at_the_reports_time(chain):
+    m = registered_machine(chain, MACHINE, stake=200 * TOKEN)
+    req, tid = _posted(chain)
+    m.accept(tid)
+    accepted_at = req.task(tid).accepted_at
+    assert accepted_at > 0
+    batch, _, _ = _anchored(m)
+    early = _report(chain, m, tid, batch).model_copy(update={"timestamp": accepted_at - 1})
+    with pytest.raises(ContractRevertError) as e:  # a report may not claim a time before acceptance
+        req.complete(early, m.sign_report(early))
+    assert e.value.error == "ReportBeforeAcceptance"
+    report = _report(chain, m, tid, batch, x=1.0, y=1.0)  # done here, before the zone or the pause existed
+    chain.client().mine(1, seconds=5)
+    send = _as_timelock_sender(chain, "FleetPolicy")
+    send("setKeepOutZone", id32("dock"), [0, 2000, 2000, 0], [0, 0, 2000, 2000])
+    send("setPaused", True)
+    before = _balance(chain, MACHINE)
+    req.complete(report, m.sign_report(report))
+    assert req.task(tid).status == TaskStatus.COMPLETED and _balance(chain, MACHINE) == before + REWARD
+    assert m.machine_info().stake == 200 * TOKEN
+
+
 def test_paused_fleet_takes_no_new_work_and_stake_is_locked(chain):
     m = registered_machine(chain, MACHINE)
     _, t1 = _posted(chain)
