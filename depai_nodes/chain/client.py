@@ -130,6 +130,7 @@ class ChainClient:
         self._nonce: int | None = None
         self._nonce_lock = threading.RLock()
         self._fees = _FeeCache()
+        self._verified = False
         if verify_chain:
             self.verify_chain()
 
@@ -147,6 +148,7 @@ class ChainClient:
         actual = int(self.rpc.call("eth_chainId"), 16)
         if actual != self.config.chain_id:
             raise WrongChainError(self.config.chain_id, actual, self.config.rpc_url)
+        self._verified = True
         return actual
 
     def block_number(self) -> int:
@@ -169,8 +171,11 @@ class ChainClient:
         return BoundContract(self, self.abi(name), address)
 
     def _require_signer(self) -> Signer:
+        """The signer, after making sure (once) that the endpoint is on the configured chain."""
         if self.signer is None:
             raise SignerError("this client is read-only (no signer)")
+        if not self._verified:
+            self.verify_chain()
         return self.signer
 
     # ------------------------------------------------------------------ calls
