@@ -217,13 +217,16 @@ class GlobalCostmap:
         return self.mask_keepout | self.policy_keepout
 
     def _recompute(self, box: tuple[int, int, int, int]) -> None:
+        """Refresh distances, passability and costs after lethal cells changed inside ``box``
+        (rows r0:r1, cols c0:c1): every cell within the inflation margin of it is rewritten,
+        from a distance transform over a region one more margin wider."""
+        m = self.margin
         r0, r1, c0, c1 = box
         H, W = self.map.data.shape
-        r0, c0 = max(0, r0), max(0, c0)
-        r1, c1 = min(H, r1), min(W, c1)
+        r0, c0 = max(0, r0 - m), max(0, c0 - m)
+        r1, c1 = min(H, r1 + m), min(W, c1 + m)
         if r0 >= r1 or c0 >= c1:
             return
-        m = self.margin
         e0, e1 = max(0, r0 - m), min(H, r1 + m)
         f0, f1 = max(0, c0 - m), min(W, c1 + m)
         sl = (slice(e0, e1), slice(f0, f1))

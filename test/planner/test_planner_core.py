@@ -23,6 +23,13 @@ def wheel():
     return movingai.ensure_wheel(verbose=False)
 
 
+def _square_distance(points, centre, half):
+    """Euclidean distance of points to an axis-aligned square (0 inside)."""
+    d = np.maximum(np.abs(np.asarray(points) - centre) - half, 0.0)
+    return np.hypot(d[:, 0], d[:, 1])
+
+
+
 def test_movingai_all_scenarios_optimal(wheel):
     """Every scenario of -even-1.scen on all 12 maps, within 1e-3 of the listed optimum."""
     ws = search.SearchWorkspace()
@@ -111,10 +118,16 @@ def test_keepout_polygon_forces_detour(depot, mode):
                     [mid[0] + 0.6, mid[1] + 0.6], [mid[0] - 0.6, mid[1] + 0.6]])
     cm.set_keepout_polygons([box])
     assert cm.path_blocked(first.points) >= 0
+    # The incremental update equals a full rebuild with the zone burnt into the map.
+    burnt = depot.data.copy()
+    burnt[cm.policy_keepout] = 100
+    full = GlobalCostmap(OccupancyMap(burnt, depot.resolution, depot.origin_x, depot.origin_y), CostmapConfig())
+    assert np.array_equal(full.passable, cm.passable)
+    assert np.allclose(full.penalty, cm.penalty, atol=1e-5)
     second = planner.plan(start, goal, mode)
     if second.ok:
-        inside = (np.abs(second.points - mid) <= 0.6 + 0.22).all(axis=1)
-        assert not inside.any()
+        # The robot centre keeps its radius (0.22 m, less half a 5 cm cell) from the zone.
+        assert _square_distance(second.points, mid, 0.6).min() > 0.2
         assert second.length > first.length
     else:
         assert second.code == PlanCode.NO_PATH

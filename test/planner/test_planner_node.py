@@ -1,0 +1,171 @@
+"""Planner node over real DDS: service result codes, a plan avoiding a keep-out zone, replan on a
+new keep-out zone covering the current path."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import Point32, PoseStamped
+from nav_msgs.msg import Odometry, Path
+
+from depai.msg import FleetPolicy, KeepOutZone, PlanResult
+from depai.srv import PlanPath
+from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
+
+START = (2.0, 2.0)     # depot: free floor (checked in the test)
+GOAL = (26.0, 12.0)
+
+
+def _square_distance(points, centre, half):
+    """Euclidean distance of points to an axis-aligned square (0 inside)."""
+    d = np.maximum(np.abs(np.asarray(points) - centre) - half, 0.0)
+    return np.hypot(d[:, 0], d[:, 1])
+
+
+
+def _pose(x, y, frame="map"):
+    p = PoseStamped()
+    p.header.frame_id = frame
+    p.pose.position.x, p.pose.position.y = float(x), float(y)
+    p.pose.orientation.w = 1.0
+    return p
+
+
+def _call(probe, client, request, timeout=15.0):
+    assert client.wait_for_service(timeout_sec=timeout)
+    future = client.call_async(request)
+    deadline = time.monotonic() + timeout
+    while not future.done():
+        assert time.monotonic() < deadline, "service call timed out"
+        time.sleep(0.01)
+    return future.result()
+
+
+def _policy(zones, version):
+    msg = FleetPolicy()
+    msg.header.frame_id = "map"
+    msg.version = version
+    msg.max_speed = 1.0
+    for i, poly in enumerate(zones):
+        z = KeepOutZone()
+        z.id = f"zone{i}"
+        z.polygon.points = [Point32(x=float(x), y=float(y), z=0.0) for x, y in poly]
+        msg.keep_out_zones.append(z)
+    msg.source = "test"
+    return msg
+
+
+def _pts(path: Path) -> np.ndarray:
+    return np.array([[p.pose.position.x, p.pose.position.y] for p in path.poses])
+
+
+@pytest.fixture
+def planner(start_node, ros_node, shared_data):
+    node = start_node("planner", parameters={
+        "map_yaml": str(shared_data / "maps" / "depot.yaml"), "mode": "smooth", "replan_period": 0.1,
+        "odom_timeout": 5.0})
+    node.wait_for_log("map ready", timeout=30)
+    odom_pub = ros_node.publisher(Odometry, "odom", RELIABLE_QOS)
+    odom = Odometry()
+    odom.header.frame_id = "odom"
+    odom.pose.pose.position.x, odom.pose.pose.position.y = START
+    odom.pose.pose.orientation.w = 1.0
+    timer = ros_node.node.create_timer(0.05, lambda: odom_pub.publish(odom))
+    yield node
+    timer.cancel()
+
+
+def test_service_codes_keepout_and_replan(planner, ros_node):
+    client = ros_node.node.create_client(PlanPath, "plan_path")
+    plans = ros_node.subscribe(Path, "plan", RELIABLE_QOS)
+    results = ros_node.subscribe(PlanResult, "plan_result", RELIABLE_QOS)
+    policy_pub = ros_node.publisher(FleetPolicy, "/fleet/policy", LATCHED_QOS)
+
+    def plan(goal, **kw):
+        req = PlanPath.Request()
+        req.goal = goal
+        for k, v in kw.items():
+            setattr(req, k, v)
+        return _call(ros_node, client, req)
+
+    # Odom may take a moment to reach the planner: START_INVALID until then.
+    deadline = time.monotonic() + 10
+    while True:
+        r = plan(_pose(*GOAL), dry_run=True)
+        if r.result != PlanPath.Response.START_INVALID or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert r.result == PlanPath.Response.SUCCESS, r.message
+    free_len = r.length
+
+    assert plan(_pose(-50.0, 3.0)).result == PlanPath.Response.GOAL_OFF_MAP
+    assert plan(_pose(*GOAL, frame="base_link")).result == PlanPath.Response.INVALID_REQUEST
+    bad = plan(_pose(float("nan"), 1.0))
+    assert bad.result == PlanPath.Response.INVALID_REQUEST
+    planner.wait_for_log("plan refused: GOAL_OFF_MAP")
+
+    # A keep-out zone across the straight-line corridor: the plan goes around it.
+    pts = _pts(r.path)
+    mid = pts[len(pts) // 2]
+    zone = [(mid[0] - 1.0, mid[1] - 1.0), (mid[0] + 1.0, mid[1] - 1.0), (mid[0] + 1.0, mid[1] + 1.0), (mid[0] - 1.0, mid[1] + 1.0)]
+    inzone = plan(_pose(*mid), dry_run=True)
+    assert inzone.result == PlanPath.Response.SUCCESS
+    policy_pub.publish(_policy([zone], 1))
+    planner.wait_for_log("policy v1: 1 keep-out zone(s)")
+    refused = plan(_pose(*mid), dry_run=True)
+    assert refused.result == PlanPath.Response.GOAL_IN_KEEPOUT, refused.message
+    around = plan(_pose(*GOAL), dry_run=True)
+    if around.result == PlanPath.Response.SUCCESS:
+        p2 = _pts(around.path)
+        assert _square_distance(p2, mid, 1.0).min() > 0.2
+        assert around.length > free_len
+    else:
+        assert around.result == PlanPath.Response.NO_PATH
+
+    # Lift the zone, follow a goal, then drop a new zone on the current path: a replan avoids it.
+    policy_pub.publish(_policy([], 2))
+    planner.wait_for_log("policy v2: 0 keep-out zone(s)")
+    n0 = len(plans.messages)
+    go = plan(_pose(*GOAL))
+    assert go.result == PlanPath.Response.SUCCESS
+    first = plans.wait_for(lambda m: len(m.poses) > 0, timeout=10)
+    assert len(plans.messages) > n0
+    cur = _pts(first)
+    mid = cur[len(cur) // 2]
+    zone = [(mid[0] - 1.0, mid[1] - 1.0), (mid[0] + 1.0, mid[1] - 1.0), (mid[0] + 1.0, mid[1] + 1.0), (mid[0] - 1.0, mid[1] + 1.0)]
+    count = len(plans.messages)
+    policy_pub.publish(_policy([zone], 3))
+    replanned = plans.wait_for(lambda m: plans.messages.index(m) >= count, timeout=10)
+    rp = _pts(replanned)
+    if len(rp):
+        assert _square_distance(rp, mid, 1.0).min() > 0.2
+    replan_result = results.wait_for(lambda m: m.replan, timeout=10)
+    assert replan_result.result in (PlanPath.Response.SUCCESS, PlanPath.Response.NO_PATH)
+    planner.wait_for_log("path blocked")
+
+
+def test_goal_topic_and_refusal_logged(planner, ros_node, shared_data):
+    from depai_nodes.planner.mapio import load_map
+
+    depot = load_map(shared_data / "maps" / "depot.yaml")
+    r, c = np.argwhere(depot.data == 100)[len(np.argwhere(depot.data == 100)) // 2]
+    wall = tuple(float(v) for v in depot.cell_to_world(c, r))
+    goals = ros_node.publisher(PoseStamped, "goal_pose", RELIABLE_QOS)
+    results = ros_node.subscribe(PlanResult, "plan_result", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(goals)
+    time.sleep(0.5)  # odom reaches the planner
+    goals.publish(_pose(*GOAL))
+    ok = results.wait_for(timeout=10)
+    assert ok.result == PlanPath.Response.SUCCESS, ok.message
+    goals.publish(_pose(*wall))
+    bad = results.wait_for(lambda m: m.result != PlanPath.Response.SUCCESS, timeout=10)
+    assert bad.result == PlanPath.Response.GOAL_IN_OBSTACLE
+    planner.wait_for_log("plan refused: GOAL_IN_OBSTACLE")
+
+
+def test_bad_map_is_a_config_error(start_node, tmp_path):
+    (tmp_path / "m.yaml").write_text("image: nope.pgm\nresolution: 0.1\norigin: [0, 0, 0]\n")
+    node = start_node("planner", parameters={"map_yaml": str(tmp_path / "m.yaml")})
+    assert node.wait_exit(timeout=30) == 2
+    assert "map_yaml" in node.log() and "not found" in node.log()
