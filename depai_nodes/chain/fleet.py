@@ -12,6 +12,7 @@ from .client import ChainClient, SendOutcome
 from .config import checksum
 from .merkle import MerkleTree
 from .models import BatchRecord, DataBatch, MachineInfo, PolicySnapshot, Task, TaskReport, TxResult, id32, to_mm
+from .errors import SignerError
 from .signer import Signer
 
 __all__ = ["Fleet", "read_policy", "MACHINE_ATTRIBUTE", "BATCH_TYPES", "REPORT_TYPES"]
@@ -54,7 +55,10 @@ class Fleet:
 
     @property
     def me(self) -> str:
-        return self.client._require_signer().address
+        """This process's address (no chain access: it is known from the key alone)."""
+        if self.client.signer is None:
+            raise SignerError("this client is read-only (no signer)")
+        return self.client.signer.address
 
     def _domain(self, name: str, contract) -> dict:
         return {"name": name, "version": "1", "chainId": self.client.config.chain_id, "verifyingContract": contract.address}
@@ -98,8 +102,13 @@ class Fleet:
     def accept(self, task_id: int) -> TxResult:
         return self.market.transact("acceptTask", task_id)
 
+    def _signer(self) -> Signer:
+        if self.client.signer is None:
+            raise SignerError("this client is read-only (no signer)")
+        return self.client.signer
+
     def sign_report(self, report: TaskReport, signer: Signer | None = None) -> bytes:
-        s = signer or self.client._require_signer()
+        s = signer or self._signer()
         return s.sign_typed_data(self._domain("DePAI TaskMarket", self.market), REPORT_TYPES, report.typed_message())
 
     def complete(self, report: TaskReport, signature: bytes) -> TxResult:
@@ -119,7 +128,7 @@ class Fleet:
         return batch, tree
 
     def sign_batch(self, batch: DataBatch, signer: Signer | None = None) -> bytes:
-        s = signer or self.client._require_signer()
+        s = signer or self._signer()
         return s.sign_typed_data(self._domain("DePAI DataRegistry", self.data), BATCH_TYPES, batch.typed_message())
 
     def anchor(self, batch: DataBatch, signature: bytes | None = None) -> TxResult:
