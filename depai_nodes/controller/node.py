@@ -80,6 +80,7 @@ class ControllerNode(Node):
         self._paused = False
         self._max_speed = math.inf
         self._last_state = None
+        self._last_key = None
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel", RELIABLE_QOS)
         self.status_pub = self.create_publisher(NavigationStatus, "navigation_status", RELIABLE_QOS)
         self.create_subscription(Path, "plan", self._on_plan, RELIABLE_QOS)
@@ -204,10 +205,14 @@ class ControllerNode(Node):
             t.linear.x = float(cmd.linear)
             t.angular.z = float(cmd.angular)
             self.cmd_pub.publish(t)
-        if cmd.state != self._last_state or cmd.reason and cmd.state == NavState.STOPPED:
-            if cmd.state != self._last_state:
-                level = self.get_logger().warning if cmd.state == NavState.STOPPED else self.get_logger().info
-                level(f"state {cmd.state.name}{': ' + cmd.reason if cmd.reason else ''}")
+        key = (cmd.state, cmd.reason if cmd.state == NavState.STOPPED else "")
+        if key != self._last_key:
+            text = f"state {cmd.state.name}{': ' + cmd.reason if key[1] else ''}"
+            if cmd.state == NavState.STOPPED:
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().info(text)
+        self._last_key = key
         self._last_state = cmd.state
         s = NavigationStatus()
         s.header.stamp = self.get_clock().now().to_msg()
