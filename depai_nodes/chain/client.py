@@ -3,8 +3,8 @@
 Two ways to send:
 
 - ``transact`` (one call): estimate gas (a revert surfaces here with its decoded reason, before
-  anything is signed), sign locally, send, wait for the receipt (polled every
-  ``receipt_poll_s``, default 20 ms, not web3's 100 ms) and for ``confirmations`` blocks.
+  anything is signed), sign locally, send, wait for the receipt (polled after 2, 4, 8... ms up to
+  every ``receipt_poll_s``, default 20 ms, not web3's fixed 100 ms) and for ``confirmations``.
 - ``send_many`` (throughput): estimate all calls in one JSON-RPC batch, sign them with locally
   assigned consecutive nonces, submit every raw transaction in one batch, then poll all receipts
   in one batch per interval. A call that would revert is reported and gets no nonce; a
@@ -342,6 +342,7 @@ class ChainClient:
         pending = list(dict.fromkeys(hashes))
         got: dict[str, TxResult] = {}
         poll = self.config.receipt_poll_s
+        polls = 0
         while True:
             if pending:
                 replies = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
@@ -371,7 +372,10 @@ class ChainClient:
                     missing = pending or [h for h in got if h not in pending]
                     raise TxTimeoutError(missing[0], timeout, confirmations=depth)
                 return {h: r for h, r in got.items() if h not in pending}
-            time.sleep(poll)
+            # short first sleeps (2, 4, 8 ms...) up to the poll interval: a local or fast chain
+            # answers within milliseconds, a slow one costs only a few extra early polls
+            time.sleep(min(poll, 0.002 * 2**polls))
+            polls += 1
 
     # ------------------------------------------------------------------ batch path
 
