@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from chainkit import DEPLOYER, MACHINE, fleet, wait_for
+from chainkit import DEPLOYER, MACHINE, _as_timelock_sender, fleet, wait_for
 
 from depai_nodes.chain.client import ChainClient
 from depai_nodes.chain.config import ChainConfig, KeySource, checksum, load_config, save_config
@@ -239,3 +239,78 @@ def test_revert_without_signer_is_read_only(chain):
     assert c.contract("FleetPolicy").call("maxSpeedMmPerS") == 1500
     with pytest.raises(SignerError, match="read-only"):
         c.contract("FleetPolicy").transact("setPaused", True)
+
+
+class _CuttableProxy:
+    """A TCP proxy to anvil whose connections the test can cut: a WebSocket that drops."""
+
+    def __init__(self, port: int):
+        self.target = port
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        self.open = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while self.open:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        self.open = False
+        self.srv.close()
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_websocket_drop_mid_stream_falls_back_to_polling_without_loss(chain):
+    proxy = _CuttableProxy(chain.anvil.port)
+    cfg = chain.config.model_copy(update={"ws_url": f"ws://127.0.0.1:{proxy.port}"})
+    c = ChainClient(cfg, chain.signer(DEPLOYER))
+    policy = c.contract("FleetPolicy")
+    seen, errors = [], []
+    stream = EventStream(c, policy, seen.append, events=["PausedSet"], from_block=c.block_number() + 1, poll_s=0.05,
+                         on_error=errors.append).start()
+    try:
+        assert stream.transport == "ws"
+        policy.transact("setPaused", True)
+        wait_for(lambda: len(seen) == 1)
+        proxy.cut()
+        wait_for(lambda: stream.transport == "poll")
+        assert any("WebSocket dropped" in str(e) for e in errors)
+        send = _as_timelock_sender(chain, "FleetPolicy")
+        send("setPaused", False)
+        policy.transact("setPaused", True)
+        wait_for(lambda: len(seen) == 3)
+        time.sleep(0.2)
+    finally:
+        stream.stop()
+    assert [e["paused"] for e in seen] == [True, False, True]  # in order, none lost, none twice
