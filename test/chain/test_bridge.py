@@ -2,7 +2,6 @@
 keys never leaking, batch sending that loses nothing, receipts/confirmations with deadlines,
 and the event stream's fallback and reorg-safety depth."""
 
-import json
 import pickle
 import socket
 import threading

@@ -2,7 +2,6 @@
 configs (peaq, agung) load and refuse demo keys."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

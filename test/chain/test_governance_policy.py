@@ -4,7 +4,7 @@ the guardian's one-way e-stop, zone validation and the on-chain point-in-polygon
 import threading
 
 import pytest
-from chainkit import DEPLOYER, MACHINE, STRANGER, fleet, governance_round, wait_for
+from chainkit import DEPLOYER, STRANGER, _as_timelock_sender, fleet, governance_round, wait_for
 from eth_utils import keccak
 
 from depai_nodes.chain.errors import ContractRevertError
@@ -102,31 +102,13 @@ def test_guardian_pauses_at_once_but_cannot_unpause(chain):
 
 
 def _as_timelock(chain):
-    """Send as the timelock (anvil impersonation) to exercise setters without a full vote."""
-    c = chain.client(DEPLOYER)
-    tl = c.contract("FleetTimelock").address
-    c.rpc_local("anvil_impersonateAccount", [tl])
-    c.rpc_local("anvil_setBalance", [tl, hex(10**20)])
-    policy = c.contract("FleetPolicy")
-
-    def send(fn, *args):
-        tx = {"from": tl, "to": policy.address, "data": policy.abi.encode_call(fn, args)}
-        # explicit headroom: anvil's own estimate inside eth_sendTransaction can run short
-        tx["gas"] = hex(int(int(c.rpc.call("eth_estimateGas", [tx]), 16) * 1.3))
-        h = c.rpc.call("eth_sendTransaction", [tx])
-        r = c.wait_receipt(h)
-        if r.status != 1:
-            raise c._mined_revert(policy.prepare(fn, *args), r)
-        return r
-
-    return policy, send
+    """(FleetPolicy, send-as-timelock) to exercise the setters without a full vote each time."""
+    return chain.client(DEPLOYER).contract("FleetPolicy"), _as_timelock_sender(chain, "FleetPolicy")
 
 
 def test_zone_validation_and_point_in_polygon(chain):
     policy, send = _as_timelock(chain)
-    c = chain.client(DEPLOYER)
-    # estimation runs as the deployer, so reverts are checked via eth_call from the timelock
-    tl = c.contract("FleetTimelock").address
+    tl = chain.client(DEPLOYER).contract("FleetTimelock").address  # reverts checked by eth_call as the owner
     for args, reason in [((id32("a"), [0, 1], [0, 1]), "fewer than 3 vertices"),
                          ((id32("a"), [0, 1, 2], [0, 1]), "xs and ys differ in length"),
                          ((b"\0" * 32, *SQUARE), "empty id"),
