@@ -148,3 +148,20 @@ def test_too_many_zones(chain):
     assert e.value.error == "TooManyZones"
     send("setKeepOutZone", id32("z0"), *SQUARE)  # replacing an existing one is fine
     assert len(policy.call("zoneIds")) == 32
+
+
+def test_token_mint_and_voting_power(chain):
+    owner = chain.client(DEPLOYER).contract("FleetToken")
+    stranger = chain.client(STRANGER).contract("FleetToken")
+    supply = owner.call("totalSupply")
+    owner.transact("mint", chain.address(STRANGER), 7)
+    assert owner.call("totalSupply") == supply + 7
+    with pytest.raises(ContractRevertError) as e:
+        stranger.transact("mint", chain.address(STRANGER), 1)
+    assert e.value.error == "OwnableUnauthorizedAccount"
+    # tokens only vote once delegated (ERC20Votes); the deployer delegated to itself at deploy
+    assert stranger.call("getVotes", chain.address(STRANGER)) == 0
+    bal = stranger.call("balanceOf", chain.address(STRANGER))
+    stranger.transact("delegate", chain.address(STRANGER))
+    assert stranger.call("getVotes", chain.address(STRANGER)) == bal
+    assert owner.call("getVotes", chain.address(DEPLOYER)) == owner.call("balanceOf", chain.address(DEPLOYER))
