@@ -313,3 +313,35 @@ def test_websocket_drop_mid_stream_falls_back_to_polling_without_loss(chain):
     finally:
         stream.stop()
     assert [e["paused"] for e in seen] == [True, False, True]  # in order, none lost, none twice
+
+
+def test_reorged_out_transaction_is_never_reported_confirmed(chain):
+    """A tx mined then dropped by a 2-block reorg (anvil_reorg) before it was 3 deep: the receipt
+    wait times out instead of confirming it, and a depth-3 event stream never delivers its event."""
+    c = chain.client(DEPLOYER, confirmations=3)
+    policy = c.contract("FleetPolicy")
+    deep = []
+    stream = EventStream(c, policy, deep.append, events=["PausedSet"], from_block=c.block_number() + 1, poll_s=0.02).start()
+    try:
+        h = policy.transact("setPaused", True, wait=False)
+        outcome = {}
+
+        def waiter():  # already holds the receipt, waiting for depth, when the reorg happens
+            try:
+                outcome["result"] = c.wait_receipt(h, timeout_s=2)
+            except TxTimeoutError as e:
+                outcome["error"] = e
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        assert c.wait_receipt(h, confirmations=0, timeout_s=5).block_number > 0
+        time.sleep(0.1)
+        c.mine(1)
+        c.rpc_local("anvil_reorg", [2, []])  # replaces the last two blocks, without our tx
+        c.mine(3)
+        t.join()
+        assert "result" not in outcome and outcome["error"].tx_hash == h
+        time.sleep(0.2)
+        assert deep == [] and policy.call("paused") is False
+    finally:
+        stream.stop()
