@@ -2,6 +2,7 @@
 configs (peaq, agung) load and refuse demo keys."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,31 @@ def test_up_on_a_busy_port_fails_and_touches_nothing(anvil_node, tmp_path):
     r = _depai("up", "--port", str(anvil_node.port), "--config", str(cfg_path))
     assert r.returncode == 1 and "already in use" in r.stderr
     assert not cfg_path.exists() and not (tmp_path / "chain.json.anvil.pid").exists()
+
+
+def test_deploy_with_a_keystore_like_a_real_network(chain, tmp_path):
+    """`depai chain deploy` as on peaq/agung: a config naming an encrypted keystore, the passphrase
+    from the environment, addresses written back (here against the local anvil)."""
+    from depai_nodes.chain.signer import create_keystore
+
+    key0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil's public demo key #0
+    ks = tmp_path / "deployer.json"
+    create_keystore(ks, "a long passphrase", kdf="pbkdf2", private_key=key0)
+    cfg = tmp_path / "net.yaml"
+    cfg.write_text(f"name: testnet\nrpc_url: {chain.config.rpc_url}\nchain_id: 31337\n"
+                   f"key: {{kind: keystore, keystore: {ks}, passphrase_env: DEPLOY_PASS}}\n")
+    out = tmp_path / "deployed.json"
+    env = dict(os.environ, DEPLOY_PASS="a long passphrase")
+    r = subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", "deploy", "--config", str(cfg), "--out", str(out),
+                        "--params", '{"timelock_delay_s": 3600, "max_speed": 0.7}'],
+                       capture_output=True, text=True, timeout=60, cwd=repo_root(), env=env)
+    assert r.returncode == 0, r.stderr
+    assert f"keystore:{ks}" in r.stderr and key0[2:] not in r.stderr + r.stdout
+    deployed = load_config(out)
+    assert deployed.key.kind == "keystore" and deployed.contracts.TaskMarket
+    client = ChainClient(deployed)
+    assert read_policy(client).max_speed == 0.7
+    assert client.contract("FleetTimelock").call("getMinDelay") == 3600
+    bad = subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", "deploy", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60, cwd=repo_root(), env=dict(env, DEPLOY_PASS="wrong"))
+    assert bad.returncode == 1 and "wrong passphrase" in bad.stderr and key0[2:] not in bad.stderr
