@@ -12,7 +12,10 @@ same queries; their lengths are measured with octile costs and compared to the s
 
 Part 2 plans between random far-apart free cells of the real maps in ../shared/data/maps
 (inflated for a 0.22 m robot, with the cost gradient) and of a 2000 x 2000 map made by
-stretching the Nav2 warehouse map, with all three planners on identical weight grids.
+stretching the Nav2 warehouse map, with all three planners on identical weight grids. "ours
+smooth" is the planner the robot uses by default (Planner.plan, smooth mode): on maps of at
+least 1 M cells it searches a coarse grid (8 x 8 blocks) first and then the fine grid inside a
+corridor around the coarse path, then pulls strings; its length is the any-angle length.
 
 Times are wall-clock per query (p50/p95), single thread; expansions/s counts closed nodes
 (for MCP: cells whose cost was settled).
@@ -39,9 +42,10 @@ MAPS = os.path.join(ROOT, "..", "shared", "data", "maps")
 
 
 def octile_length(cells: np.ndarray) -> float:
-    d = np.abs(np.diff(np.asarray(cells, dtype=np.int64), axis=0))
-    diag = (d[:, 0] == 1) & (d[:, 1] == 1)
-    return float(diag.sum() * math.sqrt(2) + (~diag).sum())
+    """Length in cells of a path given as (row, col) points; for an 8-connected grid path this
+    is its octile length (steps of 1 and sqrt(2)), for an any-angle path its polyline length."""
+    d = np.diff(np.asarray(cells, dtype=np.float64), axis=0)
+    return float(np.hypot(d[:, 0], d[:, 1]).sum())
 
 
 def pct(a, q):
@@ -68,6 +72,23 @@ def ours(weights_passable, penalty, ws):
     def run(s, g):
         cells, cost, e = search.astar(weights_passable, s, g, penalty, ws)
         return cells, e
+    return run
+
+
+def ours_planner(cm, mode):
+    from depai_nodes.planner.core import Planner
+
+    planner = Planner(cm)
+    m = cm.map
+
+    def run(s, g):
+        a = tuple(float(v) for v in m.cell_to_world(s[1], s[0]))
+        b = tuple(float(v) for v in m.cell_to_world(g[1], g[0]))
+        r = planner.plan(a, b, mode)
+        if not r.ok:
+            return None, r.expansions
+        gx, gy = m.world_to_grid(r.points[:, 0], r.points[:, 1])
+        return np.stack([gy - 0.5, gx - 0.5], axis=1), r.expansions
     return run
 
 
@@ -199,6 +220,7 @@ def part2(quick: bool) -> None:
         costs = np.where(cm.passable > 0, 1.0 + cm.penalty, -1.0).astype(np.float64)
         fns = [("ours optimal (binary)", ours(cm.passable, None, ws)),
                ("ours optimal (gradient)", ours(cm.passable, cm.penalty, ws)),
+               ("ours smooth (gradient; coarse-to-fine on maps >= 1 M cells)", ours_planner(cm, "smooth")),
                ("pyastar2d (gradient)", pyastar(weights)),
                ("skimage MCP (gradient)", mcp(costs))]
         base = None

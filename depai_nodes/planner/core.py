@@ -57,6 +57,7 @@ class CostmapConfig:
     cost_weight: float = 2.0
     lethal_threshold: int = 65
     allow_unknown: bool = False
+    coarse_factor: int = 8  # block size of the coarse grid used by smooth mode on big maps; < 2: off
 
     def __post_init__(self) -> None:
         if not (self.robot_radius >= 0 and math.isfinite(self.robot_radius)):
@@ -208,6 +209,14 @@ class GlobalCostmap:
         self.passable = np.empty(data.shape, dtype=np.uint8)
         self.penalty = np.zeros(data.shape, dtype=np.float32)
         self.workspace = search.SearchWorkspace()
+        f = cfg.coarse_factor
+        if f >= 2:
+            shape = (-(-data.shape[0] // f), -(-data.shape[1] // f))
+            self.coarse_passable = np.zeros(shape, dtype=np.uint8)
+            self.coarse_penalty = np.zeros(shape, dtype=np.float32)
+            self.coarse_workspace = search.SearchWorkspace()
+        else:
+            self.coarse_passable = None
         self._recompute((0, data.shape[0], 0, data.shape[1]))
 
     # ------------------------------------------------------------------ layers
@@ -251,6 +260,24 @@ class GlobalCostmap:
             self.penalty[tgt] = pen
         else:
             self.penalty[tgt] = 0.0
+        if self.coarse_passable is not None:
+            self._update_coarse(r0, r1, c0, c1)
+
+    def _update_coarse(self, r0: int, r1: int, c0: int, c1: int) -> None:
+        """Coarse cells (blocks of ``coarse_factor``^2 cells) touching the given fine region:
+        passable when every cell of the block is, with the block's mean cost."""
+        f = self.config.coarse_factor
+        H, W = self.map.data.shape
+        b0, b1 = r0 // f, -(-r1 // f)
+        d0, d1 = c0 // f, -(-c1 // f)
+        rows, cols = (b1 - b0) * f, (d1 - d0) * f
+        pas = np.zeros((rows, cols), dtype=np.uint8)
+        pen = np.zeros((rows, cols), dtype=np.float32)
+        fr1, fc1 = min(H, b1 * f), min(W, d1 * f)
+        pas[: fr1 - b0 * f, : fc1 - d0 * f] = self.passable[b0 * f : fr1, d0 * f : fc1]
+        pen[: fr1 - b0 * f, : fc1 - d0 * f] = self.penalty[b0 * f : fr1, d0 * f : fc1]
+        self.coarse_passable[b0:b1, d0:d1] = pas.reshape(b1 - b0, f, d1 - d0, f).min(axis=(1, 3))
+        self.coarse_penalty[b0:b1, d0:d1] = pen.reshape(b1 - b0, f, d1 - d0, f).mean(axis=(1, 3))
 
     def set_keepout_polygons(self, polygons) -> None:
         """Replace the policy keep-out zones (list of (N, 2) map-frame polygons)."""
@@ -357,10 +384,41 @@ class Planner:
     """Result-coded global planning on a :class:`GlobalCostmap`."""
 
     def __init__(self, costmap: GlobalCostmap | None = None, costmap_timeout: float = 1.0,
-                 smooth_tolerance: float = 0.02) -> None:
+                 smooth_tolerance: float = 0.02, coarse_min_cells: int = 1_000_000,
+                 corridor: int = 2) -> None:
         self.costmap = costmap
         self.costmap_timeout = costmap_timeout
         self.smooth_tolerance = smooth_tolerance
+        self.coarse_min_cells = coarse_min_cells
+        self.corridor = corridor
+
+    def _corridor_search(self, passable, s, g):
+        """Coarse-to-fine search for smooth mode on big maps: A* on the coarse grid, then the
+        fine A* restricted to a corridor of ``corridor`` coarse cells around the coarse path.
+        Not guaranteed optimal (that is what ``optimal`` mode is for); returns None (caller
+        falls back to the full search) when the coarse grid or the corridor has no path."""
+        from scipy import ndimage
+
+        cm = self.costmap
+        f = cm.config.coarse_factor
+        cp = cm.coarse_passable
+        cs, cg = (s[0] // f, s[1] // f), (g[0] // f, g[1] // f)
+        saved = cp[cs], cp[cg]
+        cp[cs] = cp[cg] = 1  # the blocks of start and goal may be partly blocked
+        try:
+            ccells, _, cexp = search.astar(cp, cs, cg, cm.coarse_penalty, cm.coarse_workspace)
+        finally:
+            cp[cs], cp[cg] = saved
+        if ccells is None:
+            return None, cexp
+        mask = np.zeros(cp.shape, dtype=bool)
+        mask[ccells[:, 0], ccells[:, 1]] = True
+        mask = ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=self.corridor)
+        H, W = passable.shape
+        fine = np.repeat(np.repeat(mask, f, axis=0), f, axis=1)[:H, :W]
+        corridor = passable & fine
+        cells, cost, exp = search.astar(corridor, s, g, cm.penalty, cm.workspace)
+        return (cells, cost) if cells is not None else None, cexp + exp
 
     def plan(self, start: tuple[float, float], goal: tuple[float, float], mode: str = "optimal",
              now: float | None = None) -> PlanResult:
@@ -406,7 +464,16 @@ class Planner:
             restore = (rr, cc, passable[rr, cc].copy())
             passable[rr, cc] = 1
         try:
-            cells, cost, expansions = search.astar(passable, s, g, cm.penalty, cm.workspace)
+            found = None
+            expansions = 0
+            if (mode == "smooth" and cm.coarse_passable is not None
+                    and cm.map.data.size >= self.coarse_min_cells):
+                found, expansions = self._corridor_search(passable, s, g)
+            if found is not None:
+                cells, cost = found
+            else:
+                cells, cost, exp = search.astar(passable, s, g, cm.penalty, cm.workspace)
+                expansions += exp
             if cells is not None and mode == "smooth":
                 cells = search.smooth_path(passable, cells, cm.penalty, self.smooth_tolerance)
         finally:

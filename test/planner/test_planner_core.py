@@ -237,3 +237,29 @@ def test_tiny_polygon_still_marks_its_cell(depot):
     eps = 0.004
     mask = rasterize_polygons(depot, [np.array([[x - eps, y - eps], [x + eps, y - eps], [x, y + eps]])])
     assert mask[100, 100] and mask.sum() <= 4
+
+
+def test_coarse_to_fine_smooth_mode_is_valid_and_near_optimal(depot):
+    cm = GlobalCostmap(depot, CostmapConfig())
+    fast = Planner(cm, coarse_min_cells=0)  # force the corridor search on this small map
+    rng = np.random.default_rng(9)
+    for _ in range(5):
+        start, goal = _free_far_pair(cm, rng)
+        ref = Planner(cm).plan(start, goal, "optimal")
+        r = fast.plan(start, goal, "smooth")
+        assert r.ok and ref.ok
+        from depai_nodes.planner.core import densify
+        assert _clearance_ok(cm, densify(r.points, depot.resolution / 2))
+        assert r.length <= ref.length * 1.05
+
+
+def test_coarse_grid_without_path_falls_back_to_full_search():
+    data = np.zeros((200, 200), np.int8)
+    data[:, 100] = 100
+    data[95:107, 100] = 0  # a 0.6 m door: after inflation ~3 cells wide, no coarse 8x8 block fits
+    m = OccupancyMap(data, 0.05)
+    cm = GlobalCostmap(m, CostmapConfig())
+    assert cm.coarse_passable[:, 12].sum() == 0  # the coarse grid is cut
+    r = Planner(cm, coarse_min_cells=0).plan((2.0, 2.0), (8.0, 8.0), "smooth")
+    assert r.ok, r.message
+    assert np.any(np.abs(r.points[:, 0] - 5.025) < 0.5)
