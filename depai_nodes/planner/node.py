@@ -55,6 +55,8 @@ class PlannerParams(ParamsModel):
     goal_tolerance: float = Field(0.15, gt=0.0, le=5.0, description="m; within this of the goal the goal is done (no more replans)")
     max_replan_failures: int = Field(50, ge=1, le=100000, description="failed replans in a row before the goal is dropped")
     publish_costmap: bool = Field(True, description="publish the inflated planning grid on `global_costmap` (latched)")
+    coarse_factor: int = Field(8, ge=0, le=64, description="smooth mode on big maps: coarse grid block size in cells (< 2: off)")
+    coarse_min_cells: int = Field(1_000_000, ge=0, description="smooth mode searches coarse-to-fine on maps with at least this many cells")
 
     @model_validator(mode="after")
     def _radii(self):
@@ -93,7 +95,7 @@ class PlannerNode(Node):
         super().__init__("planner", **kwargs)
         self.params = declare_params(self, PlannerParams, on_change=self._on_params)
         p = self.params
-        self.planner = Planner(None, p.costmap_timeout, p.smooth_tolerance)
+        self.planner = Planner(None, p.costmap_timeout, p.smooth_tolerance, p.coarse_min_cells)
         self._static: OccupancyMap | None = None
         self._keepout_mask: OccupancyMap | None = None
         self._polygons: list[np.ndarray] = []
@@ -141,7 +143,8 @@ class PlannerNode(Node):
         p = self.params
         return CostmapConfig(robot_radius=p.robot_radius, inflation_radius=p.inflation_radius,
                              cost_scaling_factor=p.cost_scaling_factor, cost_weight=p.cost_weight,
-                             lethal_threshold=p.lethal_threshold, allow_unknown=p.allow_unknown)
+                             lethal_threshold=p.lethal_threshold, allow_unknown=p.allow_unknown,
+                             coarse_factor=p.coarse_factor)
 
     def _rebuild_costmap(self) -> None:
         if self._static is None:
@@ -162,9 +165,11 @@ class PlannerNode(Node):
         self.params = new
         self.planner.costmap_timeout = new.costmap_timeout
         self.planner.smooth_tolerance = new.smooth_tolerance
+        self.planner.coarse_min_cells = new.coarse_min_cells
         if old.mode != new.mode:
             self._goal_mode = new.mode
-        keys = ("robot_radius", "inflation_radius", "cost_scaling_factor", "cost_weight", "lethal_threshold", "allow_unknown")
+        keys = ("robot_radius", "inflation_radius", "cost_scaling_factor", "cost_weight", "lethal_threshold",
+                "allow_unknown", "coarse_factor")
         if any(getattr(old, k) != getattr(new, k) for k in keys):
             self._rebuild_costmap()
 

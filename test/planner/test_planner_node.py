@@ -175,3 +175,41 @@ def test_bad_map_is_a_config_error(start_node, tmp_path):
     node = start_node("planner", parameters={"map_yaml": str(tmp_path / "m.yaml")})
     assert node.wait_exit(timeout=30) == 2
     assert "map_yaml" in node.log() and "not found" in node.log()
+
+
+def test_local_costmap_obstacle_on_path_triggers_replan(planner, ros_node):
+    from nav_msgs.msg import OccupancyGrid
+
+    plans = ros_node.subscribe(Path, "plan", RELIABLE_QOS)
+    results = ros_node.subscribe(PlanResult, "plan_result", RELIABLE_QOS)
+    goals = ros_node.publisher(PoseStamped, "goal_pose", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(goals)
+    time.sleep(0.5)
+    goals.publish(_pose(*GOAL))
+    first = _pts(plans.wait_for(lambda m: len(m.poses) > 0, timeout=10))
+    # An obstacle 2 m along the path, seen by perception in the robot's frame (yaw 0 at START).
+    d = np.cumsum(np.r_[0.0, np.hypot(*np.diff(first, axis=0).T)])
+    target = first[int(np.searchsorted(d, 2.0))]
+    rel = target - np.array(START)
+    grid = OccupancyGrid()
+    grid.header.frame_id = "lidar_link"
+    grid.info.resolution = 0.1
+    grid.info.width = grid.info.height = 80
+    grid.info.origin.position.x = grid.info.origin.position.y = -4.0
+    grid.info.origin.orientation.w = 1.0
+    data = np.zeros((80, 80), np.int8)
+    c, r = int((rel[0] + 4.0) / 0.1), int((rel[1] + 4.0) / 0.1)
+    data[r - 3 : r + 4, c - 3 : c + 4] = 100
+    grid.data = data.ravel().tolist()
+    cm_pub = ros_node.publisher(OccupancyGrid, "local_costmap", RELIABLE_QOS)
+    n = len(plans.messages)
+    timer = ros_node.node.create_timer(0.1, lambda: cm_pub.publish(grid))
+    try:
+        planner.wait_for_log("path blocked", timeout=10)
+        new = plans.wait_for(lambda m: _after(plans, n, m) and len(m.poses) > 0, timeout=10)
+        pts = _pts(new)
+        # The obstacle block is 0.7 m wide around target; the robot keeps its radius from it.
+        assert _square_distance(pts, target, 0.35).min() > 0.2 - 0.05
+        assert results.wait_for(lambda m: m.replan and m.result == PlanPath.Response.SUCCESS, timeout=10)
+    finally:
+        timer.cancel()
