@@ -263,3 +263,15 @@ def test_coarse_grid_without_path_falls_back_to_full_search():
     r = Planner(cm, coarse_min_cells=0).plan((2.0, 2.0), (8.0, 8.0), "smooth")
     assert r.ok, r.message
     assert np.any(np.abs(r.points[:, 0] - 5.025) < 0.5)
+
+
+def test_heap_overflow_is_retried_with_a_bigger_heap():
+    g = np.ones((300, 300), np.uint8)
+    g[100:200, 150] = 0
+    ws = search.SearchWorkspace()
+    ws.prepare(g.shape)
+    ws.grow(16)  # far too small: the search must enlarge it and start again
+    cells, cost, _ = search.astar(g, (150, 10), (150, 290), None, ws)
+    ref_cells, ref_cost, _ = search.astar(g, (150, 10), (150, 290))
+    assert cells is not None and cost == pytest.approx(ref_cost)
+    assert ws.hk.shape[0] > 16
