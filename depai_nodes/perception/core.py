@@ -55,8 +55,30 @@ class PerceptionError(ValueError):
     """Input perception cannot use (wrong shape or dtype); the message says why."""
 
 
+def _cloud_qos():
+    """QoS for large clouds: reliable, keep last 5 (see README, "Transport"). None without rclpy.
+
+    Keep-last 5 rides out a consumer stall of up to about half a second at 10 Hz before the
+    oldest sweep is replaced; deeper would only deliver staler data.
+    """
+    try:
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    except ImportError:  # pragma: no cover - the core is usable without ROS
+        return None
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+CLOUD_QOS = _cloud_qos()
+
+
 class PerceptionParams(ParamsModel):
     """Parameters of the perception node (all metres/degrees in the cloud's frame)."""
+
+    points_best_effort: bool = Field(
+        False, description="Subscribe to points best effort (for drivers that publish best effort); "
+                           "default reliable, which also matches reliable publishers such as ros_gz_bridge",
+        json_schema_extra={"read_only": True})
 
     expected_frame: str = Field(
         "", description="Only clouds in this frame are processed; others are dropped with a warning. "

@@ -22,7 +22,7 @@ from depai_nodes.common.pointcloud2 import CloudFormatError, cloud_to_xyz
 from depai_nodes.common.qos import RELIABLE_QOS, SENSOR_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import Perception, PerceptionError, PerceptionParams, PerceptionResult
+from .core import CLOUD_QOS, Perception, PerceptionError, PerceptionParams, PerceptionResult
 
 _WARN_PERIOD_S = 5.0
 
@@ -34,11 +34,17 @@ class PerceptionNode(Node):
         self.perception = Perception(params)
         self.obstacles_pub = self.create_publisher(ObstacleArray, "obstacles", RELIABLE_QOS)
         self.costmap_pub = self.create_publisher(OccupancyGrid, "local_costmap", RELIABLE_QOS)
-        self.create_subscription(PointCloud2, "points", self._on_cloud, SENSOR_QOS)
+        # Reliable by default: with Fast DDS defaults a best-effort reader loses most 2.6 MB sweeps
+        # (bench/transport.py). points_best_effort=true matches drivers that publish best effort.
+        qos = SENSOR_QOS if params.points_best_effort else CLOUD_QOS
+        self.create_subscription(PointCloud2, "points", self._on_cloud, qos)
         self.processed = 0
         self.dropped = 0
         self._last_warn: dict[str, float] = {}
         self._total_ms = 0.0
+        # A periodic wake-up: the runner handles SIGINT/SIGTERM in Python, which only runs when
+        # the executor's wait returns; without a timer an idle node would never see the signal.
+        self.create_timer(0.5, lambda: None)
         self.get_logger().info(
             f"perception ready: {self.resolve_topic_name('points')} -> "
             f"{self.resolve_topic_name('obstacles')}, {self.resolve_topic_name('local_costmap')}")

@@ -4,7 +4,7 @@ Per robot ``<r>`` (relative names, so ``robots: [robot1, robot2]`` gives ``/robo
 
 * subscribes ``<r>/cmd_vel`` (geometry_msgs/Twist);
 * publishes ``<r>/odom`` (nav_msgs/Odometry, ``odom`` -> ``base_link``) and ``<r>/points``
-  (sensor_msgs/PointCloud2 in ``lidar_link``, organized beams x horizontal, SENSOR_QOS);
+  (sensor_msgs/PointCloud2 in ``lidar_link``, organized beams x horizontal, reliable keep-last-5);
 
 and once, ``/clock`` (rosgraph_msgs/Clock). The simulator owns time: a wall-clock timer runs at
 ``physics_rate * real_time_factor`` and each tick advances simulated time by one fixed step, so
@@ -30,7 +30,8 @@ from sensor_msgs.msg import PointCloud2
 
 from depai_nodes.common.params import ParameterError, declare_params
 from depai_nodes.common.pointcloud2 import CloudBuffer
-from depai_nodes.common.qos import RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.common.qos import RELIABLE_QOS
+from depai_nodes.perception.core import CLOUD_QOS
 from depai_nodes.common.runner import run_node
 
 from .core import CLOUD_DTYPE, LidarConfig, SimParams, Simulator, SimulatorError
@@ -42,8 +43,9 @@ _CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def _stamp(t: float) -> Time:
-    sec = int(math.floor(t))
-    return Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    """builtin_interfaces/Time of t seconds (rounded to the nanosecond, carry included)."""
+    ns = int(round(t * 1e9))
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
 
 
 def _topic(robot: str, name: str) -> str:
@@ -70,7 +72,9 @@ class SimulatorNode(Node):
             self.create_subscription(Twist, _topic(name, "cmd_vel"),
                                      lambda msg, r=name: self.sim.set_cmd(r, msg.linear.x, msg.angular.z), RELIABLE_QOS)
             self.odom_pubs[name] = self.create_publisher(Odometry, _topic(name, "odom"), RELIABLE_QOS)
-            self.cloud_pubs[name] = self.create_publisher(PointCloud2, _topic(name, "points"), SENSOR_QOS)
+            # Reliable keep-last-5: best-effort delivery of 2.6 MB sweeps loses most of them with
+            # Fast DDS defaults (bench/transport.py); reliable writers also serve best-effort readers.
+            self.cloud_pubs[name] = self.create_publisher(PointCloud2, _topic(name, "points"), CLOUD_QOS)
             self.buffers[name] = CloudBuffer(CLOUD_DTYPE, n)
         self.steps = 0
         self.sweeps_published = 0
@@ -99,6 +103,15 @@ class SimulatorNode(Node):
         self.timer.timer_period_ns = int(1e9 / (params.physics_rate * params.real_time_factor))
 
     def _tick(self) -> None:
+        try:
+            self._step_and_publish()
+        except Exception:
+            # A SIGINT/SIGTERM handled in the middle of a tick shuts the context down under our
+            # feet; publishing then fails, which is the expected end, not a crash.
+            if self.context.ok():
+                raise
+
+    def _step_and_publish(self) -> None:
         p = self.params
         self.sim.step(self.dt)
         self.steps += 1

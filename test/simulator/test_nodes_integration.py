@@ -15,6 +15,7 @@ from sensor_msgs.msg import PointCloud2
 from depai.msg import ObstacleArray
 from depai_nodes.common.pointcloud2 import cloud_to_array, cloud_to_xyz
 from depai_nodes.common.qos import RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.perception.core import CLOUD_QOS
 
 SIM = {"world": "warehouse", "robots": ["robot1", "robot2"], "spawn_poses": [0.0, 0.0, 0.0, -4.0, 2.5, 0.0],
        "lidar_beams": 32, "lidar_horizontal": 512}
@@ -76,7 +77,7 @@ def test_sim_and_perception_processes_exchange_clouds_obstacles_and_costmaps(ros
 
 def test_perception_drops_bad_clouds_and_survives(ros_node, start_node):
     perception = start_node("perception", parameters={"expected_frame": "lidar_link"})
-    pub = ros_node.publisher(PointCloud2, "points", SENSOR_QOS)
+    pub = ros_node.publisher(PointCloud2, "points", CLOUD_QOS)
     obstacles = ros_node.subscribe(ObstacleArray, "obstacles", RELIABLE_QOS)
     perception.wait_for_log("perception ready", timeout=30)
     ros_node.wait_for_subscribers(pub)

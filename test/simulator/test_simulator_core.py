@@ -132,3 +132,16 @@ def test_unknown_world_lists_the_known_ones():
 def test_invalid_params(kw, match):
     with pytest.raises(ValueError, match=match):
         SimParams(**kw)
+
+
+def test_stamps_carry_into_seconds():
+    # 1750 steps of 0.02 s accumulate to 34.9999999999996 s; its stamp must read 35.0, not 34.0.
+    from depai_nodes.simulator.node import _stamp
+
+    t = 0.0
+    for _ in range(1750):
+        t += 0.02
+    s = _stamp(t)
+    assert (s.sec, s.nanosec) == (35, 0)
+    s = _stamp(1.25)
+    assert (s.sec, s.nanosec) == (1, 250_000_000)
