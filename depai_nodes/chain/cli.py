@@ -7,10 +7,13 @@
     depai chain deploy    deploy to the network a config names (peaq, agung...), signed with
                           its keystore, and write the addresses back
     depai chain keystore  create an encrypted keystore for a machine or deployer key
+    depai chain policy    show the fleet policy; change it through the DAO (a full round on the
+                          local chain, a proposal on a real one); pause the fleet (guardian)
 """
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import json
 import os
@@ -223,6 +226,85 @@ def cmd_keystore(args) -> int:
     return 0
 
 
+def _zone(text: str) -> tuple[str, list[tuple[float, float]]]:
+    """'dock:0,0;2,0;2,2' -> ('dock', [(0, 0), (2, 0), (2, 2)]) (metres, map frame)."""
+    zid, sep, rest = text.partition(":")
+    try:
+        pts = [tuple(float(v) for v in p.split(",")) for p in rest.split(";") if p.strip()]
+        if not sep or not zid or len(pts) < 3 or any(len(p) != 2 for p in pts):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"zone must be ID:x,y;x,y;x,y[;...] in metres, got {text!r}") from None
+    return zid, pts
+
+
+def _signed_client(cfg: ChainConfig):
+    from .client import ChainClient
+    from .signer import Signer
+
+    return ChainClient(cfg, Signer.from_source(cfg.key, cfg.chain_id))
+
+
+def cmd_policy_show(args) -> int:
+    from .client import ChainClient
+    from .fleet import read_policy
+
+    try:
+        cfg = load_config(_cfg_path(args))
+        snap = read_policy(ChainClient(cfg))
+    except ChainError as e:
+        _say(f"failed: {e}")
+        return 1
+    print(f"FleetPolicy {snap.address} on {cfg.name} (chain {cfg.chain_id}), block {snap.block_number}")
+    print(f"version          {snap.version} (changed in block {snap.updated_at_block})")
+    print(f"max_speed        {snap.max_speed} m/s")
+    print(f"paused           {snap.paused}")
+    print(f"min_task_price   {snap.min_task_price}")
+    print(f"spending_cap     {snap.spending_cap or 'none'}")
+    for z in snap.keep_out_zones:
+        print(f"keep-out {z.id:<8} " + " ".join(f"({x:g}, {y:g})" for x, y in z.polygon))
+    return 0
+
+
+def cmd_policy_set(args) -> int:
+    from . import governance as g
+
+    try:
+        actions = g.policy_actions(max_speed=args.max_speed, paused=args.paused, min_task_price=args.min_task_price,
+                                   spending_cap=args.spending_cap, zones=dict(args.zone or []), remove_zones=args.remove_zone)
+    except ValueError as e:
+        _say(str(e))
+        return 2
+    description = args.description or "depai chain policy set: " + ", ".join(f"{a.fn}{a.args}" for a in actions)[:400]
+    try:
+        cfg = load_config(_cfg_path(args))
+        client = _signed_client(cfg)
+        if cfg.is_local and not args.propose_only:
+            g.local_round(client, actions, description, progress=_say)
+        else:
+            p = g.propose(client, actions, description)
+            print(p.proposal_id)
+            _say(f"proposed on {cfg.name}: state {g.state(client, p)}; vote when it is Active, then queue and execute "
+                 "(depai_nodes.chain.governance.vote / queue / execute)")
+            return 0
+    except ChainError as e:
+        _say(f"failed: {e}")
+        return 1
+    return cmd_policy_show(args)
+
+
+def cmd_policy_pause(args) -> int:
+    try:
+        cfg = load_config(_cfg_path(args))
+        client = _signed_client(cfg)
+        r = client.contract("FleetPolicy").transact("setPaused", True)
+    except ChainError as e:
+        _say(f"failed: {e}")
+        return 1
+    _say(f"fleet PAUSED in block {r.block_number} ({r.tx_hash}); only a DAO vote unpauses")
+    return 0
+
+
 def register(subparsers) -> None:
     chain = subparsers.add_parser("chain", help="local EVM chain, deployment and status (machine economy)")
     sub = chain.add_subparsers(dest="chain_command", required=True)
@@ -252,6 +334,28 @@ def register(subparsers) -> None:
     deploy.add_argument("--out", default=None, help="write the config with addresses here (default: over --config)")
     deploy.add_argument("--params", default=None, help='JSON DeployParams overrides, e.g. \'{"timelock_delay_s": 86400}\'')
     deploy.set_defaults(func=cmd_deploy)
+
+    pol = sub.add_parser("policy", help="show or change the fleet policy (through the DAO)")
+    psub = pol.add_subparsers(dest="policy_command", required=True)
+    show = psub.add_parser("show", help="the policy in force")
+    show.add_argument("--config", default=None)
+    show.set_defaults(func=cmd_policy_show)
+    pset = psub.add_parser("set", help="change it by a DAO vote (local chain: the whole round at once)")
+    pset.add_argument("--config", default=None)
+    pset.add_argument("--max-speed", type=float, default=None, help="m/s")
+    grp = pset.add_mutually_exclusive_group()
+    grp.add_argument("--pause", dest="paused", action="store_const", const=True, default=None)
+    grp.add_argument("--unpause", dest="paused", action="store_const", const=False)
+    pset.add_argument("--min-task-price", type=int, default=None, help="token base units")
+    pset.add_argument("--spending-cap", type=int, default=None, help="per machine per day, token base units; 0: none")
+    pset.add_argument("--zone", type=_zone, action="append", metavar="ID:x,y;x,y;x,y", help="add/replace a keep-out polygon (metres)")
+    pset.add_argument("--remove-zone", action="append", metavar="ID")
+    pset.add_argument("--description", default=None, help="proposal text")
+    pset.add_argument("--propose-only", action="store_true", help="only propose, also on the local chain")
+    pset.set_defaults(func=cmd_policy_set)
+    pause = psub.add_parser("pause", help="e-stop the whole fleet now (the guardian's key); a vote unpauses")
+    pause.add_argument("--config", default=None)
+    pause.set_defaults(func=cmd_policy_pause)
 
     ks = sub.add_parser("keystore", help="create an encrypted keystore (new random key)")
     ks.add_argument("path")

@@ -64,37 +64,24 @@ def registered_machine(chain: Chain, who: int, stake: int = 100 * TOKEN):
 
 
 def governance_round(chain: Chain, calls: list[tuple[str, str, tuple]], description: str) -> dict:
-    """Propose -> vote -> queue -> execute, through the real Governor + Timelock.
-
-    calls: (contract name, function, args). The deployer holds (and has delegated) the supply.
-    Returns {'proposal_id', 'receipts'}.
-    """
-    from eth_utils import keccak
+    """Propose -> vote -> queue -> execute through the real Governor + Timelock, asserting each
+    state on the way (the deployer holds, and has delegated, the supply)."""
+    from depai_nodes.chain import governance as g
 
     c = chain.client(DEPLOYER)
-    gov = c.contract("FleetGovernor")
-    targets, values, datas = [], [], []
-    for name, fn, args in calls:
-        target = c.contract(name)
-        targets.append(target.address)
-        values.append(0)
-        datas.append(bytes.fromhex(target.abi.encode_call(fn, args)[2:]))
-    r_prop = gov.transact("propose", targets, values, datas, description)
-    pid = next(ev for ev in (gov.abi.decode_log(l) for l in r_prop.logs) if ev and ev["event"] == "ProposalCreated")["proposalId"]
-    assert gov.call("state", pid) == 0  # Pending
+    p = g.propose(c, [g.Action(*call) for call in calls], description)
+    assert g.state(c, p) == "Pending"
     c.mine(PARAMS.voting_delay_blocks + 1)
-    assert gov.call("state", pid) == 1  # Active
-    r_vote = gov.transact("castVote", pid, 1)
+    assert g.state(c, p) == "Active"
+    r_vote = g.vote(c, p, 1)
     c.mine(PARAMS.voting_period_blocks)
-    assert gov.call("state", pid) == 4  # Succeeded
-    dh = keccak(text=description)
-    r_queue = gov.transact("queue", targets, values, datas, dh)
-    assert gov.call("state", pid) == 5  # Queued
+    assert g.state(c, p) == "Succeeded"
+    r_queue = g.queue(c, p)
+    assert g.state(c, p) == "Queued"
     c.mine(1, seconds=PARAMS.timelock_delay_s + 1)
-    r_exec = gov.transact("execute", targets, values, datas, dh)
-    assert gov.call("state", pid) == 7  # Executed
-    return {"proposal_id": pid, "receipts": [r_prop, r_vote, r_queue, r_exec], "targets": targets, "datas": datas,
-            "description_hash": dh}
+    r_exec = g.execute(c, p)
+    assert g.state(c, p) == "Executed"
+    return {"proposal_id": p.proposal_id, "receipts": [r_vote, r_queue, r_exec], "proposal": p}
 
 
 def _as_timelock_sender(chain: Chain, contract: str):

@@ -101,3 +101,21 @@ def test_deploy_with_a_keystore_like_a_real_network(chain, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", "deploy", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60, cwd=repo_root(), env=dict(env, DEPLOY_PASS="wrong"))
     assert bad.returncode == 1 and "wrong passphrase" in bad.stderr and key0[2:] not in bad.stderr
+
+
+def test_policy_commands_run_a_real_dao_round(chain, tmp_path):
+    from depai_nodes.chain.config import KeySource, save_config
+
+    cfg = save_config(chain.config.model_copy(update={"key": KeySource(kind="demo", demo_index=0)}), tmp_path / "c.json")
+    r = _depai("policy", "set", "--config", str(cfg), "--max-speed", "0.5", "--zone", "dock:0,0;2,0;2,2", "--spending-cap", "7")
+    assert r.returncode == 0, r.stderr
+    assert "voted for" in r.stderr and "executed: Executed" in r.stderr
+    assert "max_speed        0.5 m/s" in r.stdout and "keep-out dock" in r.stdout and "(2, 2)" in r.stdout
+    snap = read_policy(ChainClient(chain.config))
+    assert snap.max_speed == 0.5 and snap.spending_cap == 7 and [z.id for z in snap.keep_out_zones] == ["dock"]
+    r = _depai("policy", "pause", "--config", str(cfg))
+    assert r.returncode == 0 and "PAUSED" in r.stderr and read_policy(ChainClient(chain.config)).paused
+    r = _depai("policy", "set", "--config", str(cfg), "--zone", "bad:0,0;1,1")
+    assert r.returncode == 2 and "zone must be" in r.stderr
+    r = _depai("policy", "set", "--config", str(cfg))
+    assert r.returncode == 2 and "no policy change" in r.stderr
