@@ -29,6 +29,7 @@ from depai_nodes.common.params import ParameterError, ParamsModel, declare_param
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from depai_nodes.common.runner import run_node
 
+from . import search
 from .core import CostmapConfig, GlobalCostmap, LocalCostmap, PlanCode, Planner, PlanResult, densify
 from .errors import InvalidGridError, InvalidPolygonError, MapLoadError
 from .mapio import OccupancyMap, load_map
@@ -153,6 +154,7 @@ class PlannerNode(Node):
         if self._polygons:
             cm.set_keepout_polygons(self._polygons)
         self.planner.costmap = cm
+        search.warm_up()  # load the compiled kernels now, not on the first goal
         m = self._static
         self.get_logger().info(
             f"map ready: {m.width}x{m.height} cells at {m.resolution} m ({m.source or 'topic'}); "

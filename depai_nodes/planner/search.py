@@ -371,3 +371,12 @@ def polyline_length(points: np.ndarray) -> float:
         return 0.0
     d = np.diff(np.asarray(points, dtype=np.float64), axis=0)
     return float(np.hypot(d[:, 0], d[:, 1]).sum())
+
+
+def warm_up() -> None:
+    """Load (or compile) every kernel now, so the first real query does not pay for it."""
+    g = np.ones((3, 3), np.uint8)
+    cells, _, _ = astar(g, (0, 0), (2, 2))
+    astar(g, (0, 0), (2, 2), np.zeros((3, 3), np.float32))
+    smooth_path(g, np.array([[0, 0], [1, 1], [2, 2]]))
+    smooth_path(g, np.array([[0, 0], [1, 1], [2, 2]]), np.zeros((3, 3), np.float32))
