@@ -157,7 +157,11 @@ class ControllerNode(Node):
     def _on_policy(self, msg: FleetPolicy) -> None:
         was = self._paused
         self._paused = bool(msg.paused)
-        self._max_speed = float(msg.max_speed) if math.isfinite(msg.max_speed) and msg.max_speed > 0 else math.inf
+        if math.isfinite(msg.max_speed) and msg.max_speed >= 0:
+            self._max_speed = float(msg.max_speed)  # 0 means: do not move
+        else:
+            self._max_speed = 0.0
+            self.get_logger().error(f"policy v{msg.version}: invalid max_speed {msg.max_speed}; holding still")
         if self._paused:
             # Stop now, not at the next tick.
             self.follower.last = (0.0, 0.0)

@@ -117,6 +117,9 @@ def test_pause_stops_within_one_control_period(controller, ros_node):
     n = len(cmds.messages)
     policy_pub.publish(_policy(paused=False, max_speed=0.3, version=3))
     cmds.wait_for(lambda m: _after(cmds, n, m) and m.linear.x > 0.05, timeout=5)
+    # A DAO max_speed of 0 means: do not move.
+    policy_pub.publish(_policy(paused=False, max_speed=0.0, version=4))
+    status.wait_for(lambda s: s.state == NavigationStatus.STOPPED and s.reason == "speed limit is zero", timeout=5)
     feeder.timer.cancel()
 
 
