@@ -213,3 +213,73 @@ def test_local_costmap_obstacle_on_path_triggers_replan(planner, ros_node):
         assert results.wait_for(lambda m: m.replan and m.result == PlanPath.Response.SUCCESS, timeout=10)
     finally:
         timer.cancel()
+
+
+def test_map_topic_not_ready_then_ready_and_stale_costmap(start_node, ros_node, shared_data):
+    from nav_msgs.msg import OccupancyGrid
+
+    from depai_nodes.planner.mapio import load_map
+
+    node = start_node("planner", parameters={"costmap_timeout": 0.5, "odom_timeout": 30.0})
+    node.wait_for_log("waiting for a map")
+    client = ros_node.node.create_client(PlanPath, "plan_path")
+
+    def plan(start, goal):
+        req = PlanPath.Request()
+        req.goal = _pose(*goal)
+        req.use_start = True
+        req.start = _pose(*start)
+        req.dry_run = True
+        return _call(ros_node, client, req)
+
+    r = plan((0.0, 0.0), (1.0, 1.0))
+    assert r.result == PlanPath.Response.MAP_NOT_READY
+    m = load_map(shared_data / "maps" / "tb3_sandbox.yaml")
+    grid = OccupancyGrid()
+    grid.header.frame_id = "map"
+    grid.info.resolution = m.resolution
+    grid.info.width, grid.info.height = m.width, m.height
+    grid.info.origin.position.x, grid.info.origin.position.y = m.origin_x, m.origin_y
+    grid.info.origin.orientation.w = 1.0
+    grid.data = m.data.ravel().tolist()
+    map_pub = ros_node.publisher(OccupancyGrid, "map", LATCHED_QOS)
+    map_pub.publish(grid)
+    node.wait_for_log("map ready: 384x384", timeout=15)
+    from depai_nodes.planner.core import GlobalCostmap, Planner
+
+    local_planner = Planner(GlobalCostmap(m))
+    free = np.argwhere(local_planner.costmap.passable > 0)
+    a, b = free[0], free[-1]
+    start = tuple(float(v) for v in m.cell_to_world(a[1], a[0]))
+    goal = tuple(float(v) for v in m.cell_to_world(b[1], b[0]))
+    expected = local_planner.plan(start, goal, "smooth")
+    assert expected.ok
+    r = plan(start, goal)
+    assert r.result == PlanPath.Response.SUCCESS, r.message
+    assert r.length == pytest.approx(expected.length, rel=1e-6)
+    # One local costmap (placed with odom), then perception goes silent: plans are refused.
+    odom = Odometry()
+    odom.pose.pose.position.x, odom.pose.pose.position.y = start
+    odom.pose.pose.orientation.w = 1.0
+    odom_pub = ros_node.publisher(Odometry, "odom", RELIABLE_QOS)
+    local = OccupancyGrid()
+    local.header.frame_id = "lidar_link"
+    local.info.resolution = 0.1
+    local.info.width = local.info.height = 20
+    local.info.origin.position.x = local.info.origin.position.y = -1.0
+    local.info.origin.orientation.w = 1.0
+    local.data = [0] * 400
+    cm_pub = ros_node.publisher(OccupancyGrid, "local_costmap", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(cm_pub)
+    deadline = time.monotonic() + 10
+    stale = None
+    while time.monotonic() < deadline:
+        odom_pub.publish(odom)
+        time.sleep(0.1)
+        cm_pub.publish(local)
+        time.sleep(1.0)  # longer than costmap_timeout
+        stale = plan(start, goal)
+        if stale.result == PlanPath.Response.STALE_COSTMAP:
+            break
+    assert stale.result == PlanPath.Response.STALE_COSTMAP, stale.message
+    node.wait_for_log("STALE_COSTMAP")
