@@ -164,3 +164,30 @@ def test_empty_path_stops_and_goal_is_reached(controller, ros_node):
     st = status.wait_for(lambda s: s.state == NavigationStatus.ARRIVED, timeout=10)
     assert st.progress == pytest.approx(1.0)
     feeder.timer.cancel()
+
+
+def test_speed_mask_limits_speed(start_node, ros_node, shared_data):
+    from depai_nodes.planner.mapio import load_map
+
+    mask_yaml = shared_data / "maps" / "depot_speed.yaml"
+    mask = load_map(mask_yaml)
+    r, c = np.argwhere(mask.data == 50)[len(np.argwhere(mask.data == 50)) // 2]
+    x, y = (float(v) for v in mask.cell_to_world(c, r))
+    start_node("controller", parameters={"speed_mask_yaml": str(mask_yaml), "require_costmap": False})
+    status = ros_node.subscribe(NavigationStatus, "navigation_status", RELIABLE_QOS)
+    cmds = ros_node.subscribe(Twist, "cmd_vel", RELIABLE_QOS)
+    feeder = Feeder(ros_node, costmap=False)
+    feeder.odom.pose.pose.position.x, feeder.odom.pose.pose.position.y = x, y
+    path = _path()
+    for p in path.poses:
+        p.pose.position.x += x
+        p.pose.position.y = y
+    plan_pub = ros_node.publisher(Path, "plan", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(plan_pub)
+    plan_pub.publish(path)
+    st = status.wait_for(lambda s: s.state == NavigationStatus.FOLLOWING, timeout=10)
+    assert st.speed_limit == pytest.approx(0.25)  # mask value 50 -> 50 % of 0.5 m/s
+    time.sleep(0.5)
+    assert max(m.linear.x for m in cmds.messages) <= 0.25 + 1e-6
+    assert max(m.linear.x for m in cmds.messages) > 0.2
+    feeder.timer.cancel()
