@@ -8,19 +8,41 @@ depai_nodes.bringup.stack, the same code `depai launch` uses on installs without
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events import matches_action
+from launch.events.process import ShutdownProcess
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+EXIT_BAD_CONFIG = 2  # depai_nodes.common.runner: invalid configuration; restarting cannot fix it
+
+
+def _no_respawn_on_bad_config(node: Node, label: str) -> RegisterEventHandler:
+    """launch respawns after any exit; like `depai launch`, do not respawn after exit code 2."""
+
+    def on_exit(event, _context):
+        if event.returncode != EXIT_BAD_CONFIG:
+            return None
+        return [
+            LogInfo(msg=f"{label} exited: invalid configuration (code 2); not restarting"),
+            EmitEvent(event=ShutdownProcess(process_matcher=matches_action(node))),
+        ]
+
+    return RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit))
+
 
 def _nodes(context):
-    from depai_nodes.bringup.stack import expand, load_stack
+    from depai_nodes.bringup.stack import expand, load_stack, with_robots
 
-    stack = load_stack(LaunchConfiguration("stack").perform(context))
     robots = [r for r in LaunchConfiguration("robots").perform(context).split(",") if r]
-    return [
-        Node(
+    # Validate everything before the first Node action runs: a failure half-way through the
+    # list would leave the nodes already started running after `ros2 launch` exits.
+    stack = with_robots(load_stack(LaunchConfiguration("stack").perform(context)), robots)
+    actions = []
+    for inst in expand(stack):
+        node = Node(
             package="depai",
             executable=inst.concern,
             name=inst.name,
@@ -31,8 +53,8 @@ def _nodes(context):
             output="screen",
             emulate_tty=True,
         )
-        for inst in expand(stack, robots=robots or None)
-    ]
+        actions += [node, _no_respawn_on_bad_config(node, inst.label)]
+    return actions
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -21,7 +21,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-__all__ = ["StackError", "NodeSpec", "StackSpec", "NodeInstance", "load_stack", "expand", "resolve_package_paths"]
+__all__ = [
+    "StackError", "NodeSpec", "StackSpec", "NodeInstance", "load_stack", "with_robots", "expand", "resolve_package_paths",
+]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ROBOTS_PLACEHOLDER = "$(robots)"
@@ -108,6 +110,20 @@ def load_stack(path: str | Path) -> StackSpec:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise StackError(f"stack file {path}: {where}: {first['msg']}") from None
+
+
+def with_robots(stack: StackSpec, robots: list[str] | None) -> StackSpec:
+    """The stack with its robot list replaced, validated like the stack file's (names, uniqueness).
+
+    Both launchers take robots from their command line (`--robots`, `robots:=`); validating here
+    means neither can start duplicate nodes or fail half-way on an invalid namespace.
+    """
+    if not robots:
+        return stack
+    try:
+        return StackSpec.model_validate({**stack.model_dump(), "robots": robots})
+    except ValidationError as exc:
+        raise StackError(f"robots {','.join(robots)}: {exc.errors()[0]['msg']}") from None
 
 
 def resolve_package_paths(parameters: dict[str, Any], share_dir: str | None = None) -> dict[str, Any]:

@@ -32,7 +32,11 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
     node = None
     executor = SingleThreadedExecutor(context=context)
 
+    stopping = False
+
     def request_shutdown(signum, _frame):
+        nonlocal stopping
+        stopping = True
         if context.ok():
             context.try_shutdown()
 
@@ -50,8 +54,9 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
         print(f"[FATAL] [{name}]: invalid configuration: {error}", file=sys.stderr, flush=True)
         code = EXIT_BAD_CONFIG
     except Exception:  # noqa: BLE001 - last line of defence: log it, let the supervisor respawn
-        traceback.print_exc()
-        code = EXIT_CRASH
+        if not stopping:  # Ctrl-C/SIGTERM during start-up invalidates the context: not a crash
+            traceback.print_exc()
+            code = EXIT_CRASH
     finally:
         executor.shutdown(timeout_sec=1.0)
         if node is not None:
