@@ -26,7 +26,7 @@ class KeepOutZone(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=32, description="fits the on-chain bytes32 zone id")
     polygon: list[tuple[float, float]] = Field(min_length=3, description="vertices (x, y) in metres, map frame")
 
     @field_validator("polygon")

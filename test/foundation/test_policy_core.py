@@ -26,6 +26,7 @@ def test_policy_file_round_trips_through_the_ros_message(tmp_path):
         ("keep_out_zones: [{id: a, polygon: [[0,0],[1,0],[1,1]]}, {id: a, polygon: [[0,0],[1,0],[1,1]]}]", "unique"),
         ("speed_limit: 2", "speed_limit"),
         ("min_task_price: -5", "min_task_price"),
+        ("keep_out_zones: [{id: %s, polygon: [[0, 0], [1, 0], [1, 1]]}]" % ("z" * 33), "id"),  # > bytes32
         ("max_speed: [", "not valid YAML"),
     ],
 )
