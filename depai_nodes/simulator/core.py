@@ -46,10 +46,10 @@ class SimulatorError(ValueError):
 
 
 class SimParams(ParamsModel):
-    world: str = Field("warehouse", description="SDF world: a name in worlds/ (warehouse, yard, depot) or a file path")
-    robots: list[str] = Field(["robot1"], description="Robot namespaces (relative; '' = the node's own namespace)")
-    spawn_poses: list[float] = Field([0.0, 0.0, 0.0], description="x y yaw (m, m, rad) per robot, flattened")
-    physics_rate: float = Field(50.0, ge=10.0, le=1000.0, description="Simulation steps per simulated second, Hz")
+    world: str = Field("warehouse", description="SDF world: a name in worlds/ (warehouse, yard, depot) or a file path", json_schema_extra={"read_only": True})
+    robots: list[str] = Field(["robot1"], description="Robot namespaces (relative; '' = the node's own namespace)", json_schema_extra={"read_only": True})
+    spawn_poses: list[float] = Field([0.0, 0.0, 0.0], description="x y yaw (m, m, rad) per robot, flattened", json_schema_extra={"read_only": True})
+    physics_rate: float = Field(50.0, ge=10.0, le=1000.0, description="Simulation steps per simulated second, Hz", json_schema_extra={"read_only": True})
     real_time_factor: float = Field(1.0, gt=0.0, le=20.0, description="Simulated seconds per wall second (target)")
     odom_rate: float = Field(50.0, gt=0.0, le=1000.0, description="Odometry publishing rate, Hz (sim time)")
     lidar_rate: float = Field(10.0, gt=0.0, le=50.0, description="LiDAR sweeps per simulated second, Hz")
@@ -69,7 +69,7 @@ class SimParams(ParamsModel):
     max_linear_accel: float = Field(1.5, gt=0.0, le=100.0, description="Linear acceleration limit, m/s^2")
     max_angular_accel: float = Field(4.0, gt=0.0, le=100.0, description="Angular acceleration limit, rad/s^2")
     cmd_timeout: float = Field(0.5, gt=0.0, le=10.0, description="Stop when no cmd_vel arrived for this long, s (sim time)")
-    seed: int = Field(0, ge=0, description="Random seed of the LiDAR noise")
+    seed: int = Field(0, ge=0, description="Random seed of the LiDAR noise", json_schema_extra={"read_only": True})
 
     @model_validator(mode="after")
     def _consistent(self):

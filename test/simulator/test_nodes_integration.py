@@ -137,3 +137,30 @@ def test_perception_parameters_are_validated_at_start_and_at_run_time(ros_node, 
     ok = set_param("cluster_tolerance", 0.5)
     assert ok.successful
     good.wait_for_log("cluster_tolerance=0.5", timeout=10)
+
+
+def test_simulator_runtime_parameters(ros_domain):
+    """LiDAR and rate changes apply live; world-shaping ones are read-only; bad ones are refused."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from depai_nodes.simulator.node import SimulatorNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=ros_domain)
+    node = SimulatorNode(context=ctx, parameter_overrides=[Parameter("lidar_beams", value=8),
+                                                           Parameter("lidar_horizontal", value=64)])
+    try:
+        r = node.set_parameters([Parameter("lidar_beams", value=16), Parameter("real_time_factor", value=2.0)])
+        assert all(x.successful for x in r)
+        assert node.sim.lidar.beams == 16 and node.buffers["robot1"].count == 16 * 64
+        assert node.timer.timer_period_ns == int(1e9 / (50 * 2.0))
+        node._tick()
+        assert node.sweeps_published == 1  # the first tick publishes a sweep with the new shape
+        r = node.set_parameters([Parameter("lidar_vfov_min_deg", value=30.0)])
+        assert not r[0].successful and "lidar_vfov_max_deg" in r[0].reason
+        r = node.set_parameters([Parameter("world", value="yard")])
+        assert not r[0].successful and node.params.world == "warehouse"
+    finally:
+        node.destroy_node()
+        ctx.try_shutdown()
