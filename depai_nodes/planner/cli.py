@@ -27,10 +27,10 @@ def _run(args) -> int:
 
     from .core import CostmapConfig, GlobalCostmap, Planner
     from .errors import PlannerError
-    from .mapio import load_map
+    from .mapio import load_map, load_map_or_world
 
     try:
-        m = load_map(args.map)
+        m = load_map_or_world(args.map)
         mask = load_map(args.keepout_mask) if args.keepout_mask else None
         cm = GlobalCostmap(m, CostmapConfig(robot_radius=args.robot_radius,
                                             inflation_radius=max(args.inflation_radius, args.robot_radius),
@@ -61,7 +61,7 @@ def _run(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="plan a path on a map_server map (no ROS needed)",
                               description=__doc__.split("\n\n")[0])
-    p.add_argument("map", help="map_server YAML")
+    p.add_argument("map", help="map_server YAML, or an SDF world (*.sdf) to rasterise")
     p.add_argument("--start", nargs=2, type=float, required=True, metavar=("X", "Y"))
     p.add_argument("--goal", nargs=2, type=float, required=True, metavar=("X", "Y"))
     p.add_argument("--mode", choices=("optimal", "smooth"), default="smooth")

@@ -298,3 +298,14 @@ def load_map(yaml_path: str, frame_id: str = "map") -> OccupancyMap:
         source=yaml_path,
         extra={"mode": mode, "negate": bool(negate), "image": image},
     )
+
+
+def load_map_or_world(path, frame_id: str = "map") -> OccupancyMap:
+    """A map_server YAML, or an SDF world (``*.sdf``) rasterised by :mod:`.world_map`."""
+    if os.fspath(path).endswith(".sdf"):
+        from .world_map import world_to_map
+
+        m = world_to_map(path)
+        m.frame_id = frame_id
+        return m
+    return load_map(path, frame_id)

@@ -32,13 +32,13 @@ from depai_nodes.common.runner import run_node
 from . import search
 from .core import CostmapConfig, GlobalCostmap, LocalCostmap, PlanCode, Planner, PlanResult, densify
 from .errors import InvalidGridError, InvalidPolygonError, MapLoadError
-from .mapio import OccupancyMap, load_map
+from .mapio import OccupancyMap, load_map, load_map_or_world
 
 POLICY_TOPIC = "/fleet/policy"
 
 
 class PlannerParams(ParamsModel):
-    map_yaml: str = Field("", description="map_server YAML of the static map; empty: subscribe to `map`")
+    map_yaml: str = Field("", description="map_server YAML of the static map, or an SDF world (*.sdf) to rasterise; empty: subscribe to `map`")
     keepout_mask_yaml: str = Field("", description="Nav2 keep-out filter mask YAML (occupied cells are forbidden); empty: none")
     frame_id: str = Field("map", min_length=1, description="planning frame (goals in this frame or in `odom`, which equals it)")
     mode: Literal["optimal", "smooth"] = Field("smooth", description="optimal: 8-connected A*; smooth: A* then any-angle string pulling")
@@ -120,7 +120,7 @@ class PlannerNode(Node):
                 raise ParameterError("keepout_mask_yaml", str(exc)) from None
         if p.map_yaml:
             try:
-                self._static = load_map(p.map_yaml, p.frame_id)
+                self._static = load_map_or_world(p.map_yaml, p.frame_id)
             except MapLoadError as exc:
                 raise ParameterError("map_yaml", str(exc)) from None
             self._rebuild_costmap()

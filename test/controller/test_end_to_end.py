@@ -1,7 +1,9 @@
 """End to end over DDS: simulator + planner + controller, namespaced robot1, in the warehouse
-world. The planner's static map is rasterised from the world's SDF (test helper sdf_map.py); the
-goal lies behind a tote, so the straight line is blocked and the robot must drive around it."""
+world. The planner rasterises its static map from the world's SDF file (map_yaml: *.sdf); the
+goal lies behind an obstacle, so the straight line is blocked and the robot must drive around it."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import math
 import time
@@ -11,21 +13,20 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from scipy import ndimage
 
-from depai.msg import NavigationStatus
+from depai.msg import NavigationStatus, PlanResult
+from depai.srv import PlanPath
 from depai_nodes.common.qos import RELIABLE_QOS
-from depai_nodes.planner.mapio import load_map
-
-from sdf_map import rasterize_world
+from depai_nodes.planner.world_map import world_to_map
 
 START = (-1.5, -2.5, math.pi)
 GOAL = (-6.5, -2.5)
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path):
-    from conftest import REPO_ROOT
-
-    map_yaml = rasterize_world(REPO_ROOT / "worlds" / "warehouse.sdf", tmp_path / "map")
-    m = load_map(map_yaml)
+    world = REPO_ROOT / "worlds" / "warehouse.sdf"
+    m = world_to_map(world)
     # The goal is hidden behind an obstacle: the straight segment crosses occupied cells.
     xs = np.linspace(START[0], GOAL[0], 200)
     c, r = m.world_to_cell(xs, np.full_like(xs, START[1]))
@@ -35,7 +36,7 @@ def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path):
         "world": "warehouse", "robots": ["robot1"], "spawn_poses": list(START),
         "lidar_beams": 4, "lidar_horizontal": 64, "lidar_rate": 1.0, "robot_radius": 0.3})
     planner = start_node("planner", namespace="robot1", parameters={
-        "map_yaml": str(map_yaml), "robot_radius": 0.3, "inflation_radius": 0.7, "mode": "smooth"})
+        "map_yaml": str(world), "robot_radius": 0.3, "inflation_radius": 0.7, "mode": "smooth"})
     start_node("controller", namespace="robot1", parameters={"require_costmap": False, "robot_radius": 0.3})
     planner.wait_for_log("map ready", timeout=30)
 
@@ -54,8 +55,18 @@ def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path):
     goal.header.frame_id = "map"
     goal.pose.position.x, goal.pose.position.y = GOAL
     goal.pose.orientation.w = 1.0
-    goals.publish(goal)
-    planner.wait_for_log("plan: path of", timeout=15)
+    # Discovery between the simulator and the planner can lag the test's own: until the planner
+    # has odom it answers START_INVALID, so the goal is re-sent until it is accepted.
+    results = ros_node.subscribe(PlanResult, "/robot1/plan_result", RELIABLE_QOS)
+    deadline = time.monotonic() + 30
+    while True:
+        n = len(results.messages)
+        goals.publish(goal)
+        res = results.wait_for(lambda m: any(m is x for x in results.messages[n:]), timeout=10)
+        if res.result != PlanPath.Response.START_INVALID or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert res.result == PlanPath.Response.SUCCESS, res.message
     arrived = status.wait_for(lambda s: s.state == NavigationStatus.ARRIVED, timeout=90)
     assert arrived.progress == 1.0
     time.sleep(0.3)

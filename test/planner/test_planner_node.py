@@ -78,6 +78,8 @@ def planner(start_node, ros_node, shared_data):
     odom.pose.pose.position.x, odom.pose.pose.position.y = START
     odom.pose.pose.orientation.w = 1.0
     timer = ros_node.node.create_timer(0.05, lambda: odom_pub.publish(odom))
+    ros_node.wait_for_subscribers(odom_pub)  # the planner hears odom before any goal is sent
+    time.sleep(0.2)
     yield node
     timer.cancel()
 
