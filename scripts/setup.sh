@@ -33,6 +33,23 @@ hash_tree() {  # names and contents of the files under the given paths
 stamp_ok() { [ -f "$STATE/$1.stamp" ] && [ "$(cat "$STATE/$1.stamp")" = "$2" ]; }
 stamp_set() { printf '%s' "$2" >"$STATE/$1.stamp"; }
 
+# ---------------------------------------------------------------- 0. system packages (apt)
+# What the Python and npm packages need from the OS. Checked every run (cheap); installed only
+# when missing, so the step is idempotent and a machine that has them never calls apt.
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+command -v c++ >/dev/null || missing+=(g++)
+command -v npm >/dev/null || missing+=(nodejs npm)
+# Open3D's CPU wheel links libusb (for RealSense support) and fails to import without it.
+ldconfig -p 2>/dev/null | grep -q 'libusb-1\.0\.so\.0' || missing+=(libusb-1.0-0)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then APT=(apt-get); elif sudo -n true 2>/dev/null; then APT=(sudo apt-get); else
+    die "missing system packages: ${missing[*]} (install with: sudo apt-get install ${missing[*]})"; fi
+  say "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive "${APT[@]}" update -qq >&2
+  DEBIAN_FRONTEND=noninteractive "${APT[@]}" install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
 # ---------------------------------------------------------------- 1. Python + ROS 2
 ROS_MODE="${DEPAI_ROS:-auto}"
 if [ "$ROS_MODE" = auto ]; then

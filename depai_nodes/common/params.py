@@ -14,6 +14,7 @@ ROS-free core receives the validated model instance, never raw parameters.
 from __future__ import annotations
 
 import math
+import re
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -45,10 +46,15 @@ class ParameterError(ValueError):
         super().__init__(f"parameter '{parameter}': {reason}")
 
     @classmethod
-    def from_validation(cls, error: ValidationError) -> ParameterError:
+    def from_validation(cls, error: ValidationError, fields: list[str] | None = None) -> ParameterError:
         first = error.errors()[0]
-        name = ".".join(str(part) for part in first.get("loc", ())) or "<model>"
+        name = ".".join(str(part) for part in first.get("loc", ()))
         reason = first.get("msg", "invalid value")
+        if not name:
+            # A cross-field rule (model validator) has no location: name the first parameter
+            # its message mentions, so the error still points at something to fix.
+            positions = {f: m.start() for f in (fields or []) if (m := re.search(rf"\b{re.escape(f)}\b", reason))}
+            name = min(positions, key=positions.get) if positions else "<parameters>"
         if len(error.errors()) > 1:
             others = sorted({str(e["loc"][0]) for e in error.errors()[1:] if e.get("loc")} - {name})
             if others:
@@ -169,7 +175,7 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
     try:
         current = model(**values)
     except ValidationError as exc:
-        raise ParameterError.from_validation(exc) from None
+        raise ParameterError.from_validation(exc, list(model.model_fields)) from None
 
     state = {"params": current}
 
@@ -181,7 +187,7 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
         try:
             state["pending"] = model(**merged)
         except ValidationError as exc:
-            error = ParameterError.from_validation(exc)
+            error = ParameterError.from_validation(exc, list(known))
             node.get_logger().warning(f"rejected parameter change: {error}")
             return SetParametersResult(successful=False, reason=str(error))
         return SetParametersResult(successful=True)

@@ -46,7 +46,10 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
     try:
         node = node_factory(context=context)
         executor.add_node(node)
-        executor.spin()
+        # spin_once with a timeout, not spin(): Python runs signal handlers only between
+        # bytecodes, so a node with no timer and no traffic would never see Ctrl-C otherwise.
+        while context.ok():
+            executor.spin_once(timeout_sec=0.25)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ParameterError as error:

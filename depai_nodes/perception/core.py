@@ -56,17 +56,12 @@ class PerceptionError(ValueError):
 
 
 def _cloud_qos():
-    """QoS for large clouds: reliable, keep last 5 (see README, "Transport"). None without rclpy.
-
-    Keep-last 5 rides out a consumer stall of up to about half a second at 10 Hz before the
-    oldest sweep is replaced; deeper would only deliver staler data.
-    """
+    """The shared profile for full sweeps (depai_nodes.common.qos.CLOUD_QOS); None without ROS."""
     try:
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+        from depai_nodes.common.qos import CLOUD_QOS as profile
     except ImportError:  # pragma: no cover - the core is usable without ROS
         return None
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.VOLATILE)
+    return profile
 
 
 CLOUD_QOS = _cloud_qos()

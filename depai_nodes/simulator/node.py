@@ -31,7 +31,7 @@ from sensor_msgs.msg import PointCloud2
 from depai_nodes.common.params import ParameterError, declare_params
 from depai_nodes.common.pointcloud2 import CloudBuffer
 from depai_nodes.common.qos import RELIABLE_QOS
-from depai_nodes.perception.core import CLOUD_QOS
+from depai_nodes.common.qos import CLOUD_QOS
 from depai_nodes.common.runner import run_node
 
 from .core import CLOUD_DTYPE, LidarConfig, SimParams, Simulator, SimulatorError

@@ -4,7 +4,7 @@ from typing import Literal
 
 import pytest
 import rclpy
-from pydantic import Field
+from pydantic import Field, model_validator
 from rclpy.parameter import Parameter
 
 from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
@@ -76,3 +76,25 @@ def test_run_time_changes_are_validated_and_applied(context):
 
     node.set_parameters([Parameter("frames", value=["lidar_link"])])
     assert seen[-1].frames == ["lidar_link"] and seen[-1].voxel_size == 0.25
+
+
+class Window(ParamsModel):
+    min_range: float = Field(0.5, ge=0.0)
+    max_range: float = Field(50.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.max_range <= self.min_range:
+            raise ValueError("max_range must be greater than min_range")
+        return self
+
+
+def test_cross_field_errors_name_a_parameter_they_involve(context):
+    node = make_node(context, "d", min_range=60.0)
+    with pytest.raises(ParameterError) as info:
+        declare_params(node, Window)
+    assert info.value.parameter == "max_range"
+    node = make_node(context, "e")
+    declare_params(node, Window)
+    refused = node.set_parameters([Parameter("max_range", value=0.1)])[0]
+    assert not refused.successful and "parameter 'max_range'" in refused.reason

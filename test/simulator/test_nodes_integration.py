@@ -15,7 +15,7 @@ from sensor_msgs.msg import PointCloud2
 from depai.msg import ObstacleArray
 from depai_nodes.common.pointcloud2 import cloud_to_array, cloud_to_xyz
 from depai_nodes.common.qos import RELIABLE_QOS, SENSOR_QOS
-from depai_nodes.perception.core import CLOUD_QOS
+from depai_nodes.common.qos import CLOUD_QOS
 
 SIM = {"world": "warehouse", "robots": ["robot1", "robot2"], "spawn_poses": [0.0, 0.0, 0.0, -4.0, 2.5, 0.0],
        "lidar_beams": 32, "lidar_horizontal": 512}
