@@ -22,7 +22,7 @@ import numpy as np
 
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist
-from nav_msgs.msg import Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -30,8 +30,7 @@ from sensor_msgs.msg import PointCloud2
 
 from depai_nodes.common.params import ParameterError, declare_params
 from depai_nodes.common.pointcloud2 import CloudBuffer
-from depai_nodes.common.qos import RELIABLE_QOS
-from depai_nodes.common.qos import CLOUD_QOS
+from depai_nodes.common.qos import CLOUD_QOS, LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
 from .core import CLOUD_DTYPE, LidarConfig, SimParams, Simulator, SimulatorError
@@ -76,6 +75,9 @@ class SimulatorNode(Node):
             # Fast DDS defaults (bench/transport.py); reliable writers also serve best-effort readers.
             self.cloud_pubs[name] = self.create_publisher(PointCloud2, _topic(name, "points"), CLOUD_QOS)
             self.buffers[name] = CloudBuffer(CLOUD_DTYPE, n)
+        self.map_pubs = {}
+        if p.publish_map:
+            self._publish_maps()
         self.steps = 0
         self.sweeps_published = 0
         self._next_odom = 0.0
@@ -86,6 +88,26 @@ class SimulatorNode(Node):
         self.get_logger().info(
             f"simulating world '{self.sim.world.name}' ({len(self.sim.objects)} models) with "
             f"{len(p.robots)} robot(s); LiDAR {p.lidar_beams}x{p.lidar_horizontal} at {p.lidar_rate:g} Hz on {robots}")
+
+    def _publish_maps(self) -> None:
+        """The world's ground-truth occupancy map, latched on <r>/map for each robot's planner."""
+        t0 = time.monotonic()
+        grid, ox, oy = self.sim.occupancy_map(self.params.map_resolution)
+        msg = OccupancyGrid()
+        msg.header.frame_id = "map"
+        msg.header.stamp = _stamp(self.sim.time)
+        msg.info.map_load_time = msg.header.stamp
+        msg.info.resolution = float(self.params.map_resolution)
+        msg.info.height, msg.info.width = grid.shape
+        msg.info.origin.position.x, msg.info.origin.position.y = ox, oy
+        msg.info.origin.orientation.w = 1.0
+        msg.data = grid.ravel().tobytes()
+        for name in self.params.robots:
+            self.map_pubs[name] = self.create_publisher(OccupancyGrid, _topic(name, "map"), LATCHED_QOS)
+            self.map_pubs[name].publish(msg)
+        self.get_logger().info(
+            f"ground-truth map {grid.shape[1]}x{grid.shape[0]} @ {self.params.map_resolution:g} m "
+            f"({time.monotonic() - t0:.2f} s) on {', '.join(self.resolve_topic_name(_topic(r, 'map')) for r in self.params.robots)}")
 
     def _on_params(self, params: SimParams) -> None:
         changed = {k for k in SimParams.model_fields if getattr(params, k) != getattr(self.params, k)}
