@@ -48,7 +48,7 @@ class SimulatorError(ValueError):
 class SimParams(ParamsModel):
     world: str = Field("warehouse", description="SDF world: a name in worlds/ (warehouse, yard, depot) or a file path", json_schema_extra={"read_only": True})
     robots: list[str] = Field(["robot1"], description="Robot namespaces (relative; '' = the node's own namespace)", json_schema_extra={"read_only": True})
-    spawn_poses: list[float] = Field([0.0, 0.0, 0.0], description="x y yaw (m, m, rad) per robot, flattened", json_schema_extra={"read_only": True})
+    spawn_poses: list[float] = Field([0.0, 0.0, 0.0], description="x y yaw (m, m, rad) per robot, flattened; empty: placed automatically near the origin", json_schema_extra={"read_only": True})
     physics_rate: float = Field(50.0, ge=10.0, le=1000.0, description="Simulation steps per simulated second, Hz", json_schema_extra={"read_only": True})
     real_time_factor: float = Field(1.0, gt=0.0, le=20.0, description="Simulated seconds per wall second (target)")
     odom_rate: float = Field(50.0, gt=0.0, le=1000.0, description="Odometry publishing rate, Hz (sim time)")
@@ -83,7 +83,7 @@ class SimParams(ParamsModel):
             raise ValueError("robots must list at least one robot")
         if len(set(self.robots)) != len(self.robots):
             raise ValueError("robots must be unique")
-        if len(self.spawn_poses) != 3 * len(self.robots):
+        if self.spawn_poses and len(self.spawn_poses) != 3 * len(self.robots):
             raise ValueError(f"spawn_poses needs 3 numbers (x y yaw) per robot: "
                              f"{3 * len(self.robots)} for {len(self.robots)} robot(s), got {len(self.spawn_poses)}")
         if self.physics_rate < self.lidar_rate or self.physics_rate < self.odom_rate:
@@ -232,7 +232,10 @@ class Simulator:
         self._obstacles = self._build([t for t in self._static if not t[2]])
         self.robots: dict[str, RobotState] = {}
         for i, name in enumerate(p.robots):
-            x, y, yaw = p.spawn_poses[3 * i: 3 * i + 3]
+            if p.spawn_poses:
+                x, y, yaw = p.spawn_poses[3 * i: 3 * i + 3]
+            else:
+                x, y, yaw = self._free_spawn(name)
             r = RobotState(name, float(x), float(y), float(yaw))
             r.z = self._ground_height(r.x, r.y, 0.0)
             if self._collides(r, r.x, r.y, r.z):
@@ -264,6 +267,21 @@ class Simulator:
             body.translate((r.x, r.y, r.z + self.params.robot_height / 2))
             items.append((_tmesh(body), -2, False))
         return self._build(items)
+
+    def _free_spawn(self, name: str) -> tuple[float, float, float]:
+        """The first free spot on a grid around the origin, clear of obstacles and placed robots."""
+        p = self.params
+        spacing = 2 * p.robot_radius + 0.5
+        probe = RobotState(name, 0.0, 0.0, 0.0)
+        for ring in range(0, 40):
+            cells = [(i, j) for i in range(-ring, ring + 1) for j in range(-ring, ring + 1) if max(abs(i), abs(j)) == ring]
+            for i, j in sorted(cells, key=lambda c: (abs(c[1]), abs(c[0]), c)):
+                x, y = i * spacing, j * spacing
+                if any(math.hypot(x - r.x, y - r.y) < spacing for r in self.robots.values()):
+                    continue
+                if not self._collides(probe, x, y, self._ground_height(x, y, 0.0)):
+                    return x, y, 0.0
+        raise SimulatorError(f"no free spawn spot for robot '{name}' within {40 * spacing:.0f} m of the origin")
 
     # -------------------------------------------------------------- ground-truth map
     def occupancy_map(self, resolution: float, margin: float = 1.0) -> tuple[np.ndarray, float, float]:

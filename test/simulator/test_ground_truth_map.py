@@ -49,3 +49,14 @@ def test_the_map_matches_what_the_robot_bumps_into(warehouse):
         disagreements += occupied != sim._collides(robot, x, y, 0.0)
     # Cells straddling an obstacle edge can go either way; the rest must agree.
     assert disagreements <= samples * 0.03
+
+
+def test_robots_without_spawn_poses_are_placed_apart_and_free():
+    sim = Simulator(SimParams(world="warehouse", robots=["a", "b", "c"], spawn_poses=[]))
+    spots = [(r.x, r.y) for r in sim.robots.values()]
+    assert spots[0] == (0.0, 0.0)
+    for robot in sim.robots.values():
+        assert not sim._collides(robot, robot.x, robot.y, robot.z)
+    for i, (x, y) in enumerate(spots):
+        for u, v in spots[i + 1:]:
+            assert np.hypot(x - u, y - v) >= 2 * sim.params.robot_radius + 0.5 - 1e-9
