@@ -13,7 +13,8 @@ velocity command and a status:
 * approach: within ``approach_distance`` of the goal the speed scales with the remaining
   distance (never below ``min_approach_speed``), and the goal is reached within ``goal_tolerance``;
 * heading: when the lookahead point is more than ``rotate_to_heading_min_angle`` off the
-  heading, rotate in place first;
+  heading, rotate in place first; at the goal, turn in place to the goal's orientation
+  (``rotate_to_goal_heading``, within ``goal_yaw_tolerance``);
 * collision: the commanded arc is rolled out for ``collision_horizon`` seconds (at least
   ``collision_min_distance`` metres); if it brings the robot centre within ``robot_radius`` of a
   lethal local-costmap cell, the command is zero (state STOPPED, reason "collision imminent");
@@ -72,6 +73,8 @@ class ControllerConfig:
     max_linear_accel: float = 2.5
     max_angular_accel: float = 3.2
     lethal_threshold: int = 65
+    rotate_to_goal_heading: bool = True
+    goal_yaw_tolerance: float = 0.1
 
 
 @dataclass
@@ -156,12 +159,20 @@ class PathFollower:
         self._cum = np.zeros(0)
         self._index = 0
         self.arrived = False
+        self.at_goal = False
+        self.goal_yaw: float | None = None
         self.last = (0.0, 0.0)
 
-    def set_path(self, points) -> None:
+    def set_path(self, points, goal_yaw: float | None = None) -> None:
+        """Follow ``points`` ((N, 2) x, y); with ``goal_yaw`` the robot turns to it on arrival
+        (when ``rotate_to_goal_heading``)."""
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         if not np.isfinite(pts).all():
             raise InvalidPathError("path has non-finite coordinates")
+        if goal_yaw is not None and not math.isfinite(goal_yaw):
+            raise InvalidPathError("goal orientation is not finite")
+        self.goal_yaw = goal_yaw
+        self.at_goal = False
         if len(pts) == 0:
             self.path = None
             self._cum = np.zeros(0)
@@ -225,10 +236,23 @@ class PathFollower:
         remaining = max(remaining, to_goal) if i >= len(self.path) - 1 else remaining
         progress = float(self._cum[i] / self.length) if self.length > 0 else 1.0
         info = dict(distance_remaining=remaining, progress=progress, speed_limit=speed_limit)
-        if self.arrived or to_goal <= cfg.goal_tolerance:
+        if self.arrived or self.at_goal or to_goal <= cfg.goal_tolerance:
+            # Within tolerance once is enough: a final turn must not restart the approach.
+            self.at_goal = True
+            info.update(distance_remaining=to_goal, progress=1.0)
+            if not self.arrived and cfg.rotate_to_goal_heading and self.goal_yaw is not None:
+                err = (self.goal_yaw - yaw + math.pi) % (2.0 * math.pi) - math.pi
+                if abs(err) > cfg.goal_yaw_tolerance:
+                    w_max = min(cfg.rotate_to_heading_angular_vel, cfg.max_angular_vel)
+                    # Slow down as the error shrinks (P-control), never below 0.2 rad/s.
+                    w = math.copysign(min(w_max, max(0.2, 2.0 * abs(err))), err)
+                    _, w_prev = self.last
+                    if dt > 0 and abs(w) > abs(w_prev):
+                        w = math.copysign(min(abs(w), abs(w_prev) + cfg.max_angular_accel * dt), w)
+                    self.last = (0.0, w)
+                    return Command(0.0, w, NavState.FOLLOWING, "turning to the goal heading", **info)
             self.arrived = True
             self.last = (0.0, 0.0)
-            info.update(distance_remaining=to_goal, progress=1.0)
             return stop(NavState.ARRIVED, "", **info)
         if speed_limit <= 0.0:
             self.last = (0.0, 0.0)

@@ -47,6 +47,8 @@ class ControllerParams(ParamsModel):
     goal_tolerance: float = Field(0.1, gt=0.0, le=2.0, description="m; arrival distance")
     rotate_to_heading_min_angle: float = Field(0.785, ge=0.0, le=3.2, description="rad; rotate in place above this heading error")
     rotate_to_heading_angular_vel: float = Field(1.0, gt=0.0, le=10.0, description="rad/s")
+    rotate_to_goal_heading: bool = Field(True, description="on arrival, turn in place to the orientation of the path's last pose")
+    goal_yaw_tolerance: float = Field(0.1, gt=0.0, le=3.2, description="rad; heading error accepted at the goal")
     robot_radius: float = Field(0.22, ge=0.0, le=5.0, description="m")
     collision_horizon: float = Field(1.0, ge=0.0, le=10.0, description="s of the command rolled out for the collision check")
     collision_min_distance: float = Field(0.3, ge=0.0, le=5.0, description="m; the roll-out is at least this long")
@@ -125,8 +127,13 @@ class ControllerNode(Node):
 
     def _on_plan(self, msg: Path) -> None:
         pts = [(p.pose.position.x, p.pose.position.y) for p in msg.poses]
+        goal_yaw = None
+        if pts:
+            q = msg.poses[-1].pose.orientation
+            if abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) < 1e-3:  # a set orientation
+                goal_yaw = _yaw(q)
         try:
-            self.follower.set_path(pts)
+            self.follower.set_path(pts, goal_yaw)
         except InvalidPathError as exc:
             self.follower.set_path([])
             self.get_logger().error(f"path rejected, stopping: {exc}")

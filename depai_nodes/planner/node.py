@@ -275,7 +275,11 @@ class PlannerNode(Node):
         pts = densify(res.points, self.params.path_spacing)
         d = np.diff(pts, axis=0)
         yaws = np.arctan2(d[:, 1], d[:, 0]) if len(d) else np.zeros(0)
-        gyaw = _yaw(goal.pose.orientation)
+        q = goal.pose.orientation
+        if abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) < 1e-3:
+            gyaw = _yaw(q)
+        else:  # no orientation given (e.g. all zeros): keep the heading of the last segment
+            gyaw = float(yaws[-1]) if len(yaws) else 0.0
         for i, (x, y) in enumerate(pts):
             ps = PoseStamped()
             ps.header = path.header

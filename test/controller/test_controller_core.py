@@ -163,3 +163,16 @@ def test_closed_loop_on_planned_path_stays_clear(shared_data):
     assert c.state == NavState.ARRIVED
     assert math.hypot(x - goal[0], y - goal[1]) <= 0.1 + 1e-6
     assert worst > 0.1  # the body (0.22 m) may graze inflation on corners, the centre never nears a wall
+
+
+def test_turns_to_goal_heading_then_arrives():
+    f = PathFollower()
+    f.set_path(straight(), goal_yaw=math.pi / 2)
+    pose, cmds = run(f, (0.0, 0.0, 0.0), 800)
+    assert cmds[-1].state == NavState.ARRIVED
+    assert abs(pose[2] - math.pi / 2) <= f.config.goal_yaw_tolerance
+    turning = [c for c in cmds if c.reason == "turning to the goal heading"]
+    assert turning and all(c.linear == 0.0 and c.angular > 0 for c in turning)
+    assert math.hypot(pose[0] - 9.95, pose[1]) <= f.config.goal_tolerance + 1e-6
+    with pytest.raises(InvalidPathError):
+        f.set_path(straight(), goal_yaw=math.nan)
