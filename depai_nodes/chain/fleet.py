@@ -45,8 +45,11 @@ REPORT_TYPES = {
 class Fleet:
     """High-level operations for one process (one key) on one deployment."""
 
-    def __init__(self, client: ChainClient):
+    def __init__(self, client: ChainClient, address: str | None = None):
+        """``address``: the machine this fleet view is about when ``client`` is read-only (a node
+        that reads its machine's standing but must not hold the key; the wallet announces it)."""
         self.client = client
+        self._address = checksum(address) if address else None
         self.did = client.contract("MachineDID", client.config.did_address)
         self.token = client.contract("FleetToken")
         self.policy_contract = client.contract("FleetPolicy")
@@ -55,10 +58,12 @@ class Fleet:
 
     @property
     def me(self) -> str:
-        """This process's address (no chain access: it is known from the key alone)."""
-        if self.client.signer is None:
-            raise SignerError("this client is read-only (no signer)")
-        return self.client.signer.address
+        """The machine's address: the signer's, or the one given to a read-only view."""
+        if self.client.signer is not None:
+            return self.client.signer.address
+        if self._address is None:
+            raise SignerError("this client is read-only (no signer) and no machine address was given")
+        return self._address
 
     def _domain(self, name: str, contract) -> dict:
         return {"name": name, "version": "1", "chainId": self.client.config.chain_id, "verifyingContract": contract.address}

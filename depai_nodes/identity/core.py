@@ -1,9 +1,9 @@
-"""A machine's on-chain identity: make sure it exists, then read its standing.
+"""A machine's on-chain identity, read: ``read_identity`` gathers what operators and other nodes
+want to see (DID, stake, balances, active tasks) at one block.
 
-ROS-free. ``ensure_identity`` writes the machine's ``depai:machine`` DID attribute (add, or
-update when the name changed) and, when asked, registers it in the TaskMarket with a stake: the
-steps a robot needs before it can take paid work. ``read_identity`` gathers what operators and
-other nodes want to see (DID, stake, balances, active tasks) at one block.
+ROS-free and key-free: it reads through a read-only ``Fleet(client, address)``. Writing the
+identity (the DID attribute, the stake) is an intent the identity node asks the machine's wallet
+to sign (``depai_nodes.wallet.core.ensure_identity`` behind ``wallet/ensure_identity``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from depai_nodes.chain.errors import ContractRevertError
 from depai_nodes.chain.fleet import MACHINE_ATTRIBUTE, Fleet
 
-__all__ = ["IdentityState", "ensure_identity", "read_identity"]
+__all__ = ["IdentityState", "read_identity"]
 
 
 class IdentityState(BaseModel):
@@ -30,34 +30,6 @@ class IdentityState(BaseModel):
     native_balance: int = 0
     active_tasks: int = 0
     block_number: int = 0
-
-
-def ensure_identity(fleet: Fleet, name: str, stake: int = 0, validity_blocks: int = 0) -> list[str]:
-    """Create or fix the DID attribute and (stake > 0) the market registration; returns what was done."""
-    done = []
-    value = name.encode()
-    try:
-        current = fleet.attribute(fleet.me, MACHINE_ATTRIBUTE)["value"]
-    except ContractRevertError as e:
-        if e.error != "AttributeNotFound":
-            raise
-        current = None
-    if current is None:
-        fleet.did.transact("addAttribute", fleet.me, MACHINE_ATTRIBUTE, value, validity_blocks)
-        done.append(f"added DID attribute depai:machine={name}")
-    elif current != value:
-        fleet.did.transact("updateAttribute", fleet.me, MACHINE_ATTRIBUTE, value, validity_blocks)
-        done.append(f"updated DID attribute depai:machine={name}")
-    if stake > 0:
-        info = fleet.machine_info()
-        if not info.registered:
-            fleet.register_machine(stake)
-            done.append(f"registered in the TaskMarket with stake {stake}")
-        elif info.stake < stake:
-            fleet.approve(stake - info.stake)
-            fleet.market.transact("addStake", stake - info.stake)
-            done.append(f"topped the stake up to {stake}")
-    return done
 
 
 def read_identity(fleet: Fleet) -> IdentityState:

@@ -1,14 +1,18 @@
 """Telemetry batches: record ROS messages, seal them into files, anchor their Merkle roots.
 
 ROS-free. A batch is a file of length-prefixed records (topic, receive time, the message's CDR
-bytes as it came off the wire); its Merkle root over the records is signed by the machine's key
-(EIP-712) and anchored in DataRegistry. Anyone holding the file can later prove on chain that
-one record was part of it (``prove`` + ``DataRegistry.verifyMessage``).
+bytes as it came off the wire); its Merkle root over the records is anchored in DataRegistry,
+signed (EIP-712) by the machine's wallet: this module holds no key. The ``Anchorer`` hands each
+batch's description (id, root, count, time range, URI) to an ``anchor_fn`` — in the node, the
+wallet's ``wallet/anchor_batch`` service — and acts on the result code. Anyone holding the file
+can later prove on chain that one record was part of it (``prove`` + ``DataRegistry.verifyMessage``).
 
 Nothing is lost: each sealed batch gets a JSON sidecar with its state (``pending`` ->
-``anchored`` or ``failed``). The anchorer retries a bounded number of times with backoff; a
-batch still pending at shutdown (or after a crash) is picked up again at the next start.
-A ``BatchExists`` revert means an earlier attempt did land: it counts as anchored.
+``anchored`` or ``failed``). A batch leaves ``pending`` only when the wallet confirms it anchored
+(``already_anchored`` too: an earlier attempt landed) or refuses it for good (invalid, policy,
+revert). Retryable answers (wallet or chain unavailable, timeout, busy) are retried a bounded
+number of times with exponential backoff; a batch still pending then, at shutdown or after a
+crash stays on disk and is picked up again by ``resume`` (at start and periodically).
 """
 
 from __future__ import annotations
@@ -23,13 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from depai_nodes.chain.errors import ChainError, ContractRevertError, TxTimeoutError
-from depai_nodes.chain.fleet import Fleet
+from depai_nodes.chain.intents import AnchorRequest, Outcome, Result
 from depai_nodes.chain.merkle import MerkleTree
-from depai_nodes.chain.models import DataBatch, id32
 
 __all__ = ["encode_record", "decode_record", "BatchBuffer", "SealedBatch", "write_batch", "read_batch", "prove",
-           "Anchorer", "AnchorStatus", "TelemetryError", "MAGIC"]
+           "Anchorer", "AnchorStatus", "TelemetryError", "MAGIC", "anchor_request"]
 
 MAGIC = b"DPAIBAT1"
 
@@ -158,19 +160,29 @@ class _Job:
     not_before: float = 0.0
 
 
+def anchor_request(batch: SealedBatch, uri: str) -> AnchorRequest:
+    """What the wallet is asked to sign for a batch: whole seconds covering its time range."""
+    return AnchorRequest(batch_id=batch.batch_id, root="0x" + batch.tree.root.hex(), message_count=len(batch.records),
+                         start_time=batch.start_ns // 10**9, end_time=(batch.end_ns + 10**9 - 1) // 10**9, uri=uri)
+
+
 @dataclass
 class Anchorer:
-    """Anchors sealed batch files from a worker thread; ``on_status(batch_id, status, tx_hash,
-    block, error)`` reports progress. Bounded retries with exponential backoff."""
+    """Anchors sealed batch files from a worker thread through ``anchor_fn(AnchorRequest) ->
+    Outcome`` (the wallet). ``on_status(batch_id, status, tx_hash, block, error)`` reports
+    progress. Bounded retries with exponential backoff for retryable outcomes."""
 
-    fleet: Fleet
+    anchor_fn: Callable[[AnchorRequest], Outcome]
     on_status: Callable[[str, int, str, int, str], None]
     max_attempts: int = 5
     backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
     uri_prefix: str = "file://"
     _q: "queue.Queue[_Job | None]" = field(default_factory=queue.Queue)
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+    _queued: set = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> "Anchorer":
         self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
@@ -183,16 +195,23 @@ class Anchorer:
         if self._thread:
             self._thread.join(timeout_s)
 
-    def submit(self, path: Path) -> None:
+    def submit(self, path: Path) -> bool:
+        """Queue a batch file unless it is queued already; True when queued now."""
+        key = str(Path(path).resolve())
+        with self._lock:
+            if key in self._queued:
+                return False
+            self._queued.add(key)
         self._q.put(_Job(Path(path)))
+        return True
 
     def resume(self, directory: Path) -> int:
-        """Queue every batch in ``directory`` whose sidecar still says pending; returns how many."""
+        """Queue every batch in ``directory`` whose sidecar still says pending (and that is not
+        queued already); returns how many were queued."""
         n = 0
         for side in sorted(Path(directory).glob("*.json")):
             try:
-                if json.loads(side.read_text()).get("state") == "pending":
-                    self.submit(side.with_suffix(".dpb"))
+                if json.loads(side.read_text()).get("state") == "pending" and self.submit(side.with_suffix(".dpb")):
                     n += 1
             except (OSError, ValueError):
                 continue
@@ -200,6 +219,10 @@ class Anchorer:
 
     def idle(self) -> bool:
         return self._q.unfinished_tasks == 0
+
+    def _done(self, job: _Job) -> None:
+        with self._lock:
+            self._queued.discard(str(job.path.resolve()))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -210,51 +233,53 @@ class Anchorer:
                 wait = job.not_before - time.monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     return
-                self._anchor(job)
+                if not self._anchor(job):
+                    self._done(job)
             finally:
                 self._q.task_done()
 
-    def _anchor(self, job: _Job) -> None:
+    def _anchor(self, job: _Job) -> bool:
+        """One attempt; True when the job was queued again for a retry."""
         try:
             batch = read_batch(job.path)
             info = read_sidecar(job.path)
         except (TelemetryError, OSError, ValueError) as e:
             self.on_status(job.path.stem, AnchorStatus.FAILED, "", 0, f"TelemetryError: {e}")
-            return
-        tree = batch.tree
-        data_batch = DataBatch(machine=self.fleet.me, batch_id=id32(batch.batch_id), root=tree.root,
-                               message_count=len(batch.records), start_time=batch.start_ns // 10**9,
-                               end_time=(batch.end_ns + 10**9 - 1) // 10**9, uri=f"{self.uri_prefix}{job.path.resolve()}")
+            return False
+        if info.get("state") != "pending":
+            return False  # anchored (or refused) since it was queued
+        req = anchor_request(batch, f"{self.uri_prefix}{job.path.resolve()}")
         job.attempts += 1
         info["attempts"] = info.get("attempts", 0) + 1
         self.on_status(batch.batch_id, AnchorStatus.PENDING, "", 0, "")
         try:
-            call = self.fleet.data.prepare("anchor", data_batch.as_tuple(), self.fleet.sign_batch(data_batch))
-            tx_hash = self.fleet.client.transact(call, wait=False)
-            self.on_status(batch.batch_id, AnchorStatus.SUBMITTED, tx_hash, 0, "")
-            info.update(tx_hash=tx_hash)
-            r = self.fleet.client.wait_receipt(tx_hash)
-            if r.status != 1:
-                raise self.fleet.client._mined_revert(call, r)
-            info.update(state="anchored", block=r.block_number)
+            out = self.anchor_fn(req)
+        except Exception as e:  # noqa: BLE001 - a transport bug must not kill the worker; the batch stays pending
+            out = Outcome(Result.WALLET_UNAVAILABLE, error=type(e).__name__, reason=str(e))
+        if out.machine:
+            info["machine"] = out.machine
+        if out.tx_hash:
+            info["tx_hash"] = out.tx_hash
+        if out.ok:
+            info.update(state="anchored", block=out.block_number, already_anchored=out.already_anchored)
+            info.pop("error", None)
             _write_sidecar(job.path, info)
-            self.on_status(batch.batch_id, AnchorStatus.CONFIRMED, tx_hash, r.block_number, "")
-        except ContractRevertError as e:
-            if e.error == "BatchExists":  # an earlier attempt landed (e.g. before a crash)
-                info.update(state="anchored")
-                _write_sidecar(job.path, info)
-                self.on_status(batch.batch_id, AnchorStatus.CONFIRMED, e.tx_hash, 0, "")
-            else:
-                info.update(state="failed", error=str(e))
-                _write_sidecar(job.path, info)
-                self.on_status(batch.batch_id, AnchorStatus.REVERTED, e.tx_hash, 0, f"ContractRevertError: {e.reason}")
-        except (ChainError, TxTimeoutError) as e:
+            self.on_status(batch.batch_id, AnchorStatus.CONFIRMED, out.tx_hash, out.block_number, "")
+            return False
+        if not out.retryable:  # the wallet refused this batch for good: recorded, never silently dropped
+            info.update(state="failed", error=out.describe())
             _write_sidecar(job.path, info)
-            if job.attempts >= self.max_attempts:
-                self.on_status(batch.batch_id, AnchorStatus.FAILED, getattr(e, "tx_hash", ""), 0,
-                               f"{type(e).__name__}: {e} (gave up after {job.attempts} attempts; still pending on disk)")
-                return
-            self.on_status(batch.batch_id, AnchorStatus.FAILED, getattr(e, "tx_hash", ""), 0,
-                           f"{type(e).__name__}: {e} (attempt {job.attempts}/{self.max_attempts}, retrying)")
-            job.not_before = time.monotonic() + self.backoff_s * 2 ** (job.attempts - 1)
-            self._q.put(job)
+            status = AnchorStatus.REVERTED if out.result == Result.REVERTED else AnchorStatus.FAILED
+            self.on_status(batch.batch_id, status, out.tx_hash, 0, out.describe())
+            return False
+        info["error"] = out.describe()
+        _write_sidecar(job.path, info)
+        if job.attempts >= self.max_attempts:
+            self.on_status(batch.batch_id, AnchorStatus.FAILED, out.tx_hash, 0,
+                           f"{out.describe()} (gave up after {job.attempts} attempts; still pending on disk)")
+            return False
+        self.on_status(batch.batch_id, AnchorStatus.FAILED, out.tx_hash, 0,
+                       f"{out.describe()} (attempt {job.attempts}/{self.max_attempts}, retrying)")
+        job.not_before = time.monotonic() + min(self.max_backoff_s, self.backoff_s * 2 ** (job.attempts - 1))
+        self._q.put(job)
+        return True

@@ -2,8 +2,11 @@
 
 Subscribes to the configured topics as raw CDR (no deserialisation cost, and the anchored bytes
 are exactly what was on the wire), seals a batch file every `batch_period` s (or
-`max_messages`), and anchors its root in DataRegistry, signed with this machine's key, from a
-worker thread so the executor never blocks on the chain. Progress goes out on `anchor_status`.
+`max_messages`), and has the machine's wallet anchor its root in DataRegistry over the
+`wallet/anchor_batch` service, from a worker thread so the executor never waits. This node
+holds no key and needs no chain access: the wallet signs (after checking the request against
+its policy). Progress goes out on `anchor_status`; a batch leaves `pending` on disk only when
+the wallet confirms it anchored.
 """
 
 from __future__ import annotations
@@ -34,10 +37,10 @@ class TelemetryParams(ParamsModel):
     batch_period: float = Field(10.0, ge=0.1, le=3600.0, description="s from a batch's first message to sealing it")
     max_messages: int = Field(10000, ge=1, le=10_000_000, description="seal earlier when a batch has this many messages")
     output_dir: str = Field("", description="batch files; empty: .depai/telemetry/<node namespace and name>")
-    chain_config: str = Field("", description="chain config; empty: $DEPAI_CHAIN_CONFIG or .depai/chain.local.json")
-    demo_index: int = Field(-1, ge=-1, le=9, description="anvil demo key index (local chain only); -1: the config's key")
-    keystore: str = Field("", description="encrypted keystore of this machine (overrides the config's key)")
-    max_attempts: int = Field(5, ge=1, le=100, description="anchoring attempts per batch before giving up (file stays pending)")
+    max_attempts: int = Field(5, ge=1, le=100, description="anchoring attempts per batch in a row before waiting for the next rescan (file stays pending)")
+    retry_backoff: float = Field(1.0, ge=0.01, le=600.0, description="s before the first retry; doubled per attempt (at most 60 s)")
+    rescan_period: float = Field(60.0, ge=1.0, le=86_400.0, description="s between rescans of output_dir for batches still pending")
+    wallet_timeout: float = Field(90.0, ge=1.0, le=3600.0, description="s to wait for the wallet's answer to one anchor request")
 
 
 def _message_type(spec: str):
@@ -53,46 +56,39 @@ class TelemetryNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("telemetry", **kwargs)
         self.params = declare_params(self, TelemetryParams, on_change=self._on_params)
-        from depai_nodes.chain.client import ChainClient
-        from depai_nodes.chain.config import load_config, repo_root
-        from depai_nodes.chain.errors import ChainError
-        from depai_nodes.chain.fleet import Fleet
-        from depai_nodes.chain.signer import signer_for
+        from depai_nodes.chain.config import repo_root
+        from depai_nodes.wallet.proxy import WalletProxy
 
-        try:
-            config = load_config(self.params.chain_config or None)
-        except ChainError as e:
-            raise ParameterError("chain_config", str(e)) from None
-        try:
-            signer = signer_for(config, demo_index=self.params.demo_index, keystore=self.params.keystore)
-        except ChainError as e:
-            raise ParameterError("keystore" if self.params.keystore else "demo_index", str(e)) from None
         fq = self.get_fully_qualified_name().strip("/").replace("/", "_")
         self.dir = Path(self.params.output_dir) if self.params.output_dir else repo_root() / ".depai" / "telemetry" / fq
         self.status_pub = self.create_publisher(TxStatus, "anchor_status", RELIABLE_QOS)
         self.buffer = BatchBuffer(self.params.batch_period, self.params.max_messages)
         self.seq = 0
-        self.anchorer = None
-        try:
-            fleet = Fleet(ChainClient(config, signer))
-        except ChainError as e:  # unreachable now: record anyway, anchor what is pending at next start
-            self.get_logger().error(f"chain unavailable ({e}); recording only, batches stay pending on disk")
-        else:
-            self.anchorer = Anchorer(fleet, self._status, max_attempts=self.params.max_attempts).start()
-            resumed = self.anchorer.resume(self.dir)
-            if resumed:
-                self.get_logger().info(f"re-anchoring {resumed} pending batch(es) from {self.dir}")
-        self.machine = signer.address
+        self.wallet = WalletProxy(self)
+        self.anchorer = Anchorer(lambda req: self.wallet.anchor(req, self.params.wallet_timeout), self._status,
+                                 max_attempts=self.params.max_attempts, backoff_s=self.params.retry_backoff).start()
+        resumed = self.anchorer.resume(self.dir)
+        if resumed:
+            self.get_logger().info(f"re-anchoring {resumed} pending batch(es) from {self.dir}")
         for spec in self.params.topics:
             topic, msg_type = _message_type(spec)
             self.create_subscription(msg_type, topic, lambda raw, t=topic: self._on_raw(t, raw), _RECORD_QOS, raw=True)
         self.timer = self.create_timer(min(0.5, self.params.batch_period / 2), self._tick)
-        self.get_logger().info(f"recording {', '.join(self.params.topics)} as machine {signer.address} into {self.dir}")
+        self.rescan_timer = self.create_timer(self.params.rescan_period, self._rescan)
+        self.get_logger().info(f"recording {', '.join(self.params.topics)} into {self.dir}; "
+                               "batches are anchored by the wallet (this node holds no key)")
 
     def _on_params(self, params: TelemetryParams) -> None:
         self.params = params
         self.buffer.period_ns = int(params.batch_period * 1e9)
         self.buffer.max_messages = params.max_messages
+        self.anchorer.max_attempts = params.max_attempts
+        self.anchorer.backoff_s = params.retry_backoff
+
+    def _rescan(self) -> None:
+        n = self.anchorer.resume(self.dir)
+        if n:
+            self.get_logger().info(f"retrying {n} batch(es) still pending in {self.dir}")
 
     def _on_raw(self, topic: str, raw: bytes) -> None:
         self.buffer.add(topic, time.time_ns(), raw)
@@ -106,10 +102,9 @@ class TelemetryNode(Node):
     def _seal(self) -> None:
         self.seq += 1
         batch = self.buffer.seal(f"tlm-{int(time.time())}-{os.getpid() % 10000:04d}-{self.seq:05d}")
-        path = write_batch(self.dir, batch, self.machine)
+        path = write_batch(self.dir, batch, self.wallet.address)
         self.get_logger().info(f"sealed {batch.batch_id}: {len(batch.records)} messages, root 0x{batch.tree.root.hex()[:16]}...")
-        if self.anchorer is not None:
-            self.anchorer.submit(path)
+        self.anchorer.submit(path)
 
     def _status(self, batch_id: str, status: int, tx_hash: str, block: int, error: str) -> None:
         msg = TxStatus()
@@ -128,8 +123,7 @@ class TelemetryNode(Node):
     def destroy_node(self) -> None:
         if self.buffer.records:
             self._seal()  # nothing recorded is dropped at shutdown: it is sealed and stays pending
-        if self.anchorer is not None:
-            self.anchorer.stop()
+        self.anchorer.stop()
         super().destroy_node()
 
 

@@ -1,73 +1,150 @@
-"""ROS wiring of the machine's wallet: pays in the fleet token on request, under the DAO's cap.
+"""ROS wiring of the machine's wallet: the one process that holds the machine's key.
 
-Other nodes publish depai/TokenTransfer on `wallet/transfer`; the wallet answers each with
-depai/TxStatus on `wallet/tx_status` (same request_id): PENDING (validated, queued), SUBMITTED
-(tx hash), then CONFIRMED (block) or REVERTED / FAILED with the typed error. The daily spending
-cap comes from the fleet policy (`/fleet/policy`, spending_cap); until a policy arrives the
-`spending_cap` parameter applies. The key never leaves this process.
+It signs three kinds of intent and nothing else:
+
+- payments in the fleet token: depai/TokenTransfer on `wallet/transfer`, answered with
+  depai/TxStatus on `wallet/tx_status` (same request_id): PENDING, SUBMITTED, then CONFIRMED or
+  REVERTED / FAILED with the typed error, under the DAO's daily spending cap (`/fleet/policy`);
+- `wallet/anchor_batch` (depai/AnchorBatch): anchor a telemetry batch's Merkle root;
+- `wallet/ensure_identity` (depai/EnsureIdentity): the machine's DID attribute and market stake.
+
+The services are served by a second node, `<name>_intents`, in this process with its own
+executor thread, so a slow chain (waiting for a receipt) never holds up the payment topics. The
+machine's address is announced latched on `wallet/account` (depai/MachineAccount): other nodes
+learn it there instead of loading the key.
 """
 
 from __future__ import annotations
 
 import queue
 import sys
+import threading
 
 from pydantic import Field
 from rclpy.node import Node
 
-from depai.msg import FleetPolicy, TokenTransfer, TxStatus
-from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+from depai.msg import FleetPolicy, MachineAccount, TokenTransfer, TxStatus
+from depai.srv import AnchorBatch, EnsureIdentity
+from depai_nodes.common.params import ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import Wallet
+from .core import IntentPolicy, Intents, Wallet
+
+_UINT = r"^[0-9]{1,78}$"
 
 
 class WalletParams(ParamsModel):
-    spending_cap: str = Field("0", pattern=r"^[0-9]{1,78}$", description="daily cap (token base units) until /fleet/policy says otherwise; 0: none")
+    spending_cap: str = Field("0", pattern=_UINT, description="daily cap (token base units) until /fleet/policy says otherwise; 0: none")
     follow_policy: bool = Field(True, description="take the cap from /fleet/policy's spending_cap")
     max_queue: int = Field(100, ge=1, le=100_000, description="transfers waiting at most; more are refused")
     chain_config: str = Field("", description="chain config; empty: $DEPAI_CHAIN_CONFIG or .depai/chain.local.json")
     demo_index: int = Field(-1, ge=-1, le=9, description="anvil demo key index (local chain only); -1: the config's key")
     keystore: str = Field("", description="encrypted keystore of this machine (overrides the config's key)")
+    max_stake: str = Field("0", pattern=_UINT, description="most TaskMarket stake locked on request (token base units); 0: staking refused")
+    max_anchors_per_minute: int = Field(120, ge=0, le=100_000, description="anchor requests signed per rolling minute; 0: no limit")
+    max_uri_bytes: int = Field(512, ge=1, le=512, description="longest batch URI accepted")
+    max_clock_skew_s: int = Field(300, ge=0, le=86_400, description="a batch may end at most this many s in the future")
+
+
+def _policy(p: WalletParams) -> IntentPolicy:
+    return IntentPolicy(max_stake=int(p.max_stake), max_anchors_per_minute=p.max_anchors_per_minute,
+                        max_uri_bytes=p.max_uri_bytes, max_clock_skew_s=p.max_clock_skew_s)
 
 
 class WalletNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("wallet", **kwargs)
         self.params = declare_params(self, WalletParams, on_change=self._on_params)
-        from depai_nodes.chain.client import ChainClient
-        from depai_nodes.chain.config import load_config
         from depai_nodes.chain.errors import ChainError
         from depai_nodes.chain.fleet import Fleet
-        from depai_nodes.chain.signer import signer_for
+        from depai_nodes.chain.wiring import load_node_chain
 
-        try:
-            config = load_config(self.params.chain_config or None)
-        except ChainError as e:
-            raise ParameterError("chain_config", str(e)) from None
-        try:
-            signer = signer_for(config, demo_index=self.params.demo_index, keystore=self.params.keystore)
-        except ChainError as e:
-            raise ParameterError("keystore" if self.params.keystore else "demo_index", str(e)) from None
+        config, client = load_node_chain(self.params, signing=True)
+        signer = client.signer
         self.outbox: queue.Queue = queue.Queue()
         self.status_pub = self.create_publisher(TxStatus, "wallet/tx_status", RELIABLE_QOS)
-        # Connecting is retried lazily: a wallet that cannot reach the chain refuses requests with the reason.
-        self.fleet = Fleet(ChainClient(config, signer, verify_chain=False))
+        self.fleet = Fleet(client)
         self.wallet = Wallet(self.fleet, lambda *a: self.outbox.put(a), max_queue=self.params.max_queue)
         self.wallet.set_cap(int(self.params.spending_cap))
-        try:
-            self.fleet.client.verify_chain()
+        self.intents = Intents(self.fleet, _policy(self.params))
+        try:  # connecting is retried lazily: an unreachable chain is reported per request
+            client.verify_chain()
         except ChainError as e:
-            self.get_logger().error(f"chain not reachable yet ({e}); transfers will report the error")
+            self.get_logger().error(f"chain not reachable yet ({e}); requests will report the error")
         self.wallet.start()
         self.create_subscription(TokenTransfer, "wallet/transfer", self._on_request, RELIABLE_QOS)
         self.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
         self.timer = self.create_timer(0.02, self._drain)
-        self.get_logger().info(f"wallet of {signer.address} on {config.name} (chain {config.chain_id})")
+
+        account = MachineAccount()
+        account.header.stamp = self.get_clock().now().to_msg()
+        account.address, account.chain_id, account.chain_name = signer.address, config.chain_id, config.name
+        account.key_kind = "demo" if signer.is_demo else ("keystore" if signer.origin.startswith("keystore:") else "config")
+        self.account_pub = self.create_publisher(MachineAccount, "wallet/account", LATCHED_QOS)
+        self.account_pub.publish(account)
+
+        self._start_intent_services()
+        self.get_logger().info(f"wallet of {signer.address} ({account.key_kind} key) on {config.name} (chain {config.chain_id})")
+
+    # ------------------------------------------------------------------ intent services
+
+    def _start_intent_services(self) -> None:
+        """Serve the intents from their own node and executor thread (chain waits block it only)."""
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        # global arguments (the launcher's __node remap, the params file) are this node's, not its own
+        self.svc_node = rclpy.create_node(f"{self.get_name()}_intents", namespace=self.get_namespace(), context=self.context,
+                                          use_global_arguments=False, start_parameter_services=False)
+        self.svc_node.create_service(AnchorBatch, "wallet/anchor_batch", self._on_anchor)
+        self.svc_node.create_service(EnsureIdentity, "wallet/ensure_identity", self._on_ensure)
+        self.svc_executor = SingleThreadedExecutor(context=self.context)
+        self.svc_executor.add_node(self.svc_node)
+        self.svc_thread = threading.Thread(target=self._spin_services, name="wallet-intents", daemon=True)
+        self.svc_thread.start()
+
+    def _spin_services(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.svc_executor.spin()
+        except (ExternalShutdownException, KeyboardInterrupt):
+            pass
+
+    def _on_anchor(self, request, response):
+        from depai_nodes.chain.intents import AnchorRequest
+
+        out = self.intents.anchor(AnchorRequest(request.batch_id, request.root, request.message_count,
+                                                request.start_time, request.end_time, request.uri))
+        response.result, response.machine, response.tx_hash = out.result, out.machine, out.tx_hash
+        response.block_number, response.already_anchored = int(out.block_number), out.already_anchored
+        response.error, response.reason = out.error, out.reason
+        if out.ok:
+            self.get_logger().info(f"anchored batch {request.batch_id!r} in block {out.block_number}"
+                                   + (" (already anchored)" if out.already_anchored else f" ({out.tx_hash})"))
+        else:
+            self.get_logger().warning(f"anchor {request.batch_id!r}: {out.describe()}")
+        return response
+
+    def _on_ensure(self, request, response):
+        from depai_nodes.chain.intents import IdentityRequest
+
+        out = self.intents.ensure_identity(IdentityRequest(request.machine_name, request.stake))
+        response.result, response.machine, response.tx_hash = out.result, out.machine, out.tx_hash
+        response.steps, response.error, response.reason = list(out.steps), out.error, out.reason
+        if out.ok:
+            for step in out.steps:
+                self.get_logger().info(f"identity: {step}")
+        else:
+            self.get_logger().warning(f"identity {request.machine_name!r}: {out.describe()}")
+        return response
+
+    # ------------------------------------------------------------------ payments
 
     def _on_params(self, params: WalletParams) -> None:
         self.params = params
+        self.intents.set_policy(_policy(params))
         if not params.follow_policy:
             self.wallet.set_cap(int(params.spending_cap))
 
@@ -95,6 +172,10 @@ class WalletNode(Node):
 
     def destroy_node(self) -> None:
         self.wallet.stop()
+        if getattr(self, "svc_executor", None) is not None:
+            self.svc_executor.shutdown(timeout_sec=1.0)
+            self.svc_thread.join(2.0)
+            self.svc_node.destroy_node()
         super().destroy_node()
 
 

@@ -1,8 +1,11 @@
 """The wallet: validated payments in FLEET under the DAO's daily spending cap, and the wallet
-node answering transfer requests over DDS with TxStatus."""
+node answering transfer requests over DDS with TxStatus; the intents it signs for other nodes
+(anchor a batch, ensure the identity), each validated against its policy before signing."""
+
+import time
 
 import pytest
-from chainkit import MACHINE, STRANGER, TOKEN
+from chainkit import MACHINE, MACHINE2, STRANGER, TOKEN
 
 from depai.msg import FleetPolicy, TokenTransfer, TxStatus
 from depai_nodes.chain.client import ChainClient
@@ -10,7 +13,10 @@ from depai_nodes.chain.config import save_config
 from depai_nodes.chain.errors import WrongChainError
 from depai_nodes.chain.fleet import Fleet
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
-from depai_nodes.wallet.core import SpendingLedger, Status, WalletError, parse_transfer
+from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Result
+from depai_nodes.chain.merkle import MerkleTree
+from depai_nodes.chain.models import id32
+from depai_nodes.wallet.core import IntentPolicy, Intents, SpendingLedger, Status, WalletError, parse_transfer
 
 
 def test_parse_and_ledger():
@@ -71,3 +77,70 @@ def test_wallet_node_pays_and_obeys_the_fleet_cap(chain, tmp_path, start_node, r
     capped = send("pay-4", chain.address(STRANGER), 2 * TOKEN)  # 3 + 2 > 4 today
     assert capped.status == TxStatus.FAILED and "spending cap exceeded" in capped.error
     assert send("pay-5", chain.address(STRANGER), TOKEN).status == TxStatus.CONFIRMED  # 3 + 1 <= 4
+
+
+def _req(batch_id="b-1", root=None, **kw):
+    root = root or "0x" + MerkleTree([b"a", b"b", b"c"]).root.hex()
+    now = int(time.time())
+    fields = dict(batch_id=batch_id, root=root, message_count=3, start_time=now - 10, end_time=now, uri="file:///x.dpb")
+    fields.update(kw)
+    return AnchorRequest(**fields)
+
+
+def test_anchor_intent_is_validated_then_signed_by_the_machine(chain):
+    fleet = Fleet(chain.client(MACHINE))
+    intents = Intents(fleet, IntentPolicy(max_anchors_per_minute=3, max_uri_bytes=64))
+    now = int(time.time())
+    refused = {
+        "batch id over 32 bytes": (_req("x" * 33), Result.INVALID_REQUEST, "InvalidBatchId"),
+        "root not 32 bytes": (_req(root="0x1234"), Result.INVALID_REQUEST, "InvalidRoot"),
+        "root not hex": (_req(root="0x" + "zz" * 32), Result.INVALID_REQUEST, "InvalidRoot"),
+        "zero root": (_req(root="0x" + "00" * 32), Result.INVALID_REQUEST, "InvalidRoot"),
+        "no messages": (_req(message_count=0), Result.INVALID_REQUEST, "InvalidMessageCount"),
+        "time runs backwards": (_req(start_time=now, end_time=now - 5), Result.INVALID_REQUEST, "InvalidTimeRange"),
+        "ends in the future": (_req(end_time=now + 3600), Result.REJECTED_BY_POLICY, "PolicyError"),
+        "uri too long": (_req(uri="file:///" + "a" * 100), Result.REJECTED_BY_POLICY, "PolicyError"),
+        "control chars in uri": (_req(uri="file:///a\nb"), Result.INVALID_REQUEST, "InvalidUri"),
+    }
+    for why, (req, code, error) in refused.items():
+        out = intents.anchor(req)
+        assert (out.result, out.error) == (code, error), why
+        assert out.tx_hash == "" and out.machine == fleet.me, why
+    assert fleet.client.pending_nonce() == 0  # nothing was signed or sent for any of them
+
+    ok = intents.anchor(_req())
+    assert ok.ok and ok.tx_hash.startswith("0x") and ok.block_number > 0 and not ok.already_anchored
+    rec = fleet.batch_record(fleet.me, id32("b-1"))
+    assert "0x" + rec.root.hex() == _req().root and rec.message_count == 3 and rec.uri == "file:///x.dpb"
+    again = intents.anchor(_req())  # a retry after a lost answer: the same root is already there
+    assert again.ok and again.already_anchored and again.block_number == rec.anchored_at_block
+    other = intents.anchor(_req(root="0x" + MerkleTree([b"z"]).root.hex()))
+    assert other.result == Result.REVERTED and other.error == "BatchExists" and "another root" in other.reason
+    busy = intents.anchor(_req("b-2"))  # the 4th signing attempt within a minute
+    assert busy.result == Result.BUSY and busy.error == "RateLimited" and busy.retryable
+
+
+def test_identity_intent_obeys_max_stake_and_is_idempotent(chain):
+    fleet = Fleet(chain.client(MACHINE2))
+    intents = Intents(fleet, IntentPolicy(max_stake=200 * TOKEN))
+    assert intents.ensure_identity(IdentityRequest("", "0")).result == Result.INVALID_REQUEST
+    assert intents.ensure_identity(IdentityRequest("rover", "1.5")).error == "InvalidStake"
+    over = intents.ensure_identity(IdentityRequest("rover-7", str(201 * TOKEN)))
+    assert over.result == Result.REJECTED_BY_POLICY and "max_stake" in over.reason and not over.steps
+    assert not fleet.machine_info().registered  # refused before anything was signed
+    first = intents.ensure_identity(IdentityRequest("rover-7", str(150 * TOKEN)))
+    assert first.ok and first.steps == ["added DID attribute depai:machine=rover-7", f"registered in the TaskMarket with stake {150 * TOKEN}"]
+    assert intents.ensure_identity(IdentityRequest("rover-7", str(150 * TOKEN))).steps == []
+    renamed = intents.ensure_identity(IdentityRequest("rover-7b", str(200 * TOKEN)))
+    assert renamed.steps == ["updated DID attribute depai:machine=rover-7b", f"topped the stake up to {200 * TOKEN}"]
+    assert fleet.machine_info().stake == 200 * TOKEN and fleet.attribute(fleet.me, b"depai:machine")["value"] == b"rover-7b"
+    off = Intents(fleet, IntentPolicy()).ensure_identity(IdentityRequest("rover-7b", "1"))  # default: staking refused
+    assert off.result == Result.REJECTED_BY_POLICY and "staking is off" in off.reason
+
+
+def test_intents_report_an_unreachable_chain_as_retryable(chain):
+    dead = chain.config.model_copy(update={"rpc_url": "http://127.0.0.1:9", "rpc_timeout_s": 0.5})
+    intents = Intents(Fleet(ChainClient(dead, chain.signer(MACHINE), verify_chain=False)))
+    out = intents.anchor(_req())
+    assert out.result == Result.CHAIN_UNAVAILABLE and out.error == "RpcUnavailableError" and out.retryable
+    assert intents.ensure_identity(IdentityRequest("r", "0")).result == Result.CHAIN_UNAVAILABLE
