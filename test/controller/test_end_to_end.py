@@ -9,6 +9,7 @@ import math
 import time
 
 import numpy as np
+import pytest
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from scipy import ndimage
@@ -24,7 +25,10 @@ GOAL = (-6.5, -2.5)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path):
+@pytest.mark.parametrize("map_source", ["sdf", "simulator_topic"])
+def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path, map_source):
+    """The static map comes from the world file (map_yaml: *.sdf) or from the simulator's
+    latched ground-truth map on robot1/map (map_yaml empty)."""
     world = REPO_ROOT / "worlds" / "warehouse.sdf"
     m = world_to_map(world)
     # The goal is hidden behind an obstacle: the straight segment crosses occupied cells.
@@ -36,7 +40,8 @@ def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path):
         "world": "warehouse", "robots": ["robot1"], "spawn_poses": list(START),
         "lidar_beams": 4, "lidar_horizontal": 64, "lidar_rate": 1.0, "robot_radius": 0.3})
     planner = start_node("planner", namespace="robot1", parameters={
-        "map_yaml": str(world), "robot_radius": 0.3, "inflation_radius": 0.7, "mode": "smooth"})
+        "map_yaml": str(world) if map_source == "sdf" else "", "robot_radius": 0.3, "inflation_radius": 0.7,
+        "mode": "smooth"})
     start_node("controller", namespace="robot1", parameters={"require_costmap": False, "robot_radius": 0.3})
     planner.wait_for_log("map ready", timeout=30)
 
