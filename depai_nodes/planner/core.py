@@ -223,7 +223,12 @@ class GlobalCostmap:
 
     @property
     def keepout(self) -> np.ndarray:
+        """Both keep-out layers as one grid (a full-map operation: use :meth:`keepout_at` for
+        a few cells)."""
         return self.mask_keepout | self.policy_keepout
+
+    def keepout_at(self, rows, cols):
+        return self.mask_keepout[rows, cols] | self.policy_keepout[rows, cols]
 
     def _recompute(self, box: tuple[int, int, int, int]) -> None:
         """Refresh distances, passability and costs after lethal cells changed inside ``box``
@@ -342,7 +347,7 @@ class GlobalCostmap:
 
     def classify_blocked(self, rc: tuple[int, int]) -> tuple[PlanCode, str] | None:
         """Why the robot centre may not be at cell ``rc`` (None if it may)."""
-        if self.keepout[rc]:
+        if self.keepout_at(*rc):
             return PlanCode.GOAL_IN_KEEPOUT, "inside a keep-out zone"
         if self.static_lethal[rc] or self.local_lethal[rc]:
             what = "unknown space" if self.unknown[rc] and not self.config.allow_unknown else "an obstacle"
@@ -350,7 +355,7 @@ class GlobalCostmap:
         if self.passable[rc]:
             return None
         rr, cc = self._disk(rc, self.r_cells)
-        if self.keepout[rr, cc].any():
+        if self.keepout_at(rr, cc).any():
             return PlanCode.GOAL_IN_KEEPOUT, f"within the robot radius ({self.config.robot_radius} m) of a keep-out zone"
         return PlanCode.GOAL_IN_OBSTACLE, f"within the robot radius ({self.config.robot_radius} m) of an obstacle"
 
@@ -448,7 +453,7 @@ class Planner:
         why = cm.classify_blocked(g)
         if why is not None:
             return PlanResult(why[0], f"goal ({goal[0]:.2f}, {goal[1]:.2f}) is {why[1]}")
-        if cm.keepout[s]:
+        if cm.keepout_at(*s):
             return PlanResult(PlanCode.START_IN_KEEPOUT, "start is inside a keep-out zone")
         if cm.static_lethal[s] or cm.local_lethal[s]:
             return PlanResult(PlanCode.START_INVALID, "start is inside an obstacle")
@@ -459,7 +464,7 @@ class Planner:
             # The robot is closer to an obstacle than its radius (e.g. a new obstacle appeared
             # beside it): let it leave through the cells around it that are not lethal.
             rr, cc = cm._disk(s, cm.r_cells + 1.0)
-            free = ~(cm.static_lethal[rr, cc] | cm.local_lethal[rr, cc] | cm.keepout[rr, cc])
+            free = ~(cm.static_lethal[rr, cc] | cm.local_lethal[rr, cc] | cm.keepout_at(rr, cc))
             rr, cc = rr[free], cc[free]
             restore = (rr, cc, passable[rr, cc].copy())
             passable[rr, cc] = 1
