@@ -75,8 +75,13 @@ class AgentNode(Node):
         self._make_agent()
 
     def _log(self, line: str | None, warn: bool = False) -> None:
-        if line:
-            (self.get_logger().warning if warn else self.get_logger().info)(line)
+        # Two call sites on purpose: rclpy refuses one call site logging at two severities.
+        if not line:
+            return
+        if warn:
+            self.get_logger().warning(line)
+        else:
+            self.get_logger().info(line)
 
     def _tick(self) -> None:
         now = time.monotonic()

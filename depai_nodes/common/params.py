@@ -166,7 +166,12 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
                 else:
                     value = param.value
             else:
-                value = node.declare_parameter(name, default, descriptor).value
+                param = node.declare_parameter(name, default, descriptor)
+                value = param.value
+                if param.type_ == Parameter.Type.NOT_SET and isinstance(default, list):
+                    # A parameter file's `[]` carries no element type: it is the empty list.
+                    node.set_parameters([Parameter(name, Parameter.Type(descriptor.type), [])])
+                    value = []
         except InvalidParameterTypeException as exc:
             raise ParameterError(name, f"wrong type: {exc}") from None
         except InvalidParameterValueException as exc:

@@ -98,3 +98,22 @@ def test_cross_field_errors_name_a_parameter_they_involve(context):
     declare_params(node, Window)
     refused = node.set_parameters([Parameter("max_range", value=0.1)])[0]
     assert not refused.successful and "parameter 'max_range'" in refused.reason
+
+
+class WithDefaultList(ParamsModel):
+    spawn: list[float] = Field(default_factory=lambda: [0.0, 0.0, 0.0])
+
+
+def test_an_empty_list_from_a_parameter_file_is_the_empty_list(tmp_path):
+    import yaml
+
+    params_file = tmp_path / "p.yaml"
+    params_file.write_text(yaml.safe_dump({"/f": {"ros__parameters": {"spawn": []}}}))
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=0, args=["--ros-args", "--params-file", str(params_file)])
+    try:
+        node = rclpy.create_node("f", context=ctx)
+        assert declare_params(node, WithDefaultList).spawn == []
+        assert list(node.get_parameter("spawn").value) == []
+    finally:
+        ctx.try_shutdown()
