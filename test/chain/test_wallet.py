@@ -5,9 +5,10 @@ node answering transfer requests over DDS with TxStatus; the intents it signs fo
 import time
 
 import pytest
-from chainkit import MACHINE, MACHINE2, STRANGER, TOKEN
+from chainkit import MACHINE, MACHINE2, STRANGER, TOKEN, wait_for
 
-from depai.msg import FleetPolicy, TokenTransfer, TxStatus
+from depai.msg import FleetPolicy, MachineAccount, TokenTransfer, TxStatus
+from depai.srv import AnchorBatch, EnsureIdentity
 from depai_nodes.chain.client import ChainClient
 from depai_nodes.chain.config import save_config
 from depai_nodes.chain.errors import WrongChainError
@@ -77,6 +78,32 @@ def test_wallet_node_pays_and_obeys_the_fleet_cap(chain, tmp_path, start_node, r
     capped = send("pay-4", chain.address(STRANGER), 2 * TOKEN)  # 3 + 2 > 4 today
     assert capped.status == TxStatus.FAILED and "spending cap exceeded" in capped.error
     assert send("pay-5", chain.address(STRANGER), TOKEN).status == TxStatus.CONFIRMED  # 3 + 1 <= 4
+
+    # the intent services and the announced account, over DDS
+    account = ros_node.subscribe(MachineAccount, "/robot1/wallet/account", LATCHED_QOS).wait_for(timeout=10)
+    assert account.address == chain.address(MACHINE) and account.chain_id == 31337 and account.key_kind == "demo"
+    client = ros_node.node.create_client(AnchorBatch, "/robot1/wallet/anchor_batch")
+    assert client.wait_for_service(timeout_sec=10)
+
+    def anchor(**fields):
+        r = _req(**fields)
+        future = client.call_async(AnchorBatch.Request(batch_id=r.batch_id, root=r.root, message_count=r.message_count,
+                                                       start_time=r.start_time, end_time=r.end_time, uri=r.uri))
+        wait_for(future.done, timeout_s=20)
+        return future.result()
+
+    bad = anchor(root="0x" + "00" * 32)
+    assert bad.result == AnchorBatch.Response.INVALID_REQUEST and bad.error == "InvalidRoot" and bad.tx_hash == ""
+    good = anchor(batch_id="dds-1")
+    assert good.result == AnchorBatch.Response.SUCCESS and good.machine == chain.address(MACHINE) and good.block_number > 0
+    assert Fleet(chain.client(STRANGER)).batch_record(chain.address(MACHINE), id32("dds-1")).message_count == 3
+
+
+def test_service_result_codes_match_the_core():
+    for name, value in vars(Result).items():
+        if name.isupper() and name != "NAMES":
+            assert getattr(AnchorBatch.Response, name) == value == getattr(EnsureIdentity.Response, name), name
+    assert set(Result.NAMES.values()) == {n for n in vars(Result) if n.isupper() and n != "NAMES"}
 
 
 def _req(batch_id="b-1", root=None, **kw):
