@@ -72,6 +72,11 @@ def summarize(msg) -> str:
             return f"v={msg.linear.x:.2f} m/s w={msg.angular.z:.2f} rad/s"
         if kind == "Path":
             return f"{len(msg.poses)} poses in {msg.header.frame_id}"
+        if kind == "NavigationStatus":
+            state = {0: "IDLE", 1: "FOLLOWING", 2: "ARRIVED", 3: "STOPPED"}.get(msg.state, str(msg.state))
+            reason = f" ({msg.reason})" if msg.reason else ""
+            return (f"{state}{reason} progress={100 * msg.progress:.0f}% remaining={msg.distance_remaining:.1f} m "
+                    f"limit={msg.speed_limit:.2f} m/s")
         if kind == "TxStatus":
             return f"{msg.request_id} {msg.tx_hash[:10]} status={msg.status} {msg.error}"
     except AttributeError:

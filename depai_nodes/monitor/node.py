@@ -20,8 +20,15 @@ from depai_nodes.common.runner import run_node
 
 from .core import RateStats, parse_topic_spec, summarize
 
-# Best effort + volatile matches every publisher (reliable or not) except for latched history.
-_ANY_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE)
+# `sensor`: best effort + volatile matches every publisher, reliable or not, but loses large
+# samples (a 2.6 MB sweep is hundreds of fragments). `reliable` gets every sample of a reliable
+# publisher, which every DePAI publisher is. `latched` also gets the last sample published before
+# the monitor started.
+_QOS = {
+    "sensor": QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, durability=DurabilityPolicy.VOLATILE),
+    "reliable": QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE),
+    "latched": LATCHED_QOS,
+}
 
 
 class MonitorParams(ParamsModel):
@@ -61,7 +68,7 @@ class MonitorNode(Node):
                 from depai_nodes.common.params import ParameterError
 
                 raise ParameterError("topics", str(error)) from None
-            qos = LATCHED_QOS if spec.qos == "latched" else _ANY_QOS
+            qos = _QOS[spec.qos]
             self._stats[spec.topic] = RateStats()
             self.create_subscription(msg_type, spec.topic, lambda msg, t=spec.topic: self._on_message(t, msg), qos)
         self.create_timer(self.params.period, self._report)

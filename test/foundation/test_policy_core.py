@@ -60,3 +60,12 @@ def test_rate_is_measured_over_the_window():
         stats.add(10.0 + i * 0.1)  # 10 Hz for 2 s
     assert stats.rate(12.0) == pytest.approx(10.0, rel=0.01)
     assert stats.rate(20.0) == 0.0 and stats.total == 21
+
+
+def test_navigation_status_summary_names_the_state_and_reason():
+    from depai.msg import NavigationStatus
+
+    from depai_nodes.monitor.core import summarize
+
+    msg = NavigationStatus(state=NavigationStatus.STOPPED, reason="fleet paused", progress=0.5, distance_remaining=3.0)
+    assert summarize(msg).startswith("STOPPED (fleet paused) progress=50% remaining=3.0 m")
