@@ -171,3 +171,28 @@ def test_intents_report_an_unreachable_chain_as_retryable(chain):
     out = intents.anchor(_req())
     assert out.result == Result.CHAIN_UNAVAILABLE and out.error == "RpcUnavailableError" and out.retryable
     assert intents.ensure_identity(IdentityRequest("r", "0")).result == Result.CHAIN_UNAVAILABLE
+
+
+def test_load_node_chain_names_the_bad_parameter(chain, tmp_path):
+    from types import SimpleNamespace
+
+    from depai_nodes.chain.config import ChainConfig, KeySource
+    from depai_nodes.chain.wiring import load_node_chain
+    from depai_nodes.common.params import ParameterError
+
+    good = save_config(chain.config.model_copy(update={"key": KeySource(kind="none")}), tmp_path / "good.json")
+    config, client = load_node_chain(SimpleNamespace(chain_config=str(good)))
+    assert client.signer is None and config.contracts.DataRegistry  # read-only unless signing is asked for
+    cases = [
+        (SimpleNamespace(chain_config=str(tmp_path / "missing.json")), {}, "chain_config", "no chain config"),
+        (SimpleNamespace(chain_config=str(save_config(ChainConfig(rpc_url=chain.config.rpc_url, chain_id=31337), tmp_path / "bare.json"))),
+         {}, "chain_config", "no address for FleetToken"),
+        (SimpleNamespace(chain_config=str(good), demo_index=-1, keystore=""), {"signing": True}, "demo_index", "no signing key configured"),
+        (SimpleNamespace(chain_config=str(good), demo_index=-1, keystore=str(tmp_path / "nope.json")), {"signing": True}, "keystore", "no passphrase|does not exist"),
+    ]
+    for params, kw, name, why in cases:
+        with pytest.raises(ParameterError, match=why) as err:
+            load_node_chain(params, **kw)
+        assert err.value.parameter == name
+    _, signing = load_node_chain(SimpleNamespace(chain_config=str(good), demo_index=MACHINE, keystore=""), signing=True)
+    assert signing.signer.address == chain.address(MACHINE)
