@@ -30,7 +30,7 @@ from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Outcome, R
 from depai_nodes.chain.models import DataBatch, id32
 
 __all__ = ["WalletError", "SpendingLedger", "parse_transfer", "Wallet", "Status", "IntentPolicy", "Intents",
-           "ensure_identity", "PolicyError"]
+           "ensure_identity"]
 
 DAY_S = 86_400
 
@@ -152,10 +152,6 @@ class Wallet:
 
 # ---------------------------------------------------------------------------- intents
 
-class PolicyError(ValueError):
-    """An intent is well-formed but this wallet's policy refuses it."""
-
-
 class IntentPolicy(BaseModel):
     """What the wallet agrees to sign for other processes (its node parameters set these)."""
 
@@ -257,7 +253,7 @@ class Intents:
         if req.message_count < 1:
             return None, _invalid("InvalidMessageCount", "message_count must be >= 1", me)
         if req.message_count > p.max_batch_messages:
-            return None, Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyError",
+            return None, Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyRefused",
                                  reason=f"message_count {req.message_count} above the wallet's max_batch_messages {p.max_batch_messages}")
         if req.end_time < req.start_time:
             return None, _invalid("InvalidTimeRange", f"end_time {req.end_time} before start_time {req.start_time}", me)
@@ -265,12 +261,12 @@ class Intents:
             return None, _invalid("InvalidTimeRange", "times must be unix seconds in 0..2**64-1", me)
         now = self._clock()
         if req.end_time > now + p.max_clock_skew_s:
-            return None, Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyError",
+            return None, Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyRefused",
                                  reason=f"end_time {req.end_time} is {req.end_time - int(now)} s in the future (max_clock_skew_s {p.max_clock_skew_s})")
         if not req.uri.isprintable():
             return None, _invalid("InvalidUri", "uri must be printable text", me)
         if len(req.uri.encode()) > p.max_uri_bytes:
-            return None, Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyError",
+            return None, Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyRefused",
                                  reason=f"uri of {len(req.uri.encode())} bytes above the wallet's max_uri_bytes {p.max_uri_bytes}")
         try:
             batch = DataBatch(machine=me, batch_id=bid, root=raw_root, message_count=req.message_count,
@@ -335,7 +331,7 @@ class Intents:
         except WalletError as e:
             return _invalid("InvalidStake", str(e), me)
         if stake > p.max_stake:
-            return Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyError",
+            return Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyRefused",
                            reason=f"stake {stake} above the wallet's max_stake {p.max_stake}"
                                   + (" (staking is off: set the wallet's max_stake)" if p.max_stake == 0 else ""))
         try:

@@ -91,7 +91,7 @@ def test_a_refused_batch_is_recorded_not_retried(chain, tmp_path):
     finally:
         anchorer.stop()
     assert [e[1] for e in events] == [AnchorStatus.PENDING, AnchorStatus.FAILED]
-    assert "REJECTED_BY_POLICY: PolicyError: uri of" in events[-1][4]
+    assert "REJECTED_BY_POLICY: PolicyRefused: uri of" in events[-1][4]
     side = read_sidecar(path)
     assert side["state"] == "failed" and "max_uri_bytes" in side["error"]
 

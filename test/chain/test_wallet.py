@@ -125,8 +125,8 @@ def test_anchor_intent_is_validated_then_signed_by_the_machine(chain):
         "zero root": (_req(root="0x" + "00" * 32), Result.INVALID_REQUEST, "InvalidRoot"),
         "no messages": (_req(message_count=0), Result.INVALID_REQUEST, "InvalidMessageCount"),
         "time runs backwards": (_req(start_time=now, end_time=now - 5), Result.INVALID_REQUEST, "InvalidTimeRange"),
-        "ends in the future": (_req(end_time=now + 3600), Result.REJECTED_BY_POLICY, "PolicyError"),
-        "uri too long": (_req(uri="file:///" + "a" * 100), Result.REJECTED_BY_POLICY, "PolicyError"),
+        "ends in the future": (_req(end_time=now + 3600), Result.REJECTED_BY_POLICY, "PolicyRefused"),
+        "uri too long": (_req(uri="file:///" + "a" * 100), Result.REJECTED_BY_POLICY, "PolicyRefused"),
         "control chars in uri": (_req(uri="file:///a\nb"), Result.INVALID_REQUEST, "InvalidUri"),
     }
     for why, (req, code, error) in refused.items():
