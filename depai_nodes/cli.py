@@ -54,10 +54,11 @@ def _instances(args):
         stack = load_stack(args.stack)
         robots = [r for r in args.robots.split(",") if r] if args.robots else None
         only = [n for n in args.only.split(",") if n] if args.only else None
+        enable = [n for n in args.enable.split(",") if n] if args.enable else None
         if robots is not None:
             stack = stack.model_copy(update={"robots": robots})
             stack = type(stack).model_validate(stack.model_dump())
-        return expand(stack, only=only, overrides=_parse_overrides(args.set))
+        return expand(stack, only=only, enable=enable, overrides=_parse_overrides(args.set))
     except (StackError, ValueError) as error:
         raise SystemExit(f"depai: {error}") from None
 
@@ -97,7 +98,8 @@ def cmd_bench(args) -> int:
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", type=Path, default=None, help="stack file (default: the package's config/stack.yaml)")
     parser.add_argument("--robots", default="", help="comma-separated robot namespaces (default: the stack's)")
-    parser.add_argument("--only", default="", help="comma-separated node names to run (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated node names to run (default: all enabled)")
+    parser.add_argument("--enable", default="", help="comma-separated node names to run although the stack disables them")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE", help="override a parameter (YAML value)")
 
 

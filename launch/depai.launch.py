@@ -2,6 +2,7 @@
 
     ros2 launch depai depai.launch.py
     ros2 launch depai depai.launch.py robots:=robot1,robot2 stack:=/path/to/stack.yaml
+    ros2 launch depai depai.launch.py enable:=wallet,identity,telemetry   # after `depai chain up`
 
 Which nodes run and with which parameters comes from config/stack.yaml, read through
 depai_nodes.bringup.stack, the same code `depai launch` uses on installs without launch_ros.
@@ -40,8 +41,9 @@ def _nodes(context):
     # Validate everything before the first Node action runs: a failure half-way through the
     # list would leave the nodes already started running after `ros2 launch` exits.
     stack = with_robots(load_stack(LaunchConfiguration("stack").perform(context)), robots)
+    enable = [n for n in LaunchConfiguration("enable").perform(context).split(",") if n]
     actions = []
-    for inst in expand(stack):
+    for inst in expand(stack, enable=enable):
         node = Node(
             package="depai",
             executable=inst.concern,
@@ -65,5 +67,6 @@ def generate_launch_description() -> LaunchDescription:
             description="stack file: which nodes run with which parameters",
         ),
         DeclareLaunchArgument("robots", default_value="", description="comma-separated robot namespaces (default: the stack's)"),
+        DeclareLaunchArgument("enable", default_value="", description="comma-separated nodes to run although the stack disables them"),
         OpaqueFunction(function=_nodes),
     ])

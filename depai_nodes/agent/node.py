@@ -2,7 +2,7 @@
 
 One request is in flight at a time; a planner that does not answer within `request_timeout` counts
 as a failed request (retried), never as a hang. The agent holds no key and touches no chain: on
-a fleet with a task market it is the wallet and identity nodes that sign.
+a fleet with a task market only the wallet node signs.
 """
 
 from __future__ import annotations

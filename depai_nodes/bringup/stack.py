@@ -9,7 +9,9 @@ A node entry is either fleet-scoped (runs once, in the root namespace) or robot-
 once per robot, in that robot's namespace). String parameters of the form
 `package://depai/<path>` resolve to files installed in the package's share directory, and a
 parameter whose value is `$(robots)` becomes the list of robot names (for fleet-scoped nodes that
-serve every robot, such as the simulator).
+serve every robot, such as the simulator). In robot-scoped nodes `$(robot)` inside a string
+becomes the robot's name and a value `$(robot_index)` its 1-based position (e.g. which demo key
+a robot's wallet uses).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ROBOTS_PLACEHOLDER = "$(robots)"
+ROBOT_PLACEHOLDER = "$(robot)"
+ROBOT_INDEX_PLACEHOLDER = "$(robot_index)"
 
 
 class StackError(ValueError):
@@ -139,26 +143,37 @@ def resolve_package_paths(parameters: dict[str, Any], share_dir: str | None = No
     }
 
 
+def _per_robot(value: Any, robot: str, index: int) -> Any:
+    """`$(robot)` -> the robot's name, `$(robot_index)` -> its 1-based position in the robot list."""
+    if value == ROBOT_INDEX_PLACEHOLDER:
+        return index
+    if isinstance(value, str) and ROBOT_PLACEHOLDER in value:
+        return value.replace(ROBOT_PLACEHOLDER, robot)
+    return value
+
+
 def expand(
     stack: StackSpec,
     robots: list[str] | None = None,
     only: list[str] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
     share_dir: str | None = None,
+    enable: list[str] | None = None,
 ) -> list[NodeInstance]:
     """Place every enabled node: fleet nodes once, robot nodes once per robot.
 
-    `only` keeps the named nodes; `overrides` maps node name to parameter values that replace
-    the stack file's (as `ros2 launch ... param:=value` would).
+    `only` keeps the named nodes; `enable` turns on nodes the file ships with `enabled: false`;
+    `overrides` maps node name to parameter values that replace the stack file's (as
+    `ros2 launch ... param:=value` would).
     """
     robots = stack.robots if robots is None else robots
     known = {spec.name for spec in stack.nodes}
-    for name in list(only or []) + list((overrides or {}).keys()):
+    for name in list(only or []) + list(enable or []) + list((overrides or {}).keys()):
         if name not in known:
             raise StackError(f"no node named '{name}' in the stack; known: {', '.join(sorted(known))}")
     instances = []
     for spec in stack.nodes:
-        if not spec.enabled or (only and spec.name not in only):
+        if not (spec.enabled or spec.name in (enable or [])) or (only and spec.name not in only):
             continue
         params = dict(spec.parameters)
         params.update((overrides or {}).get(spec.name, {}))
@@ -167,10 +182,11 @@ def expand(
         params = resolve_package_paths(params, share_dir)
         # A fleet-wide node that serves every robot (the simulator) is told which ones there are.
         params = {k: (list(robots) if v == ROBOTS_PLACEHOLDER else v) for k, v in params.items()}
-        for namespace in ([""] if spec.scope == "fleet" else robots):
+        for index, namespace in enumerate([""] if spec.scope == "fleet" else robots, start=1):
+            placed = {k: _per_robot(v, namespace, index) for k, v in params.items()} if namespace else params
             instances.append(
                 NodeInstance(
-                    name=spec.name, concern=spec.concern, namespace=namespace, parameters=params,
+                    name=spec.name, concern=spec.concern, namespace=namespace, parameters=placed,
                     respawn=spec.respawn, respawn_delay=spec.respawn_delay,
                 )
             )

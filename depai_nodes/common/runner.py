@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -32,13 +33,14 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
     node = None
     executor = SingleThreadedExecutor(context=context)
 
-    stopping = False
+    # The signal handler only raises a flag. The context stays valid until the node has been
+    # destroyed, so shutdown code can still publish (a controller's last zero cmd_vel, a final
+    # telemetry status) and a Ctrl-C that lands during construction never invalidates the
+    # context under the constructor's feet.
+    stop = threading.Event()
 
-    def request_shutdown(signum, _frame):
-        nonlocal stopping
-        stopping = True
-        if context.ok():
-            context.try_shutdown()
+    def request_shutdown(_signum, _frame):
+        stop.set()
 
     signal.signal(signal.SIGINT, request_shutdown)
     signal.signal(signal.SIGTERM, request_shutdown)
@@ -48,7 +50,7 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
         executor.add_node(node)
         # spin_once with a timeout, not spin(): Python runs signal handlers only between
         # bytecodes, so a node with no timer and no traffic would never see Ctrl-C otherwise.
-        while context.ok():
+        while context.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.25)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -57,9 +59,8 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
         print(f"[FATAL] [{name}]: invalid configuration: {error}", file=sys.stderr, flush=True)
         code = EXIT_BAD_CONFIG
     except Exception:  # noqa: BLE001 - last line of defence: log it, let the supervisor respawn
-        if not stopping:  # Ctrl-C/SIGTERM during start-up invalidates the context: not a crash
-            traceback.print_exc()
-            code = EXIT_CRASH
+        traceback.print_exc()
+        code = EXIT_CRASH
     finally:
         executor.shutdown(timeout_sec=1.0)
         if node is not None:

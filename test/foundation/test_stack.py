@@ -68,3 +68,21 @@ nodes:
 """))
     assert expand(stack)[0].parameters == {"robots": ["r1", "r2"], "world": "w.sdf"}
     assert expand(stack, robots=["solo"])[0].parameters["robots"] == ["solo"]
+
+
+def test_per_robot_placeholders_and_enabling_disabled_nodes(tmp_path):
+    stack = load_stack(write(tmp_path, """
+robots: [r1, r2]
+nodes:
+  - {name: wallet, concern: wallet, enabled: false, parameters: {demo_index: $(robot_index), out: "/tmp/$(robot)/x"}}
+  - {name: monitor, concern: monitor, scope: fleet, parameters: {label: $(robot_index)}}
+"""))
+    assert [i.fqn for i in expand(stack)] == ["/monitor"]
+    instances = expand(stack, enable=["wallet"])
+    assert [(i.fqn, i.parameters) for i in instances[:2]] == [
+        ("/r1/wallet", {"demo_index": 1, "out": "/tmp/r1/x"}),
+        ("/r2/wallet", {"demo_index": 2, "out": "/tmp/r2/x"}),
+    ]
+    assert instances[2].parameters == {"label": "$(robot_index)"}  # fleet nodes have no robot
+    with pytest.raises(StackError, match="no node named 'walet'"):
+        expand(stack, enable=["walet"])
