@@ -143,8 +143,11 @@ class PerceptionResult:
 def crop_mask(xyz: np.ndarray, p: PerceptionParams) -> np.ndarray:
     """Points inside the range annulus and z slab; NaN/inf compare False and are dropped."""
     x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    r2 = x * x
-    r2 += y * y
+    # Absurd finite values (1e30) overflow to inf when squared: correctly out of range, so the
+    # overflow is expected and must not warn on every sweep of a faulty driver.
+    with np.errstate(over="ignore", invalid="ignore"):
+        r2 = x * x
+        r2 += y * y
     m = r2 >= np.float32(p.min_range * p.min_range)
     m &= r2 <= np.float32(p.max_range * p.max_range)
     m &= z >= np.float32(p.crop_z_min)
