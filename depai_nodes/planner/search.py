@@ -32,9 +32,93 @@ FOUND = 0
 NO_PATH = 1
 HEAP_FULL = 2
 
+# Block neighbour directions (row, col); direction 7 - k is the opposite of direction k.
+_BDIR = np.array([(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)], dtype=np.int64)
+
 
 @nb.njit(cache=True)
-def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, state, gen, hk, hn):
+def _block_bounds(passable, f, gr, gc, bdist, bmask, queue):
+    """Lower bounds for the block heuristic (see :func:`astar`): the grid is cut into f x f
+    blocks, a block is a node when it holds a passable cell (the goal's block always is),
+    8-adjacent nodes are linked, and ``bdist`` gets each block's breadth-first distance from
+    the goal's block (-1: empty or not linked to it). ``bmask`` gets, per block, a bit for each
+    neighbour one step nearer the goal (bit k: direction ``_BDIR[k]``). Returns whether the
+    start can be linked to the goal at all is left to the caller (its block's ``bdist``)."""
+    H, W = passable.shape
+    Hb = (H + f - 1) // f
+    Wb = (W + f - 1) // f
+    for bi in range(Hb):
+        r0 = bi * f
+        r1 = min(H, r0 + f)
+        for bj in range(Wb):
+            c0 = bj * f
+            c1 = min(W, c0 + f)
+            v = -1
+            for r in range(r0, r1):
+                for c in range(c0, c1):
+                    if passable[r, c] != 0:
+                        v = -2
+                        break
+                if v == -2:
+                    break
+            bdist[bi * Wb + bj] = v
+            bmask[bi * Wb + bj] = 0
+    gb = (gr // f) * Wb + gc // f
+    bdist[gb] = 0
+    queue[0] = gb
+    head = 0
+    tail = 1
+    while head < tail:
+        cur = queue[head]
+        head += 1
+        d = bdist[cur]
+        bi = cur // Wb
+        bj = cur - bi * Wb
+        for k in range(8):
+            ni = bi + _BDIR[k, 0]
+            nj = bj + _BDIR[k, 1]
+            if ni < 0 or ni >= Hb or nj < 0 or nj >= Wb:
+                continue
+            nb = ni * Wb + nj
+            v = bdist[nb]
+            if v == -2:
+                bdist[nb] = d + 1
+                queue[tail] = nb
+                tail += 1
+                v = d + 1
+            if v == d + 1:
+                bmask[nb] |= np.uint8(1 << (7 - k))  # from nb, cur lies in the opposite direction
+    return tail
+
+
+_BTAB: dict[int, np.ndarray] = {}
+
+
+def _block_table(f: int) -> np.ndarray:
+    """``t[(mask * f + r) * f + c]``: Chebyshev distance from cell (r, c) of a block to the
+    nearest of the neighbouring blocks whose bits are set in ``mask`` (f when none)."""
+    if f <= 0:
+        return np.zeros(1, np.int32)
+    t = _BTAB.get(f)
+    if t is None:
+        t = np.full((256, f, f), f, np.int32)
+        r = np.arange(f)[:, None]
+        c = np.arange(f)[None, :]
+        for k, (di, dj) in enumerate(_BDIR):
+            dr = np.broadcast_to(r + 1 if di < 0 else (f - r if di > 0 else 0 * r), (f, f))
+            dc = np.broadcast_to(c + 1 if dj < 0 else (f - c if dj > 0 else 0 * c), (f, f))
+            v = np.maximum(dr, dc)
+            for m in range(256):
+                if m & (1 << k):
+                    t[m] = np.minimum(t[m], v)
+        t = t.ravel()
+        _BTAB[f] = t
+    return t
+
+
+@nb.njit(cache=True)
+def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, state, gen, hk, hn,
+                  f, bdist, bmask, btab):
     """A* over a flattened grid. ``state[i] == 2 gen`` means open, ``2 gen + 1`` closed, so
     nothing needs clearing between queries. The heap holds (key, node) with
     ``key = g + h (1 + 1e-9)``: ties in f go to the node nearer the goal (far fewer expansions
@@ -52,6 +136,9 @@ def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, sta
     g[start] = 0.0
     parent[start] = -1
     state[start] = OPEN
+    Wb = (W + f - 1) // f if f > 0 else 0
+    if f > 0 and bdist[(sr // f) * Wb + sc // f] < 0:
+        return NO_PATH, 0  # not even the blocks link start and goal
     a = abs(sr - gr)
     b = abs(sc - gc)
     hk[0] = (a + (SQRT2 - 1.0) * b if b < a else b + (SQRT2 - 1.0) * a) * TIE
@@ -66,13 +153,17 @@ def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, sta
             k = hk[size]
             m = hn[size]
             i = 0
-            while True:
-                c = 2 * i + 1
+            while True:  # 4-ary heap: children 4i+1 .. 4i+4 (shallower, one cache line of keys)
+                c = 4 * i + 1
                 if c >= size:
                     break
-                if c + 1 < size and hk[c + 1] < hk[c]:
-                    c += 1
-                if hk[c] < k:
+                e = c + 4 if c + 4 <= size else size
+                kc = hk[c]
+                for j in range(c + 1, e):
+                    if hk[j] < kc:
+                        kc = hk[j]
+                        c = j
+                if kc < k:
                     hk[i] = hk[c]
                     hn[i] = hn[c]
                     i = c
@@ -138,15 +229,28 @@ def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, sta
                 g[nxt] = ng
                 parent[nxt] = cur
                 nr = nxt // W
+                nc = nxt - nr * W
                 a = abs(nr - gr)
-                b = abs(nxt - nr * W - gc)
-                key = ng + (a + (SQRT2 - 1.0) * b if b < a else b + (SQRT2 - 1.0) * a) * TIE
+                b = abs(nc - gc)
+                h = a + (SQRT2 - 1.0) * b if b < a else b + (SQRT2 - 1.0) * a
+                if f > 0:
+                    br = nr // f
+                    bc = nc // f
+                    bb = br * Wb + bc
+                    d = bdist[bb]
+                    if d < 0:
+                        continue  # its block is not linked to the goal's: no path from there
+                    if d >= 2:
+                        hb = float(f * (d - 2) + btab[(bmask[bb] * f + nr - br * f) * f + nc - bc * f])
+                        if hb > h:
+                            h = hb
+                key = ng + h * TIE
                 if size >= hk.shape[0]:
                     return HEAP_FULL, expansions
                 i = size
                 size += 1
                 while i > 0:  # push: sift up
-                    p = (i - 1) >> 1
+                    p = (i - 1) >> 2
                     if key < hk[p]:
                         hk[i] = hk[p]
                         hn[i] = hn[p]
@@ -183,6 +287,9 @@ class SearchWorkspace:
         self.gen = 0
         self.hk = np.empty(0, np.float64)
         self.hn = np.empty(0, np.int32)
+        self.bdist = np.empty(0, np.int32)
+        self.bmask = np.empty(0, np.uint8)
+        self.bqueue = np.empty(0, np.int32)
 
     def prepare(self, shape: tuple[int, int]) -> None:
         if self.shape != shape:
@@ -208,6 +315,9 @@ class SearchWorkspace:
 
 
 _EMPTY_PENALTY = np.zeros((1, 1), np.float32)
+# Block heuristic (see :func:`astar`): block size in cells, and the grid size from which it is used.
+BLOCK = 8
+BLOCK_MIN_CELLS = 0
 
 
 def astar(passable: np.ndarray, start: tuple[int, int], goal: tuple[int, int],
@@ -227,10 +337,20 @@ def astar(passable: np.ndarray, start: tuple[int, int], goal: tuple[int, int],
         raise ValueError("penalty must have the shape of passable")
     sr, sc = int(start[0]), int(start[1])
     gr, gc = int(goal[0]), int(goal[1])
+    H, W = passable.shape
+    f = BLOCK if H * W >= BLOCK_MIN_CELLS else 0
+    if f:
+        nb_ = ((H + f - 1) // f) * ((W + f - 1) // f)
+        if ws.bdist.shape[0] < nb_:
+            ws.bdist = np.empty(nb_, np.int32)
+            ws.bmask = np.empty(nb_, np.uint8)
+            ws.bqueue = np.empty(nb_, np.int32)
+        _block_bounds(passable, f, gr, gc, ws.bdist, ws.bmask, ws.bqueue)
     wasted = 0
     while True:
         status, expansions = _astar_kernel(
-            passable, pen, use_penalty, sr, sc, gr, gc, ws.g, ws.parent, ws.state, ws.gen, ws.hk, ws.hn)
+            passable, pen, use_penalty, sr, sc, gr, gc, ws.g, ws.parent, ws.state, ws.gen, ws.hk, ws.hn,
+            f, ws.bdist, ws.bmask, _block_table(f))
         if status != HEAP_FULL:
             break
         # Rare (the capacity is kept for later queries): enlarge the heap and search again.
