@@ -120,25 +120,26 @@ def _block_table(f: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, inline="always")
-def _heap_push(hk, hn, size, key, node):
+def _sift_up(hk, hn, pos, i, key, node):
     """4-ary min-heap (children of i: 4i+1 .. 4i+4; shallower than a binary heap, and the
-    children's keys share a cache line). Returns the new size; the caller checks capacity."""
-    i = size
+    children's keys share a cache line); ``pos[node]`` tracks each node's slot (decrease-key)."""
     while i > 0:
         p = (i - 1) >> 2
         if key < hk[p]:
             hk[i] = hk[p]
-            hn[i] = hn[p]
+            m = hn[p]
+            hn[i] = m
+            pos[m] = i
             i = p
         else:
             break
     hk[i] = key
     hn[i] = node
-    return size + 1
+    pos[node] = i
 
 
 @nb.njit(cache=True, inline="always")
-def _heap_sift_down(hk, hn, size, k, m):
+def _heap_sift_down(hk, hn, pos, size, k, m):
     """Place (k, m) at the root of a heap of ``size`` entries and sift it down."""
     i = 0
     while True:
@@ -152,17 +153,20 @@ def _heap_sift_down(hk, hn, size, k, m):
                 kc = hk[j]
                 c = j
         if kc < k:
-            hk[i] = hk[c]
-            hn[i] = hn[c]
+            hk[i] = kc
+            x = hn[c]
+            hn[i] = x
+            pos[x] = i
             i = c
         else:
             break
     hk[i] = k
     hn[i] = m
+    pos[m] = i
 
 
 @nb.njit(cache=True)
-def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, state, gen, hk, hn,
+def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, state, gen, hk, hn, pos,
                   f, bdist, bmask, btab):
     """A* over a flattened grid. ``state[i] == 2 gen`` means open, ``2 gen + 1`` closed, so
     nothing needs clearing between queries. The heap holds (key, node) with
@@ -208,14 +212,15 @@ def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, sta
             if hold >= 0:
                 if size >= hk.shape[0]:
                     return HEAP_FULL, expansions
-                size = _heap_push(hk, hn, size, holdk, hold)
+                _sift_up(hk, hn, pos, size, holdk, hold)
+                size += 1
                 hold = -1
             if size == 0:
                 break
             cur = hn[0]
             size -= 1
             if size > 0:
-                _heap_sift_down(hk, hn, size, hk[size], hn[size])
+                _heap_sift_down(hk, hn, pos, size, hk[size], hn[size])
         if state[cur] == CLOSED:
             continue  # a stale duplicate
         state[cur] = CLOSED
@@ -251,35 +256,45 @@ def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, sta
             if use_penalty:
                 step *= 1.0 + 0.5 * (pcur + pen[nxt])
             ng = gcur + step
-            if state[nxt] != OPEN or ng < g[nxt]:
-                state[nxt] = OPEN
-                g[nxt] = ng
-                parent[nxt] = cur
-                nr = r + dro[kk]
-                nc = c0 + dco[kk]
-                a = abs(nr - gr)
-                b = abs(nc - gc)
-                h = a + (SQRT2 - 1.0) * b if b < a else b + (SQRT2 - 1.0) * a
-                if f > 0:  # f is a power of two: shifts and masks, no divisions
-                    bb = (nr >> fs) * Wb + (nc >> fs)
-                    d = bdist[bb]
-                    if d < 0:
-                        continue  # its block is not linked to the goal's: no path from there
-                    if d >= 2:
-                        hb = float(f * (d - 2) + btab[(((bmask[bb] << fs) | (nr & fm)) << fs) | (nc & fm)])
-                        if hb > h:
-                            h = hb
-                key = ng + h * TIE
-                if hold < 0:
-                    hold = nxt
-                    holdk = key
+            isopen = state[nxt] == OPEN
+            if isopen and ng >= g[nxt]:
+                continue
+            nr = r + dro[kk]
+            nc = c0 + dco[kk]
+            a = abs(nr - gr)
+            b = abs(nc - gc)
+            h = a + (SQRT2 - 1.0) * b if b < a else b + (SQRT2 - 1.0) * a
+            if f > 0:  # f is a power of two: shifts and masks, no divisions
+                bb = (nr >> fs) * Wb + (nc >> fs)
+                d = bdist[bb]
+                if d < 0:
+                    state[nxt] = CLOSED  # its block is not linked to the goal's: a dead end
                     continue
-                if key < holdk:
-                    key, holdk = holdk, key
-                    nxt, hold = hold, nxt
-                if size >= hk.shape[0]:
-                    return HEAP_FULL, expansions
-                size = _heap_push(hk, hn, size, key, nxt)
+                if d >= 2:
+                    hb = float(f * (d - 2) + btab[(((bmask[bb] << fs) | (nr & fm)) << fs) | (nc & fm)])
+                    if hb > h:
+                        h = hb
+            key = ng + h * TIE
+            g[nxt] = ng
+            parent[nxt] = cur
+            if isopen:  # a better path to an open node: decrease its key
+                if nxt == hold:
+                    holdk = key
+                else:
+                    _sift_up(hk, hn, pos, pos[nxt], key, nxt)
+                continue
+            state[nxt] = OPEN
+            if hold < 0:
+                hold = nxt
+                holdk = key
+                continue
+            if key < holdk:
+                key, holdk = holdk, key
+                nxt, hold = hold, nxt
+            if size >= hk.shape[0]:
+                return HEAP_FULL, expansions
+            _sift_up(hk, hn, pos, size, key, nxt)
+            size += 1
     return NO_PATH, expansions
 
 
@@ -319,6 +334,7 @@ class SearchWorkspace:
             if n >= 2**31:
                 raise ValueError(f"grid of {n} cells is too large (limit 2**31)")
             self.parent = np.empty(n, np.int32)
+            self.pos = np.empty(n, np.int32)
             self.state = np.zeros(n, np.uint32)
             self.shape = shape
             self.gen = 0
@@ -387,7 +403,7 @@ def astar(passable: np.ndarray, start: tuple[int, int], goal: tuple[int, int],
     wasted = 0
     while True:
         status, expansions = _astar_kernel(
-            passable, pen, use_penalty, sr, sc, gr, gc, ws.g, ws.parent, ws.state, ws.gen, ws.hk, ws.hn,
+            passable, pen, use_penalty, sr, sc, gr, gc, ws.g, ws.parent, ws.state, ws.gen, ws.hk, ws.hn, ws.pos,
             f, ws.bdist, ws.bmask, _block_table(f))
         if status != HEAP_FULL:
             break
