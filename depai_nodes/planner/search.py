@@ -19,8 +19,9 @@ Conventions:
 Search state lives in a reusable :class:`SearchWorkspace` stamped with a generation counter,
 so a query on a 2000 x 2000 grid does not pay for clearing 4 M cells. The heuristic adds a
 consistent lower bound from a breadth-first search over 8 x 8 blocks (see :func:`astar`), the
-open list is a 4-ary heap, and the best child of each expansion skips the heap when it is
-next anyway.
+open list is a 4-ary heap with decrease-key (a node is in it at most once, so no stale
+duplicates are popped: that halved the heap work), and the best child of each expansion skips
+the heap when it is next anyway.
 """
 from __future__ import annotations
 
@@ -169,9 +170,11 @@ def _heap_sift_down(hk, hn, pos, size, k, m):
 def _astar_kernel(passable, penalty, use_penalty, sr, sc, gr, gc, g, parent, state, gen, hk, hn, pos,
                   f, bdist, bmask, btab):
     """A* over a flattened grid. ``state[i] == 2 gen`` means open, ``2 gen + 1`` closed, so
-    nothing needs clearing between queries. The heap holds (key, node) with
-    ``key = g + h (1 + 1e-9)``: ties in f go to the node nearer the goal (far fewer expansions
-    on grids, where ties abound) at a cost bound of 1e-9 relative, far below any tolerance.
+    nothing needs clearing between queries (cells of blocks not linked to the goal's are
+    closed without expansion). ``pos[i]`` is an open node's slot in the heap, which holds
+    (key, node) with ``key = g + h (1 + 1e-9)``: ties in f go to the node nearer the goal (far
+    fewer expansions on grids, where ties abound) at a cost bound of 1e-9 relative, far below
+    any tolerance.
     Returns (status, expansions). The heap never grows inside the loop (a reassignable array
     there costs a third of the speed): when it is full the caller enlarges it and searches again."""
     H, W = passable.shape
@@ -403,8 +406,8 @@ def astar(passable: np.ndarray, start: tuple[int, int], goal: tuple[int, int],
     wasted = 0
     while True:
         status, expansions = _astar_kernel(
-            passable, pen, use_penalty, sr, sc, gr, gc, ws.g, ws.parent, ws.state, ws.gen, ws.hk, ws.hn, ws.pos,
-            f, ws.bdist, ws.bmask, _block_table(f))
+            passable, pen, use_penalty, sr, sc, gr, gc, ws.g, ws.parent, ws.state, ws.gen, ws.hk, ws.hn,
+            ws.pos, f, ws.bdist, ws.bmask, _block_table(f))
         if status != HEAP_FULL:
             break
         # Rare (the capacity is kept for later queries): enlarge the heap and search again.
