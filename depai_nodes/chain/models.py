@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import math
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from .config import checksum
 
@@ -60,6 +61,10 @@ def id_str(value: bytes) -> str:
     except UnicodeDecodeError:
         pass
     return "0x" + value.hex()
+
+
+# An address field normalised to its EIP-55 checksum form (malformed input is a validation error).
+ChecksumAddress = Annotated[str, AfterValidator(lambda v: checksum(v))]
 
 
 class _Model(BaseModel):
@@ -176,16 +181,11 @@ class TaskReport(_Model):
     """What a machine signs (EIP-712) to claim a task done: where, when, and which data batch."""
 
     task_id: int = Field(ge=1)
-    machine: str
+    machine: ChecksumAddress
     batch_id: bytes = Field(min_length=32, max_length=32)
     x: float = Field(description="metres, map frame")
     y: float
     timestamp: int = Field(ge=0)
-
-    @field_validator("machine")
-    @classmethod
-    def _addr(cls, v: str) -> str:
-        return checksum(v)
 
     def typed_message(self) -> dict:
         return {
@@ -205,18 +205,13 @@ class TaskReport(_Model):
 class DataBatch(_Model):
     """A telemetry batch to anchor: its Merkle root and metadata, signed by the machine."""
 
-    machine: str
+    machine: ChecksumAddress
     batch_id: bytes = Field(min_length=32, max_length=32)
     root: bytes = Field(min_length=32, max_length=32)
     message_count: int = Field(ge=1, lt=2**64)
     start_time: int = Field(ge=0, lt=2**64)
     end_time: int = Field(ge=0, lt=2**64)
     uri: str = Field("", max_length=512)
-
-    @field_validator("machine")
-    @classmethod
-    def _addr(cls, v: str) -> str:
-        return checksum(v)
 
     def typed_message(self) -> dict:
         return {
