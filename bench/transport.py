@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def publisher(domain: int, reliable: bool, seconds: float) -> None:
 
     from depai_nodes.common.pointcloud2 import CloudBuffer
     from depai_nodes.common.qos import SENSOR_QOS
-    from depai_nodes.perception.core import CLOUD_QOS as RELIABLE_QOS
+    from depai_nodes.common.qos import CLOUD_QOS as RELIABLE_QOS
     from depai_nodes.simulator.core import CLOUD_DTYPE
 
     ctx = rclpy.Context()
@@ -103,7 +104,7 @@ def subscriber(domain: int, reliable: bool, seconds: float) -> None:
 
     from depai_nodes.common.pointcloud2 import cloud_to_xyz
     from depai_nodes.common.qos import SENSOR_QOS
-    from depai_nodes.perception.core import CLOUD_QOS as RELIABLE_QOS
+    from depai_nodes.common.qos import CLOUD_QOS as RELIABLE_QOS
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=domain)
@@ -133,6 +134,11 @@ def pct(v, q):
     import numpy as np
 
     return float(np.percentile(v, q)) if v else float("nan")
+
+
+def fmt(value: float, digits: int) -> str:
+    """A table cell: the number, or a dash when nothing was received to measure."""
+    return "—" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 def main() -> int:
@@ -171,7 +177,8 @@ def main() -> int:
         sent = json.loads(pub.stdout.strip().splitlines()[-1])["sent"]
         r = json.loads(out.strip().splitlines()[-1])
         label = "reliable, keep last 5 (CLOUD_QOS, what sim/perception use)" if reliable else "best effort, keep last 5 (SENSOR_QOS)"
-        print(f"| {label} | {sent} | {len(r['lat'])} | {pct(r['lat'], 50):.2f} | {pct(r['lat'], 99):.2f} | {pct(r['conv'], 50):.3f} |")
+        cells = [fmt(pct(r["lat"], 50), 2), fmt(pct(r["lat"], 99), 2), fmt(pct(r["conv"], 50), 3)]
+        print(f"| {label} | {sent} | {len(r['lat'])} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -20,8 +20,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from depai_nodes.common.yamlfile import load_yaml_model
 
 __all__ = [
     "StackError", "NodeSpec", "StackSpec", "NodeInstance", "load_stack", "with_robots", "expand", "resolve_package_paths",
@@ -99,21 +100,7 @@ class NodeInstance(BaseModel):
 
 def load_stack(path: str | Path) -> StackSpec:
     """Read and validate a stack file; StackError says what is wrong and where."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise StackError(f"cannot read stack file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise StackError(f"stack file {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise StackError(f"stack file {path} must be a mapping with a 'nodes' list")
-    try:
-        return StackSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise StackError(f"stack file {path}: {where}: {first['msg']}") from None
+    return load_yaml_model(path, StackSpec, StackError, "stack file")
 
 
 def with_robots(stack: StackSpec, robots: list[str] | None) -> StackSpec:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from depai_nodes.common.yamlfile import load_yaml_model
 
 __all__ = ["PolicyError", "KeepOutZone", "Policy", "load_policy_file", "policy_to_msg"]
 
@@ -59,19 +60,7 @@ class Policy(BaseModel):
 
 def load_policy_file(path: str | Path) -> Policy:
     """Read a policy YAML file; PolicyError names the file and the bad field."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {path} is not valid YAML: {exc}") from None
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise PolicyError(f"policy file {path}: {where}: {first['msg']}") from None
+    return load_yaml_model(path, Policy, PolicyError, "policy file")
 
 
 def policy_to_msg(policy: Policy, version: int, source: str, frame_id: str, stamp=None):

@@ -55,18 +55,6 @@ class PerceptionError(ValueError):
     """Input perception cannot use (wrong shape or dtype); the message says why."""
 
 
-def _cloud_qos():
-    """The shared profile for full sweeps (depai_nodes.common.qos.CLOUD_QOS); None without ROS."""
-    try:
-        from depai_nodes.common.qos import CLOUD_QOS as profile
-    except ImportError:  # pragma: no cover - the core is usable without ROS
-        return None
-    return profile
-
-
-CLOUD_QOS = _cloud_qos()
-
-
 class PerceptionParams(ParamsModel):
     """Parameters of the perception node (all metres/degrees in the cloud's frame)."""
 

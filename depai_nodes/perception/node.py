@@ -19,10 +19,10 @@ from sensor_msgs.msg import PointCloud2
 from depai.msg import Obstacle, ObstacleArray
 from depai_nodes.common.params import declare_params
 from depai_nodes.common.pointcloud2 import CloudFormatError, cloud_to_xyz
-from depai_nodes.common.qos import RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.common.qos import CLOUD_QOS, RELIABLE_QOS, SENSOR_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import CLOUD_QOS, Perception, PerceptionError, PerceptionParams, PerceptionResult
+from .core import Perception, PerceptionError, PerceptionParams, PerceptionResult
 
 _WARN_PERIOD_S = 5.0
 
