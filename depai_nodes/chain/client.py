@@ -25,6 +25,7 @@ from .abi import ContractABI, decode_revert, load_abi
 from .config import ChainConfig, checksum
 from .errors import (
     ChainError,
+    ChainResetError,
     ContractRevertError,
     NonceError,
     RpcResponseError,
@@ -131,6 +132,7 @@ class ChainClient:
         self._nonce_lock = threading.RLock()
         self._fees = _FeeCache()
         self._verified = False
+        self._genesis: str | None = None
         if verify_chain:
             self.verify_chain()
 
@@ -144,12 +146,32 @@ class ChainClient:
     # ------------------------------------------------------------------ basics
 
     def verify_chain(self) -> int:
-        """Refuse an endpoint on another chain: signing there would send real value elsewhere."""
+        """Refuse an endpoint on another chain: signing there would send real value elsewhere.
+
+        WrongChainError when the chain id differs; ChainResetError when the config records a
+        genesis hash and the endpoint's block 0 is another one (same id, different chain: e.g.
+        a local chain started fresh). Returns the chain id.
+        """
         actual = int(self.rpc.call("eth_chainId"), 16)
         if actual != self.config.chain_id:
             raise WrongChainError(self.config.chain_id, actual, self.config.rpc_url)
+        if self.config.genesis_hash:
+            g = self.genesis_hash(refresh=True)
+            if g != self.config.genesis_hash:
+                self._verified = False
+                raise ChainResetError(self.config.genesis_hash, g, self.config.rpc_url)
         self._verified = True
         return actual
+
+    def genesis_hash(self, *, refresh: bool = False) -> str:
+        """0x hash (lowercase) of block 0 of the chain at the endpoint: the chain's identity
+        beyond its id. Cached; ``refresh`` asks the node again (a cheap check for a reset)."""
+        if refresh or self._genesis is None:
+            block = self.rpc.call("eth_getBlockByNumber", ["0x0", False])
+            if not isinstance(block, dict) or not isinstance(block.get("hash"), str):
+                raise RpcResponseError("eth_getBlockByNumber(0) returned no block", url=self.config.rpc_url, method="eth_getBlockByNumber")
+            self._genesis = block["hash"].lower()
+        return self._genesis
 
     def block_number(self) -> int:
         return int(self.rpc.call("eth_blockNumber"), 16)

@@ -128,6 +128,7 @@ class ChainConfig(_Model):
     contracts: ContractAddresses = Field(default_factory=ContractAddresses)
     did_address: str = Field(PEAQ_DID_PRECOMPILE, description="DID registry: peaq's precompile, or MachineDID locally")
     deploy_block: int = Field(0, ge=0, description="first block to scan for events")
+    genesis_hash: str | None = Field(None, description="0x hash of block 0 of the chain deployed to; another genesis: ChainResetError")
     confirmations: int = Field(0, ge=0, le=1000, description="blocks on top before a tx/event counts (reorg safety)")
     rpc_timeout_s: float = Field(10.0, gt=0, le=300, description="per JSON-RPC request")
     receipt_timeout_s: float = Field(60.0, gt=0, le=3600, description="wait for a receipt at most this long")
@@ -141,6 +142,15 @@ class ChainConfig(_Model):
     @classmethod
     def _did(cls, v: str) -> str:
         return checksum(v)
+
+    @field_validator("genesis_hash")
+    @classmethod
+    def _genesis(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        if not (isinstance(v, str) and len(v) == 66 and v[:2] == "0x" and all(c in "0123456789abcdefABCDEF" for c in v[2:])):
+            raise ValueError("genesis_hash must be 0x + 64 hex")
+        return v.lower()
 
     @field_validator("rpc_url")
     @classmethod

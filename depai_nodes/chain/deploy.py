@@ -103,7 +103,8 @@ def deploy_all(client: ChainClient, params: DeployParams | None = None, *, progr
         DataRegistry=data.address,
         TaskMarket=market.address,
     )
-    return client.config.model_copy(update={"contracts": contracts, "did_address": did_address, "deploy_block": start_block})
+    return client.config.model_copy(update={"contracts": contracts, "did_address": did_address, "deploy_block": start_block,
+                                            "genesis_hash": client.genesis_hash(refresh=True)})
 
 
 def fund_machines(client: ChainClient, machines: list[str], tokens_each: int, *, native_each: int = 0) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "RpcTimeoutError",
     "RpcResponseError",
     "WrongChainError",
+    "ChainResetError",
     "ContractRevertError",
     "TxRejectedError",
     "TxTimeoutError",
@@ -85,6 +86,17 @@ class WrongChainError(ChainError):
 
     def __init__(self, expected: int, actual: int, url: str = ""):
         super().__init__(f"chain id mismatch at {url or 'endpoint'}: config expects {expected}, node reports {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class ChainResetError(ChainError):
+    """The endpoint serves the configured chain id but not the configured chain: its genesis block
+    differs (a local chain restarted fresh, or another network with the same id). Everything the
+    node knew from that chain (nonce, policy versions, anchored batches, DIDs) must be re-read."""
+
+    def __init__(self, expected: str, actual: str, url: str = ""):
+        super().__init__(f"chain reset at {url or 'endpoint'}: config expects genesis {expected[:18]}..., node reports {actual[:18]}...")
         self.expected = expected
         self.actual = actual
 

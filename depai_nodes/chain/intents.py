@@ -9,7 +9,11 @@ services' constants. Nothing here holds or touches a key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+import eth_abi
+from eth_utils import keccak
 
 from .errors import (
     ChainError,
@@ -23,7 +27,31 @@ from .errors import (
     WrongChainError,
 )
 
-__all__ = ["Result", "AnchorRequest", "IdentityRequest", "Outcome", "outcome_from_error", "RETRYABLE"]
+__all__ = ["Result", "AnchorRequest", "IdentityRequest", "Outcome", "outcome_from_error", "RETRYABLE", "content_batch_id"]
+
+_ROOT_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+_U64 = 2**64
+
+
+def content_batch_id(root: bytes | str, message_count: int, start_time: int, end_time: int) -> str:
+    """The batch id derived from a batch's content (INTERFACES item 1).
+
+    = the first 16 bytes of keccak256(abi.encode(bytes32 root, uint64 message_count,
+    uint64 start_time, uint64 end_time)) as 32 lowercase hex characters. Nobody can claim a
+    batch id before its batch exists (squatting needs the root), and the wallet refuses an
+    AnchorBatch whose id is not this. ``root`` is 32 bytes or 0x + 64 hex. ValueError on bad input.
+    """
+    if isinstance(root, str):
+        if not _ROOT_RE.match(root):
+            raise ValueError("root must be 32 bytes (0x + 64 hex)")
+        root = bytes.fromhex(root[2:] if root[:2] in ("0x", "0X") else root)
+    if not isinstance(root, (bytes, bytearray)) or len(root) != 32:
+        raise ValueError("root must be 32 bytes")
+    for name, v in (("message_count", message_count), ("start_time", start_time), ("end_time", end_time)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _U64:
+            raise ValueError(f"{name} must be an integer in [0, 2**64)")
+    enc = eth_abi.encode(["bytes32", "uint64", "uint64", "uint64"], [bytes(root), message_count, start_time, end_time])
+    return keccak(enc)[:16].hex()
 
 
 class Result:
