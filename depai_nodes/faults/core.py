@@ -1,0 +1,270 @@
+"""Invariants of a run, checked from what was recorded: ROS-free, so they are unit-tested alone.
+
+A fault-injection run (``harness.py``) records a ``Trace``: every robot's odometry (the
+simulator's ground truth), every policy message seen on /fleet/policy, the node graph sampled
+periodically, and the timeline of injected faults with their recoveries. The checks below turn
+the safety invariants of the fleet into assertions over that trace:
+
+* **no motion without a valid policy** — while no live source backs the policy (the listener
+  dead or frozen, its source unreachable) a robot may coast only for ``policy_timeout`` plus a
+  stopping margin; after that its speed must be (near) zero until a policy is published again;
+* **a pause holds** — from a pause's arrival (plus the stopping margin) until it is lifted;
+* **the speed limit holds** — never faster than the policy in force (after the margin);
+* **no footprint in a keep-out zone** — the robot's disc never overlaps a zone in force;
+* **no duplicate node** — no fully qualified node name twice in any graph sample.
+
+Each check returns a list of ``Violation``; an empty list means the invariant held.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["OdomSample", "PolicySample", "Fault", "Trace", "Violation", "Window",
+           "disc_overlaps_polygon", "signed_distance", "check_no_motion_without_policy", "check_pause", "check_speed_limit",
+           "check_keep_out", "check_duplicate_nodes", "check_all"]
+
+
+@dataclass(frozen=True)
+class OdomSample:
+    t: float                      # monotonic receive time, s
+    robot: str
+    x: float
+    y: float
+    speed: float                  # |linear velocity|, m/s (ground truth from the simulator)
+
+
+@dataclass(frozen=True)
+class PolicySample:
+    t: float
+    version: int
+    source: str
+    paused: bool
+    max_speed: float
+    zones: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
+
+
+@dataclass
+class Fault:
+    """One injected fault: ``kind`` (e.g. 'kill', 'freeze', 'chain-kill', 'corrupt-policy'),
+    ``target`` (a node label or 'chain'), when it was injected and, once seen, when the system
+    was back (``recovered_at``); ``unbacked`` says the policy had no live source in between."""
+
+    kind: str
+    target: str
+    t: float
+    unbacked: bool = False
+    recovered_at: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: float
+    end: float
+
+    def __contains__(self, t: float) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    t: float
+    robot: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant} at t={self.t:.2f}s ({self.robot}): {self.detail}"
+
+
+@dataclass
+class Trace:
+    odom: list[OdomSample] = field(default_factory=list)
+    policy: list[PolicySample] = field(default_factory=list)
+    graph: list[tuple[float, list[str]]] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    start: float = 0.0
+    end: float = math.inf
+
+    def policy_at(self, t: float) -> PolicySample | None:
+        """The last policy message received at or before ``t``."""
+        last = None
+        for p in self.policy:
+            if p.t <= t:
+                last = p
+            else:
+                break
+        return last
+
+    def unbacked_windows(self) -> list[Window]:
+        """Intervals in which the policy had no live source: from a fault that cut it until the
+        first policy message received after the fault (or the end of the run)."""
+        out = []
+        for f in self.faults:
+            if not f.unbacked:
+                continue
+            back = next((p.t for p in self.policy if p.t > f.t), None)
+            if f.recovered_at is not None:
+                back = f.recovered_at if back is None else max(back, f.recovered_at)
+            out.append(Window(f.t, back if back is not None else self.end))
+        return out
+
+
+def _speed_violations(trace: Trace, windows: list[Window], margin: float, eps: float, name: str,
+                      why: str) -> list[Violation]:
+    out = []
+    for w in windows:
+        hold = Window(w.start + margin, w.end)
+        if hold.end <= hold.start:
+            continue
+        worst: dict[str, OdomSample] = {}
+        for s in trace.odom:
+            if s.t in hold and s.speed > eps and (s.robot not in worst or s.speed > worst[s.robot].speed):
+                worst[s.robot] = s
+        for robot, s in worst.items():
+            out.append(Violation(name, s.t, robot, f"moving at {s.speed:.3f} m/s {s.t - w.start:.2f} s after {why}"))
+    return out
+
+
+def check_no_motion_without_policy(trace: Trace, policy_timeout: float, stop_margin: float = 1.0,
+                                   eps: float = 0.05) -> list[Violation]:
+    """No robot moves (beyond ``eps``) later than ``policy_timeout + stop_margin`` after its
+    policy lost its live source, nor before the first policy of the run."""
+    windows = trace.unbacked_windows()
+    first = trace.policy[0].t if trace.policy else trace.end
+    windows.append(Window(trace.start, first))
+    out = _speed_violations(trace, windows[:-1], policy_timeout + stop_margin, eps, "no-motion-without-policy",
+                            "the policy lost its source")
+    # Before any policy existed: no grace at all (nothing was ever allowed), but odometry of a robot
+    # still coasting from a previous run is not ours; the first stop_margin is excused.
+    out += _speed_violations(trace, windows[-1:], stop_margin, eps, "no-motion-without-policy",
+                             "the start with no policy")
+    return out
+
+
+def _pause_windows(trace: Trace) -> list[Window]:
+    out, start = [], None
+    for p in trace.policy:
+        if p.paused and start is None:
+            start = p.t
+        elif not p.paused and start is not None:
+            out.append(Window(start, p.t))
+            start = None
+    if start is not None:
+        out.append(Window(start, trace.end))
+    return out
+
+
+def check_pause(trace: Trace, stop_margin: float = 1.0, eps: float = 0.05) -> list[Violation]:
+    return _speed_violations(trace, _pause_windows(trace), stop_margin, eps, "pause", "the fleet paused")
+
+
+def check_speed_limit(trace: Trace, margin: float = 1.0, tolerance: float = 0.05) -> list[Violation]:
+    """Never faster than the policy's max_speed; after a lowered limit the robot has ``margin``
+    seconds to brake (the limit at t is the loosest one in force during [t - margin, t])."""
+    out: dict[str, Violation] = {}
+    for s in trace.odom:
+        if s.robot in out:
+            continue
+        in_force = [p for p in (trace.policy_at(s.t - margin),) if p is not None]
+        in_force += [p for p in trace.policy if s.t - margin < p.t <= s.t]
+        if not in_force:
+            continue
+        limit = max(p.max_speed for p in in_force)
+        if s.speed > limit + tolerance:
+            out[s.robot] = Violation("speed-limit", s.t, s.robot, f"{s.speed:.3f} m/s above the limit {limit:.3f} m/s")
+    return list(out.values())
+
+
+def _point_in_polygon(x: float, y: float, poly: np.ndarray) -> bool:
+    inside = False
+    n = len(poly)
+    for i in range(n):
+        (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % n]
+        if (y1 > y) != (y2 > y):
+            xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+            if x < xc:
+                inside = not inside
+    return inside
+
+
+def _distance_to_boundary(x: float, y: float, poly: np.ndarray) -> float:
+    a = poly
+    b = np.roll(poly, -1, axis=0)
+    ab = b - a
+    ap = np.array([x, y]) - a
+    t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0.0, 1.0)
+    closest = a + t[:, None] * ab
+    return float(np.min(np.hypot(closest[:, 0] - x, closest[:, 1] - y)))
+
+
+def signed_distance(x: float, y: float, polygon) -> float:
+    """Distance from (x, y) to the polygon's boundary, negative inside."""
+    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    d = _distance_to_boundary(x, y, poly)
+    return -d if _point_in_polygon(x, y, poly) else d
+
+
+def disc_overlaps_polygon(x: float, y: float, radius: float, polygon) -> bool:
+    """Does the disc of ``radius`` around (x, y) reach into the polygon's interior?"""
+    return signed_distance(x, y, polygon) < radius
+
+
+def check_keep_out(trace: Trace, robot_radius: float, margin: float = 1.0, slack: float = 0.02,
+                   eps: float = 0.05) -> list[Violation]:
+    """No footprint inside a zone in force. A robot whose footprint already overlapped a zone when
+    the zone arrived (voted over it) is excused while it holds still or moves out — never deeper;
+    ``margin`` seconds after a zone's arrival it is a violation for any other robot to overlap it."""
+    out: dict[tuple[str, str], Violation] = {}
+    since: dict[str, float] = {}
+    for p in trace.policy:
+        for zid, _ in p.zones:
+            since.setdefault(zid, p.t)
+    excused: dict[tuple[str, str], float] = {}  # (robot, zone) -> last signed distance
+    for s in trace.odom:
+        p = trace.policy_at(s.t)
+        if p is None:
+            continue
+        for zid, poly in p.zones:
+            key = (s.robot, zid)
+            if key in out:
+                continue
+            sd = signed_distance(s.x, s.y, poly)
+            if sd >= robot_radius - slack:
+                excused.pop(key, None)
+                continue
+            if key not in excused and s.t - since.get(zid, p.t) <= margin:
+                excused[key] = sd  # the zone arrived over (or next to) the robot
+                continue
+            if key in excused:
+                deeper = sd < excused[key] - 0.01
+                if not deeper or s.speed <= eps:
+                    excused[key] = max(sd, excused[key]) if not deeper else excused[key]
+                    continue
+            out[key] = Violation("keep-out", s.t, s.robot,
+                                 f"footprint at ({s.x:.2f}, {s.y:.2f}) overlaps zone {zid!r} by {robot_radius - sd:.2f} m")
+    return list(out.values())
+
+
+def check_duplicate_nodes(trace: Trace) -> list[Violation]:
+    out = []
+    seen: set[str] = set()
+    for t, names in trace.graph:
+        counts: dict[str, int] = {}
+        for n in names:
+            counts[n] = counts.get(n, 0) + 1
+        for n, c in counts.items():
+            if c > 1 and n not in seen:
+                seen.add(n)
+                out.append(Violation("duplicate-node", t, "-", f"{n} runs {c} times"))
+    return out
+
+
+def check_all(trace: Trace, *, policy_timeout: float, robot_radius: float, stop_margin: float = 1.0) -> list[Violation]:
+    return (check_no_motion_without_policy(trace, policy_timeout, stop_margin) + check_pause(trace, stop_margin)
+            + check_speed_limit(trace, stop_margin) + check_keep_out(trace, robot_radius, stop_margin)
+            + check_duplicate_nodes(trace))

@@ -1,0 +1,202 @@
+"""Run the real stack, inject faults into its real processes, and record what the robots did.
+
+Used by the fault-injection tests (test/faults/), the soak (`depai soak`) and the safe-stop
+benchmark (bench/safe_stop.py). Nothing is simulated here beyond what the stack itself
+simulates: `depai launch` brings up the nodes as OS processes, faults are signals to those
+processes (``kill -9``, ``SIGSTOP``), file edits, or a dead chain process, and the ``Recorder``
+is an ordinary rclpy node on the same ROS domain that records the simulator's ground-truth
+odometry, every /fleet/policy message and the node graph into a ``Trace``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .core import Fault, OdomSample, PolicySample, Trace
+
+__all__ = ["Recorder", "StackRun", "wait_until", "speed_of"]
+
+REPO = Path(__file__).resolve().parents[2]
+_STARTED = re.compile(r"^\[depai\] started (\S+) \(pid (\d+)\)", re.M)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not met within {timeout:g} s")
+
+
+def speed_of(msg) -> float:
+    t = msg.twist.twist.linear
+    return math.hypot(t.x, t.y)
+
+
+class Recorder:
+    """An rclpy node that records odometry, policy and the node graph into a ``Trace``."""
+
+    def __init__(self, domain: int, robots: list[str], graph_period: float = 0.5) -> None:
+        import rclpy
+        from nav_msgs.msg import Odometry
+        from rclpy.executors import SingleThreadedExecutor
+
+        from depai.msg import FleetPolicy
+        from depai_nodes.common.qos import LATCHED_QOS, SENSOR_QOS
+
+        self.trace = Trace(start=time.monotonic())
+        self._lock = threading.Lock()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node("fault_recorder", context=self.context)
+        for robot in robots:
+            self.node.create_subscription(Odometry, f"/{robot}/odom", lambda m, r=robot: self._on_odom(r, m), SENSOR_QOS)
+        self.node.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
+        self.node.create_timer(graph_period, self._sample_graph)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name="recorder", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def _on_odom(self, robot: str, msg) -> None:
+        p = msg.pose.pose.position
+        with self._lock:
+            self.trace.odom.append(OdomSample(time.monotonic(), robot, p.x, p.y, speed_of(msg)))
+
+    def _on_policy(self, msg) -> None:
+        zones = tuple((z.id, tuple((q.x, q.y) for q in z.polygon.points)) for z in msg.keep_out_zones)
+        sample = PolicySample(time.monotonic(), int(msg.version), msg.source, bool(msg.paused), float(msg.max_speed), zones)
+        with self._lock:
+            self.trace.policy.append(sample)
+
+    def _sample_graph(self) -> None:
+        names = [f"{ns.rstrip('/')}/{n}" for n, ns in self.node.get_node_names_and_namespaces() if n != "fault_recorder"]
+        with self._lock:
+            self.trace.graph.append((time.monotonic(), names))
+
+    # ------------------------------------------------------------------ queries
+
+    def latest(self, robot: str) -> OdomSample | None:
+        with self._lock:
+            for s in reversed(self.trace.odom):
+                if s.robot == robot:
+                    return s
+        return None
+
+    def policies_since(self, t: float) -> list[PolicySample]:
+        with self._lock:
+            return [p for p in self.trace.policy if p.t > t]
+
+    def moving(self, robot: str, eps: float = 0.1) -> bool:
+        s = self.latest(robot)
+        return s is not None and time.monotonic() - s.t < 1.0 and s.speed > eps
+
+    def stopped_since(self, robot: str, t: float, eps: float = 0.05) -> float | None:
+        """The first time after ``t`` from which every sample of ``robot`` is below ``eps``."""
+        with self._lock:
+            samples = [s for s in self.trace.odom if s.robot == robot and s.t >= t]
+        first = None
+        for s in samples:
+            if s.speed <= eps:
+                first = s.t if first is None else first
+            else:
+                first = None
+        return first
+
+    def fault(self, kind: str, target: str, *, unbacked: bool, note: str = "") -> Fault:
+        f = Fault(kind, target, time.monotonic(), unbacked=unbacked, note=note)
+        with self._lock:
+            self.trace.faults.append(f)
+        return f
+
+    def snapshot(self) -> Trace:
+        with self._lock:
+            t = Trace(list(self.trace.odom), list(self.trace.policy), list(self.trace.graph), list(self.trace.faults),
+                      self.trace.start, time.monotonic())
+        return t
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(timeout=2.0)
+
+
+class StackRun:
+    """`depai launch` as a subprocess, its output in a log file, its node pids known by label."""
+
+    def __init__(self, log_path: Path, *, args: list[str], env: dict | None = None) -> None:
+        self.log_path = Path(log_path)
+        command = [sys.executable, "-m", "depai_nodes.cli", "launch", *args]
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        cwd=REPO, env=dict(os.environ if env is None else env), start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        """label -> pid of its latest start."""
+        return {label: int(pid) for label, pid in _STARTED.findall(self.log())}
+
+    def pid(self, label: str, timeout: float = 30.0) -> int:
+        return wait_until(lambda: self.pids().get(label), timeout, what=f"{label} started")
+
+    def wait_log(self, pattern: str, timeout: float, since: int = 0) -> re.Match:
+        def find():
+            return re.search(pattern, self.log()[since:])
+        try:
+            return wait_until(find, timeout, interval=0.1, what=f"/{pattern}/ in the launch log")
+        except TimeoutError:
+            raise TimeoutError(f"/{pattern}/ not in the launch log within {timeout} s:\n{self.log()[-4000:]}") from None
+
+    def signal(self, label: str, sig: int) -> int:
+        pid = self.pids()[label]
+        os.kill(pid, sig)
+        return pid
+
+    def restarted(self, label: str, old_pid: int, timeout: float = 30.0) -> int:
+        return wait_until(lambda: (p := self.pids().get(label)) and p != old_pid and p, timeout,
+                          what=f"{label} restarted")
+
+    def stop(self, timeout: float = 40.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self._log.close()
+        return self.process.returncode
+
+    def node_pids_alive(self) -> list[int]:
+        out = []
+        for pid in set(self.pids().values()):
+            try:
+                os.kill(pid, 0)
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().split(") ", 1)[1].startswith("Z"):
+                        continue
+                out.append(pid)
+            except (ProcessLookupError, FileNotFoundError, PermissionError):
+                pass
+        return out

@@ -1,0 +1,95 @@
+"""The invariant checks themselves: each must catch the violation it is named after, and pass a
+trace that keeps it (so a green fault-injection run means something)."""
+
+from depai_nodes.faults.core import (
+    Fault, OdomSample, PolicySample, Trace, check_all, check_duplicate_nodes, check_keep_out,
+    check_no_motion_without_policy, check_pause, check_speed_limit, disc_overlaps_polygon, signed_distance,
+)
+
+ZONE = ("dock", ((4.0, 1.0), (6.0, 1.0), (6.0, 3.0), (4.0, 3.0)))
+
+
+def policy(t, *, paused=False, max_speed=0.8, zones=(ZONE,), version=1):
+    return PolicySample(t, version, "file:test", paused, max_speed, zones)
+
+
+def drive(t0, t1, *, speed=0.5, x0=0.0, y0=0.0, vx=1.0, vy=0.0, robot="robot1", dt=0.1):
+    n = int(round((t1 - t0) / dt))
+    return [OdomSample(t0 + i * dt, robot, x0 + vx * speed * i * dt, y0 + vy * speed * i * dt, speed) for i in range(n)]
+
+
+def test_geometry():
+    square = ZONE[1]
+    assert signed_distance(5.0, 2.0, square) == -1.0
+    assert abs(signed_distance(3.0, 2.0, square) - 1.0) < 1e-9
+    assert disc_overlaps_polygon(3.8, 2.0, 0.3, square)
+    assert not disc_overlaps_polygon(3.6, 2.0, 0.3, square)
+    assert disc_overlaps_polygon(5.0, 2.0, 0.0, square)
+
+
+def test_motion_without_policy_is_caught_and_a_stop_in_time_passes():
+    # The listener dies at t=10; the robot keeps driving until t=20 -> violation.
+    tr = Trace(odom=drive(1, 20), policy=[policy(0.5)], faults=[Fault("kill", "dao_listener", 10.0, unbacked=True)], start=0, end=20)
+    v = check_no_motion_without_policy(tr, policy_timeout=2.0, stop_margin=1.0)
+    assert v and v[0].invariant == "no-motion-without-policy" and v[0].t >= 13.0
+    # Same, but it stops 2.5 s after the fault and the listener is back at t=16: no violation.
+    odom = drive(1, 12.5) + drive(12.5, 16, speed=0.0) + drive(16.1, 20)
+    tr = Trace(odom=odom, policy=[policy(0.5), policy(16.05, version=2)], faults=[Fault("kill", "dao_listener", 10.0, unbacked=True)],
+               start=0, end=20)
+    assert check_no_motion_without_policy(tr, policy_timeout=2.0, stop_margin=1.0) == []
+
+
+def test_motion_before_the_first_policy_is_caught():
+    tr = Trace(odom=drive(0, 5), policy=[policy(4.0)], start=0, end=5)
+    assert check_no_motion_without_policy(tr, policy_timeout=2.0, stop_margin=1.0)
+    tr = Trace(odom=drive(0, 4, speed=0.0) + drive(4.1, 5), policy=[policy(4.0)], start=0, end=5)
+    assert check_no_motion_without_policy(tr, policy_timeout=2.0, stop_margin=1.0) == []
+
+
+def test_pause():
+    pol = [policy(0.0), policy(5.0, paused=True, version=2), policy(9.0, version=3)]
+    assert check_pause(Trace(odom=drive(0, 10), policy=pol, end=10))
+    ok = drive(0, 5.5) + drive(5.5, 9.0, speed=0.0) + drive(9.0, 10)
+    assert check_pause(Trace(odom=ok, policy=pol, end=10)) == []
+
+
+def test_speed_limit_with_braking_margin():
+    pol = [policy(0.0, max_speed=0.8), policy(5.0, max_speed=0.3, version=2)]
+    too_fast = drive(0, 10, speed=0.8)
+    v = check_speed_limit(Trace(odom=too_fast, policy=pol, end=10), margin=1.0)
+    assert v and v[0].t >= 6.0
+    ok = drive(0, 5.8, speed=0.8) + drive(5.8, 10, speed=0.3)
+    assert check_speed_limit(Trace(odom=ok, policy=pol, end=10), margin=1.0) == []
+
+
+def test_keep_out():
+    pol = [policy(0.0)]
+    # driving along y=2 from x=0 into the dock zone
+    into = drive(0, 20, speed=0.5, x0=0.0, y0=2.0)
+    v = check_keep_out(Trace(odom=into, policy=pol, end=20), robot_radius=0.3)
+    assert v and "dock" in v[0].detail
+    # stopping 0.5 m short of the zone is fine
+    short = [s for s in into if s.x < 3.5]
+    assert check_keep_out(Trace(odom=short, policy=pol, end=20), robot_radius=0.3) == []
+
+
+def test_keep_out_voted_over_a_robot_allows_holding_and_leaving_only():
+    zone_later = [policy(0.0, zones=()), policy(5.0, zones=(ZONE,), version=2)]
+    inside = [OdomSample(t / 10, "robot1", 5.0, 2.0, 0.0) for t in range(0, 100)]
+    assert check_keep_out(Trace(odom=inside, policy=zone_later, end=10), robot_radius=0.3) == []
+    leaving = inside[:60] + drive(6.0, 10, speed=0.5, x0=5.0, y0=2.0, vx=-1.0)
+    assert check_keep_out(Trace(odom=leaving, policy=zone_later, end=10), robot_radius=0.3) == []
+    deeper = inside[:60] + [OdomSample(6.0 + i * 0.1, "robot1", 4.2 + 0.05 * i, 2.0, 0.5) for i in range(30)]
+    deeper = [OdomSample(s.t, s.robot, 4.2, 2.0, 0.0) if s.t < 6.0 else s for s in deeper]
+    assert check_keep_out(Trace(odom=deeper, policy=zone_later, end=10), robot_radius=0.3)
+
+
+def test_duplicate_nodes():
+    tr = Trace(graph=[(1.0, ["/robot1/wallet", "/robot1/controller"]), (2.0, ["/robot1/wallet", "/robot1/wallet"])])
+    v = check_duplicate_nodes(tr)
+    assert len(v) == 1 and "/robot1/wallet runs 2 times" in v[0].detail
+
+
+def test_check_all_passes_a_clean_trace():
+    tr = Trace(odom=drive(0.2, 5) , policy=[policy(0.1)], graph=[(1.0, ["/a", "/b"])], end=5)
+    assert check_all(tr, policy_timeout=2.0, robot_radius=0.3) == []
