@@ -63,16 +63,40 @@ def _instances(args):
         raise SystemExit(f"depai: {error}") from None
 
 
+def launch_locks(instances, stack: Path, domain: str):
+    """The locks one launch must own alone (bringup/lock.py): its DDS domain, its wallets' keys."""
+    from depai_nodes.bringup.lock import LaunchLock, domain_lock_path, key_lock_path
+
+    what = {domain_lock_path(domain): f"ROS_DOMAIN_ID={domain}"}
+    for inst in instances:
+        if inst.concern == "wallet":
+            from depai_nodes.chain.config import default_config_path
+
+            config = Path(inst.parameters.get("chain_config") or default_config_path())
+            what[key_lock_path(config)] = f"the wallet key of chain config {config}"
+    return LaunchLock(what, info={"stack": str(stack), "domain": domain, "cwd": os.getcwd()})
+
+
 def cmd_launch(args) -> int:
+    from depai_nodes.bringup.lock import LaunchLockedError
     from depai_nodes.bringup.supervisor import Supervisor
 
     instances = _instances(args)
-    supervisor = Supervisor(instances)
-    signal.signal(signal.SIGINT, supervisor.stop)
-    signal.signal(signal.SIGTERM, supervisor.stop)
     domain = os.environ.get("ROS_DOMAIN_ID", "0")
-    supervisor.say("depai", f"launching {len(instances)} node(s) from {args.stack} on ROS_DOMAIN_ID={domain}; Ctrl-C stops")
-    return supervisor.run(duration_s=args.duration)
+    locks = launch_locks(instances, args.stack, domain)
+    try:
+        locks.acquire()
+    except LaunchLockedError as error:
+        print(f"depai: {error}", file=sys.stderr, flush=True)
+        return 3
+    try:
+        supervisor = Supervisor(instances, lock_fds=tuple(locks.fds))
+        signal.signal(signal.SIGINT, supervisor.stop)
+        signal.signal(signal.SIGTERM, supervisor.stop)
+        supervisor.say("depai", f"launching {len(instances)} node(s) from {args.stack} on ROS_DOMAIN_ID={domain}; Ctrl-C stops")
+        return supervisor.run(duration_s=args.duration)
+    finally:
+        locks.release()
 
 
 def cmd_nodes(args) -> int:

@@ -10,11 +10,21 @@ It follows what `ros2 launch` with `respawn=True` does, and adds what a field ro
   crashing; a node that exits with code 2 (invalid configuration) is not restarted, since a
   restart cannot fix a bad parameter;
 - Ctrl-C or SIGTERM stops every node with SIGINT, then SIGTERM, then SIGKILL, each after a grace
-  period, and returns only when all are gone.
+  period, and returns only when all are gone;
+- nodes die with their supervisor, `kill -9` included: each child gets `PR_SET_PDEATHSIG`
+  (SIGTERM) right after fork, and `DEPAI_SUPERVISOR_PID` so that the node's runner sets it again
+  and exits if the supervisor is already gone (see common/runner.py). The kernel sends the
+  signal when the *thread* that forked the child exits, so every child is spawned from the
+  thread that runs `run()`, which returns only after all children are gone;
+- a crash loop is logged per node and exit code with counts (common/logthrottle.py), not one
+  line per restart forever;
+- `lock_fds` (the launch's locks, bringup/lock.py) are inherited by every node, so the locks live
+  as long as any node of this stack does.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -28,11 +38,34 @@ from typing import TextIO
 
 import yaml
 
+from depai_nodes.common.logthrottle import CauseThrottle, with_count
+from depai_nodes.common.runner import PR_SET_PDEATHSIG, SUPERVISOR_PID_ENV
+
 from .stack import NodeInstance
 
 EXIT_BAD_CONFIG = 2
 MAX_BACKOFF_S = 30.0
 STABLE_AFTER_S = 10.0
+RESTART_LOG_PERIOD_S = 60.0  # per node and exit code: one line, then a count
+
+
+def _death_signal_preexec():
+    """A preexec_fn that makes the child receive SIGTERM when this thread exits (Linux).
+
+    Resolved before fork; after fork it only calls prctl and setsid, which take no locks another
+    thread could hold. Elsewhere it is only setsid (the runner's parent check still applies).
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):
+        prctl = None
+
+    def preexec() -> None:
+        os.setsid()  # our own process group: our signals, our order
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+    return preexec
 
 
 def command_for(instance: NodeInstance, params_file: Path) -> list[str]:
@@ -61,6 +94,7 @@ class _Child:
     restart_at: float | None = None
     final_code: int | None = None
     reader: threading.Thread | None = None
+    quiet: bool = False  # this respawn's exit line was throttled: so is its "started" line
 
 
 @dataclass
@@ -71,7 +105,10 @@ class Supervisor:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     grace_s: float = 5.0
     env: dict[str, str] | None = None
+    lock_fds: tuple[int, ...] = ()
     _children: list[_Child] = field(default_factory=list, init=False)
+    _restart_log: CauseThrottle = field(default_factory=lambda: CauseThrottle(RESTART_LOG_PERIOD_S), init=False)
+    _spawn_thread: int | None = field(default=None, init=False)
     _stopping: threading.Event = field(default_factory=threading.Event, init=False)
     _print_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -89,16 +126,20 @@ class Supervisor:
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
         env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+        env[SUPERVISOR_PID_ENV] = str(os.getpid())
+        # PDEATHSIG fires when the forking *thread* exits: only run()'s thread may spawn.
+        assert threading.get_ident() == self._spawn_thread, "children are spawned only by run()'s thread"
         child.process = subprocess.Popen(
             command_for(child.instance, child.params_file),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, text=True, bufsize=1, start_new_session=True,  # our signals, our order
+            env=env, text=True, bufsize=1, preexec_fn=_death_signal_preexec(), pass_fds=self.lock_fds,
         )
         child.started_at = time.monotonic()
         child.restart_at = None
         child.reader = threading.Thread(target=self._pump, args=(child, child.process), daemon=True)
         child.reader.start()
-        self.say("depai", f"started {child.instance.label} (pid {child.process.pid})")
+        if not child.quiet:
+            self.say("depai", f"started {child.instance.label} (pid {child.process.pid})")
 
     def _pump(self, child: _Child, process: subprocess.Popen) -> None:
         assert process.stdout is not None
@@ -132,7 +173,10 @@ class Supervisor:
             )
             child.restarts += 1
             child.restart_at = now + child.backoff
-            self.say("depai", f"{label} exited with code {code}; restart #{child.restarts} in {child.backoff:.1f} s")
+            log_now, held_back = self._restart_log.check((label, code))
+            child.quiet = not log_now
+            if log_now:
+                self.say("depai", with_count(f"{label} exited with code {code}; restart #{child.restarts} in {child.backoff:.1f} s", held_back))
 
     def _shutdown(self) -> None:
         running = [c for c in self._children if c.process is not None and c.process.poll() is None]
@@ -159,6 +203,7 @@ class Supervisor:
         if not self.instances:
             self.say("depai", "nothing to run: the stack has no enabled nodes")
             return EXIT_BAD_CONFIG
+        self._spawn_thread = threading.get_ident()
         with tempfile.TemporaryDirectory(prefix="depai-params-") as tmp:
             self._children = [_Child(i, write_params_file(i, Path(tmp))) for i in self.instances]
             for child in self._children:
