@@ -9,6 +9,15 @@ because a misspelt parameter silently falling back to its default is a classic r
 
 The model is the single source of truth: defaults, ranges and docs live in one place, and the
 ROS-free core receives the validated model instance, never raw parameters.
+
+A change is applied whole or refused whole, and no set reports success without taking effect:
+
+- a field the node cannot change at run time is declared read-only
+  (``Field(..., json_schema_extra=READ_ONLY)``), so rcl itself refuses ``ros2 param set`` on it;
+- ``on_change(new_model)`` runs inside the set request, before the value is stored: when it
+  raises ``ParameterError`` (say, a new map file does not load) the set fails with that reason and
+  both the parameter and the node keep their old values. An ``on_change`` must therefore prepare
+  everything that can fail first and commit only when nothing can fail any more.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ import annotated_types
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
-__all__ = ["ParamsModel", "ParameterError", "declare_params", "ros_parameter_type"]
+__all__ = ["READ_ONLY", "ParamsModel", "ParameterError", "declare_params", "ros_parameter_type"]
+
+# json_schema_extra of a field that is fixed after start-up: `ros2 param set` is refused by rcl.
+READ_ONLY = {"read_only": True}
 
 # Parameters that rclpy or the launch system set on every node; never "unknown".
 _IMPLICIT_PARAMETERS = {"use_sim_time", "start_type_description_service"}
@@ -135,7 +147,8 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
 
     Raises ParameterError naming the parameter when a given value is invalid or a parameter the
     model does not know was given to the node. After start-up, changes are validated against the
-    whole model (so cross-field rules hold too); valid ones call `on_change(new_model)`.
+    whole model (so cross-field rules hold too); valid ones call `on_change(new_model)` before they
+    are stored, and a ParameterError (or any other exception) from it fails the set with the reason.
     """
     from rcl_interfaces.msg import SetParametersResult
     from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
@@ -154,11 +167,19 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
     for name, field in model.model_fields.items():
         descriptor = _descriptor(name, field)
         default = field.get_default(call_default_factory=True)
+        # rcl refuses every set of a read-only parameter, the typed empty list below included:
+        # a list is declared writable and made read-only once it holds its value.
+        declared = descriptor
+        if isinstance(default, list) and descriptor.read_only:
+            from copy import deepcopy
+
+            declared = deepcopy(descriptor)
+            declared.read_only = False
         try:
             if isinstance(default, list) and not default:
                 # rclpy cannot infer an element type from an empty list: declare the type only.
                 ptype = Parameter.Type(descriptor.type)
-                param = node.declare_parameter(name, ptype, descriptor)
+                param = node.declare_parameter(name, ptype, declared)
                 if param.type_ == Parameter.Type.NOT_SET:
                     # Give it a typed empty value so `ros2 param get` works.
                     node.set_parameters([Parameter(name, ptype, [])])
@@ -166,12 +187,14 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
                 else:
                     value = param.value
             else:
-                param = node.declare_parameter(name, default, descriptor)
+                param = node.declare_parameter(name, default, declared)
                 value = param.value
                 if param.type_ == Parameter.Type.NOT_SET and isinstance(default, list):
                     # A parameter file's `[]` carries no element type: it is the empty list.
                     node.set_parameters([Parameter(name, Parameter.Type(descriptor.type), [])])
                     value = []
+            if declared is not descriptor:
+                node.set_descriptor(name, descriptor)
         except InvalidParameterTypeException as exc:
             raise ParameterError(name, f"wrong type: {exc}") from None
         except InvalidParameterValueException as exc:
@@ -185,26 +208,38 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
     state = {"params": current}
 
     def validate(changed: list[Parameter]) -> SetParametersResult:
+        ours = [p for p in changed if p.name in known]
+        # The only callback rclpy runs after this one (ours is inserted first) is the time
+        # source's, which refuses a non-bool use_sim_time: refuse it here, before on_change acts.
+        if any(p.name == "use_sim_time" and p.type_ != Parameter.Type.BOOL for p in changed):
+            return SetParametersResult(successful=False, reason="parameter 'use_sim_time' must be a bool")
+        if not ours:
+            return SetParametersResult(successful=True)
         merged = state["params"].model_dump()
-        for p in changed:
-            if p.name in known:
-                merged[p.name] = list(p.value) if isinstance(p.value, (list, tuple)) else p.value
+        for p in ours:
+            merged[p.name] = list(p.value) if isinstance(p.value, (list, tuple)) else p.value
         try:
-            state["pending"] = model(**merged)
+            pending = model(**merged)
         except ValidationError as exc:
             error = ParameterError.from_validation(exc, list(known))
             node.get_logger().warning(f"rejected parameter change: {error}")
             return SetParametersResult(successful=False, reason=str(error))
+        if on_change is not None and pending != state["params"]:
+            # Applied here, inside the request, so a change the node cannot make fails the set
+            # (rcl has checked types, ranges and read-only before calling us; it stores the
+            # values only after a successful return).
+            try:
+                on_change(pending)
+            except ParameterError as error:
+                node.get_logger().warning(f"rejected parameter change: {error}")
+                return SetParametersResult(successful=False, reason=str(error))
+            except Exception as exc:  # noqa: BLE001 - a set must end with a result, never a crash
+                error = ParameterError(ours[0].name, f"could not be applied: {type(exc).__name__}: {exc}")
+                node.get_logger().error(f"rejected parameter change: {error}")
+                return SetParametersResult(successful=False, reason=str(error))
+        state["params"] = pending
+        node.get_logger().info("parameters updated: " + ", ".join(f"{p.name}={p.value!r}" for p in ours))
         return SetParametersResult(successful=True)
 
-    def apply(changed: list[Parameter]) -> None:
-        if not any(p.name in known for p in changed):
-            return
-        state["params"] = state.pop("pending")
-        node.get_logger().info("parameters updated: " + ", ".join(f"{p.name}={p.value!r}" for p in changed if p.name in known))
-        if on_change is not None:
-            on_change(state["params"])
-
     node.add_on_set_parameters_callback(validate)
-    node.add_post_set_parameters_callback(apply)
     return current

@@ -1,26 +1,36 @@
-"""ROS wiring of the DAO listener: publishes /fleet/policy, latched.
+"""ROS wiring of the DAO listener: publishes /fleet/policy, latched, and re-publishes it as a heartbeat.
 
 Source `file`: reads a policy YAML and re-reads it when it changes on disk, so an operator can
-edit the fleet's rules live on a test bench. An invalid edit is logged and ignored: the last
-valid policy stays in force (a typo must never lift a keep-out zone).
+edit the fleet's rules live on a test bench. A file is taken whole or refused whole (see core):
+an invalid, empty, truncated or duplicate-key edit is logged and ignored, and the last valid
+policy stays in force (a typo must never lift a keep-out zone). Each run of the listener is its
+own source identity, ``file:<path>@<start time>``, whose versions count from 1: a restarted
+listener is a new sequence for the robots, never an "older" version they would ignore.
 
 Source `chain`: follows the FleetPolicy contract that the DAO governs (see chain_source.py):
 the config file `depai chain up` writes (or a peaq/agung one), read-only, no key. The message's
-version is the on-chain policy version and its source is "chain:<chain id>:<address>".
+version is the on-chain policy version and its source the chain source's identity (INTERFACES
+item 3); versions are compared only within one identity.
+
+Every ``heartbeat_period`` (a steady clock, whatever the ROS clock does) the current policy is
+published again with a fresh stamp: the controllers treat a policy they have not received for
+their ``policy_timeout`` as stale and hold still, so a dead listener stops the fleet.
 """
 
 from __future__ import annotations
 
 import queue
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from depai.msg import FleetPolicy
-from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
 
@@ -30,12 +40,13 @@ POLICY_TOPIC = "/fleet/policy"
 
 
 class DaoListenerParams(ParamsModel):
-    source: Literal["file", "chain"] = Field("file", description="where the policy comes from: a YAML file or the FleetPolicy contract")
+    source: Literal["file", "chain"] = Field("file", description="where the policy comes from: a YAML file or the FleetPolicy contract", json_schema_extra=READ_ONLY)
     policy_file: str = Field("", description="policy YAML (source=file); empty means the built-in default policy")
-    frame_id: str = Field("map", min_length=1, description="frame of the keep-out polygons")
+    frame_id: str = Field("map", min_length=1, description="frame of the keep-out polygons", json_schema_extra=READ_ONLY)
     watch_period: float = Field(1.0, gt=0.0, le=60.0, description="s between checks of the policy file for changes")
-    chain_config: str = Field("", description="chain config file (source=chain); empty: .depai/chain.local.json or $DEPAI_CHAIN_CONFIG")
-    chain_transport: Literal["auto", "ws", "poll"] = Field("auto", description="event delivery (source=chain): WebSocket, polling, or WebSocket with polling fallback")
+    heartbeat_period: float = Field(1.0, gt=0.0, le=60.0, description="s between re-publications of the current policy (steady clock); keep it well below the controllers' policy_timeout")
+    chain_config: str = Field("", description="chain config file (source=chain); empty: .depai/chain.local.json or $DEPAI_CHAIN_CONFIG", json_schema_extra=READ_ONLY)
+    chain_transport: Literal["auto", "ws", "poll"] = Field("auto", description="event delivery (source=chain): WebSocket, polling, or WebSocket with polling fallback", json_schema_extra=READ_ONLY)
 
 
 class DaoListenerNode(Node):
@@ -43,16 +54,24 @@ class DaoListenerNode(Node):
         super().__init__("dao_listener", **kwargs)
         self.params = declare_params(self, DaoListenerParams, on_change=self._on_params)
         self._publisher = self.create_publisher(FleetPolicy, POLICY_TOPIC, LATCHED_QOS)
+        self._epoch = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         self._version = 0
+        self._source = ""
         self._current: Policy | None = None
+        self._msg: FleetPolicy | None = None
         self._mtime: float | None = None
         self._chain = None
         self._inbox: queue.Queue = queue.Queue()
         if self.params.source == "chain":
             self._start_chain()
         else:
-            self._load(initial=True)
+            try:
+                self._load(self.params.policy_file)
+            except PolicyError as error:
+                raise ParameterError("policy_file", str(error)) from None
         self._timer = self.create_timer(self.params.watch_period, self._watch)
+        self._heartbeat = self.create_timer(self.params.heartbeat_period, self._beat,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def _start_chain(self) -> None:
         from depai_nodes.chain.errors import ChainError
@@ -76,16 +95,34 @@ class DaoListenerNode(Node):
             except queue.Empty:
                 return
             if item[0] == "error":
-                self.get_logger().error(f"{item[1]} (policy version {self._version} stays in force)")
+                self.get_logger().error(f"{item[1]} (policy v{self._version} from {self._source or 'nowhere'} stays in force)")
                 continue
             _, policy, version, source = item
-            self._current, self._version = policy, version
-            msg = policy_to_msg(policy, version, source, self.params.frame_id, self.get_clock().now().to_msg())
-            self._publisher.publish(msg)
-            self.get_logger().info(
-                f"policy v{version} from {source}: max_speed={policy.max_speed} m/s, paused={policy.paused}, "
-                f"{len(policy.keep_out_zones)} keep-out zone(s)"
-            )
+            if source == self._source and (version < self._version or (version == self._version and policy == self._current)):
+                continue  # already published, or older than the one in force (same source only)
+            if source != self._source and self._source:
+                self.get_logger().warning(f"policy source changed: {self._source} -> {source}; "
+                                          "its versions are a new sequence")
+            self._adopt(policy, version, source)
+
+    def _adopt(self, policy: Policy, version: int, source: str) -> None:
+        self._current, self._version, self._source = policy, version, source
+        self._msg = policy_to_msg(policy, version, source, self.params.frame_id)
+        self._send()
+        self.get_logger().info(
+            f"policy v{version} from {source}: max_speed={policy.max_speed} m/s, paused={policy.paused}, "
+            f"{len(policy.keep_out_zones)} keep-out zone(s)"
+        )
+
+    def _send(self) -> None:
+        if self._msg is not None:
+            self._msg.header.stamp = self.get_clock().now().to_msg()
+            self._publisher.publish(self._msg)
+
+    def _beat(self) -> None:
+        if self.params.source == "chain":
+            self._drain_chain()
+        self._send()
 
     def destroy_node(self) -> None:
         if self._chain is not None:
@@ -93,15 +130,18 @@ class DaoListenerNode(Node):
         super().destroy_node()
 
     def _on_params(self, params: DaoListenerParams) -> None:
-        fixed = ("source", "chain_config", "chain_transport")
-        if any(getattr(params, k) != getattr(self.params, k) for k in fixed):
-            self.get_logger().warning("source, chain_config and chain_transport take effect at the next start; keeping the current ones")
-            params = params.model_copy(update={k: getattr(self.params, k) for k in fixed})
+        """All or nothing: a new policy_file that does not load fails the set, the old one stays."""
+        old = self.params
+        if params.source == "file" and params.policy_file != old.policy_file:
+            try:
+                self._load(params.policy_file)
+            except PolicyError as error:
+                raise ParameterError("policy_file", str(error)) from None
         self.params = params
-        self._timer.timer_period_ns = int(params.watch_period * 1e9)
-        if params.source == "file":
-            self._mtime = None
-            self._load(initial=False)
+        if params.watch_period != old.watch_period:
+            self._timer.timer_period_ns = int(params.watch_period * 1e9)
+        if params.heartbeat_period != old.heartbeat_period:
+            self._heartbeat.timer_period_ns = int(params.heartbeat_period * 1e9)
 
     def _watch(self) -> None:
         if self.params.source == "chain":
@@ -110,37 +150,31 @@ class DaoListenerNode(Node):
         path = self.params.policy_file
         if not path:
             return
-        try:
-            mtime = Path(path).stat().st_mtime
-        except OSError:
-            mtime = -1.0
+        mtime = self._stat(path)
         if mtime != self._mtime:
-            self._load(initial=False)
+            self._mtime = mtime  # an invalid edit is reported once, not at every watch
+            try:
+                self._load(path)
+            except PolicyError as error:
+                self.get_logger().error(f"{error}; keeping policy v{self._version} from {self._source}")
 
-    def _load(self, initial: bool) -> None:
-        path = self.params.policy_file
+    @staticmethod
+    def _stat(path: str) -> float:
         try:
-            if path:
-                self._mtime = Path(path).stat().st_mtime if Path(path).exists() else -1.0
-                policy = load_policy_file(path)
-            else:
-                policy = Policy()
-        except PolicyError as error:
-            if initial:
-                raise ParameterError("policy_file", str(error)) from None
-            self.get_logger().error(f"{error}; keeping policy version {self._version}")
+            return Path(path).stat().st_mtime
+        except OSError:
+            return -1.0
+
+    def _load(self, path: str) -> None:
+        """Read ``path`` (empty: the built-in default) and publish it if it changed; PolicyError
+        (nothing changed) when it is not a valid, complete policy file."""
+        mtime = self._stat(path) if path else None
+        policy = load_policy_file(path) if path else Policy()
+        self._mtime = mtime
+        source = f"file:{Path(path).resolve()}@{self._epoch}" if path else f"default@{self._epoch}"
+        if policy == self._current and source == self._source:
             return
-        if policy == self._current:
-            return
-        self._current = policy
-        self._version += 1
-        source = f"file:{path}" if path else "default"
-        msg = policy_to_msg(policy, self._version, source, self.params.frame_id, self.get_clock().now().to_msg())
-        self._publisher.publish(msg)
-        self.get_logger().info(
-            f"policy v{self._version} from {source}: max_speed={policy.max_speed} m/s, paused={policy.paused}, "
-            f"{len(policy.keep_out_zones)} keep-out zone(s)"
-        )
+        self._adopt(policy, self._version + 1, source)
 
 
 def main(args=None) -> int:

@@ -12,6 +12,9 @@ paused: {paused}
 keep_out_zones:
   - id: dock
     polygon: [[4.0, 1.0], [6.0, 1.0], [6.0, 3.0]]
+min_task_price: 0
+spending_cap: 0
+...
 """
 
 
@@ -34,8 +37,8 @@ def test_policy_reaches_a_late_joiner_and_follows_file_edits(ros_node, start_nod
     assert second.paused and second.max_speed == pytest.approx(0.3)
 
     # An invalid edit is refused: the robots keep the last valid policy and the log says why.
-    policy_file.write_text("max_speed: -4\n")
-    log = node.wait_for_log("keeping policy version 2")
+    policy_file.write_text(POLICY.format(speed=-4, paused="false"))
+    log = node.wait_for_log("keeping policy v2")
     assert "max_speed" in log
     assert all(m.version <= 2 for m in inbox.messages)
     assert node.process.poll() is None

@@ -7,7 +7,7 @@ import rclpy
 from pydantic import Field, model_validator
 from rclpy.parameter import Parameter
 
-from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 
 
 class Example(ParamsModel):
@@ -117,3 +117,53 @@ def test_an_empty_list_from_a_parameter_file_is_the_empty_list(tmp_path):
         assert list(node.get_parameter("spawn").value) == []
     finally:
         ctx.try_shutdown()
+
+
+class Applied(ParamsModel):
+    map_file: str = Field("good.yaml")
+    gain: float = Field(1.0, gt=0.0)
+    world: str = Field("warehouse", json_schema_extra=READ_ONLY)
+
+
+def test_a_change_the_node_cannot_apply_fails_the_set_and_changes_nothing(context):
+    """No set reports success without taking effect: on_change's ParameterError fails the set."""
+    node = make_node(context, "g")
+    applied = []
+
+    def on_change(new: Applied) -> None:
+        if new.map_file.startswith("bad"):
+            raise ParameterError("map_file", f"cannot load {new.map_file}")
+        applied.append(new)
+
+    declare_params(node, Applied, on_change=on_change)
+    refused = node.set_parameters([Parameter("map_file", value="bad.yaml")])[0]
+    assert not refused.successful and "cannot load bad.yaml" in refused.reason
+    assert node.get_parameter("map_file").value == "good.yaml" and applied == []
+    # An atomic set with one unappliable value leaves the others untouched as well.
+    refused = node.set_parameters_atomically([Parameter("gain", value=2.0), Parameter("map_file", value="bad2.yaml")])
+    assert not refused.successful and node.get_parameter("gain").value == 1.0 and applied == []
+    # The state behind the callback is still the old one: the next good change builds on it.
+    assert node.set_parameters([Parameter("gain", value=3.0)])[0].successful
+    assert applied[-1] == Applied(gain=3.0) and node.get_parameter("gain").value == 3.0
+
+
+def test_an_exception_in_on_change_is_a_failed_set_not_a_crash(context):
+    node = make_node(context, "h")
+
+    def on_change(new: Applied) -> None:
+        raise RuntimeError("disk on fire")
+
+    declare_params(node, Applied, on_change=on_change)
+    refused = node.set_parameters([Parameter("gain", value=2.0)])[0]
+    assert not refused.successful and "disk on fire" in refused.reason and "gain" in refused.reason
+    assert node.get_parameter("gain").value == 1.0
+
+
+def test_read_only_fields_are_refused_at_run_time_but_set_at_start(context):
+    node = make_node(context, "i", world="depot")
+    seen = []
+    params = declare_params(node, Applied, on_change=seen.append)
+    assert params.world == "depot" and node.describe_parameter("world").read_only
+    refused = node.set_parameters([Parameter("world", value="yard")])[0]
+    assert not refused.successful and "read-only" in refused.reason
+    assert node.get_parameter("world").value == "depot" and seen == []
