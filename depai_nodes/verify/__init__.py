@@ -1,0 +1,1 @@
+"""`depai verify`: check a telemetry batch against the chain (ROS-free)."""

@@ -1,0 +1,57 @@
+"""`depai verify PATH`: is this batch what a registered machine anchored on chain?
+
+    depai verify .depai/telemetry/robot1_telemetry/tlm_20261201T090000_123456789
+    depai verify BATCH --topic /robot1/odom --index 17     # and prove that message on chain
+    depai verify BATCH --chain chain/networks/agung.yaml   # peaq / agung by configuration alone
+
+Exit codes: 0 valid, 1 tampered, 2 usage or input that is not a batch, 3 not anchored,
+4 signer not a machine with a valid DID (or another machine anchored it), 5 chain unreachable,
+wrong chain id, or the chain was reset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .core import Verdict
+
+
+def _run(args) -> int:
+    from depai_nodes.chain.config import default_config_path, load_config
+    from depai_nodes.chain.errors import ChainError
+
+    from .core import verify_batch
+
+    if args.index is not None and args.index < 0:
+        print("depai verify: --index must be >= 0", file=sys.stderr)
+        return int(Verdict.USAGE)
+    cfg_path = Path(args.chain) if args.chain else default_config_path()
+    config, error = None, ""
+    try:
+        config = load_config(cfg_path)
+    except ChainError as e:
+        error = f"chain configuration {cfg_path}: {e}"
+    try:
+        rep = verify_batch(args.path, config, machine=args.machine, topic=args.topic, index=args.index,
+                           at_time=args.time, config_error=error)
+    except KeyboardInterrupt:
+        return 130
+    print(f"depai verify {args.path}")
+    print(rep.render())
+    return int(rep.verdict)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verify", help="check a telemetry batch (MCAP) against its anchor on chain",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", help="a batch folder (rosbag2 layout) or its .mcap file")
+    p.add_argument("--chain", default="", metavar="CONFIG",
+                   help="chain config (default: $DEPAI_CHAIN_CONFIG or .depai/chain.local.json)")
+    p.add_argument("--machine", default=None, help="the machine the batch should come from (default: the sidecar's, "
+                                                   "else whoever anchored it)")
+    p.add_argument("--topic", default=None, help="prove a message of this topic on chain")
+    p.add_argument("--index", type=int, default=None, help="which message of --topic (0-based; default 0)")
+    p.add_argument("--time", type=float, default=None, help="prove the first message at or after this unix time (s)")
+    p.set_defaults(func=_run)
