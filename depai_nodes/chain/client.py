@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .abi import ContractABI, decode_revert, load_abi
+from .backoff import Backoff
 from .config import ChainConfig, checksum
 from .errors import (
     ChainError,
@@ -290,6 +291,64 @@ class ChainClient:
             raise
         return int(est * self.config.gas_multiplier)
 
+    def adopt(self, config: ChainConfig) -> None:
+        """Work on ``config`` from now on (after a chain reset: new genesis, maybe new addresses);
+        the local nonce and the chain checks start over."""
+        with self._nonce_lock:
+            self.config = config
+            self._nonce = None
+            self._genesis = None
+            self._verified = False
+            self._fees.at = 0.0
+
+    # ------------------------------------------------------------------ sign first, send later
+
+    @property
+    def nonce_lock(self) -> threading.RLock:
+        """Hold it from ``sign_call`` to ``send_raw`` so no other transaction takes a nonce in between."""
+        return self._nonce_lock
+
+    def sign_call(self, call: Call, gas: int | None = None) -> tuple[str, str, int]:
+        """(raw signed tx, its hash, its nonce) for ``call``, not sent. For callers that must
+        record the hash durably before sending (the wallet's at-most-once ledger)."""
+        signer = self._require_signer()
+        gas = gas or call.gas or self.estimate_gas(call)
+        with self._nonce_lock:
+            nonce = self._next_nonce()
+            raw, tx_hash = signer.sign_transaction(self._tx_dict(call, nonce, gas))
+            return raw, tx_hash, nonce
+
+    def send_raw(self, raw: str, tx_hash: str = "") -> str:
+        """Submit a signed transaction. TxRejectedError when the node refuses it (the nonce is
+        re-read), Rpc*Error when the answer is unknown (the local nonce is dropped)."""
+        with self._nonce_lock:
+            try:
+                self.rpc.call("eth_sendRawTransaction", [raw])
+            except RpcResponseError as e:
+                if "already known" in str(e).lower():
+                    return tx_hash  # the same transaction is already in the pool
+                try:
+                    self.resync_nonce()
+                except ChainError:
+                    self._nonce = None
+                raise TxRejectedError(f"node refused the transaction: {e}", tx_hash=tx_hash) from None
+            except ChainError:
+                self._nonce = None
+                raise
+        return tx_hash
+
+    def lookup_tx(self, tx_hash: str) -> tuple[str, TxResult | None]:
+        """("mined", receipt) | ("pending", None): known to the node, not mined | ("unknown", None)."""
+        r = self.rpc.call("eth_getTransactionReceipt", [tx_hash])
+        if r and r.get("blockNumber"):
+            return "mined", self._receipt_model(r)
+        return ("pending", None) if self.rpc.call("eth_getTransactionByHash", [tx_hash]) else ("unknown", None)
+
+    def confirmed_nonce(self, address: str | None = None) -> int:
+        """Transactions of ``address`` (default: the signer) in mined blocks."""
+        who = checksum(address) if address else self._require_signer().address
+        return int(self.rpc.call("eth_getTransactionCount", [who, "latest"]), 16)
+
     # ------------------------------------------------------------------ single transaction
 
     def transact(self, call: Call, *, wait: bool = True, timeout_s: float | None = None) -> TxResult | str:
@@ -363,8 +422,10 @@ class ChainClient:
         deadline = time.monotonic() + timeout
         pending = list(dict.fromkeys(hashes))
         got: dict[str, TxResult] = {}
-        poll = self.config.receipt_poll_s
-        polls = 0
+        # short first sleeps (2, 4, 8 ms...) up to the poll interval: a local or fast chain
+        # answers within milliseconds, a slow one costs only a few extra early polls. Bounded
+        # (doubled and clamped, never 2**n), and never past the deadline.
+        backoff = Backoff(min(0.002, self.config.receipt_poll_s), self.config.receipt_poll_s)
         while True:
             if pending:
                 replies = self.rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending])
@@ -394,10 +455,7 @@ class ChainClient:
                     missing = pending or [h for h in got if h not in pending]
                     raise TxTimeoutError(missing[0], timeout, confirmations=depth)
                 return {h: r for h, r in got.items() if h not in pending}
-            # short first sleeps (2, 4, 8 ms...) up to the poll interval: a local or fast chain
-            # answers within milliseconds, a slow one costs only a few extra early polls
-            time.sleep(min(poll, 0.002 * 2**polls))
-            polls += 1
+            backoff.sleep(deadline)
 
     # ------------------------------------------------------------------ batch path
 

@@ -18,21 +18,21 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from depai_nodes.chain.config import checksum
-from depai_nodes.chain.errors import ChainError, ContractRevertError, InvalidAddressError
+from depai_nodes.chain.errors import ChainError, ContractRevertError, InvalidAddressError, TxRejectedError
 from depai_nodes.chain.fleet import MACHINE_ATTRIBUTE, Fleet
-from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Outcome, Result, outcome_from_error
+from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Outcome, Result, content_batch_id, outcome_from_error
 from depai_nodes.chain.models import DataBatch, id32
+from depai_nodes.common.logthrottle import CauseThrottle, Outage
 
-__all__ = ["WalletError", "SpendingLedger", "parse_transfer", "Wallet", "Status", "IntentPolicy", "Intents",
-           "ensure_identity"]
+from .state import CONFIRMED, FAILED, PENDING, REVERTED, SUBMITTED, WalletState, WalletStateError
 
-DAY_S = 86_400
+__all__ = ["WalletError", "parse_transfer", "Wallet", "Status", "IntentPolicy", "Intents", "ensure_identity",
+           "WalletState", "WalletStateError"]
 
 
 class WalletError(ValueError):
@@ -58,37 +58,44 @@ def parse_transfer(to: str, amount: str) -> tuple[str, int]:
     return address, value
 
 
-@dataclass
-class SpendingLedger:
-    """What was spent per UTC day; ``reserve`` refuses what would exceed the cap (0: no cap)."""
-
-    cap: int = 0
-    spent: dict[int, int] = field(default_factory=dict)
-
-    def reserve(self, amount: int, now_s: float | None = None) -> int:
-        day = int((time.time() if now_s is None else now_s) // DAY_S)
-        would = self.spent.get(day, 0) + amount
-        if self.cap and would > self.cap:
-            raise WalletError(f"spending cap exceeded: {would} > {self.cap} today (cap set by the fleet DAO)")
-        self.spent[day] = would
-        return day
-
-    def release(self, day: int, amount: int) -> None:
-        self.spent[day] = max(0, self.spent.get(day, 0) - amount)
-
-
 class Wallet:
-    """Queue of validated transfers, sent by one worker; ``on_status(request_id, status, tx_hash, block, error)``."""
+    """Payments: validated, allow-listed, capped, durable, sent by one worker that never dies.
 
-    def __init__(self, fleet: Fleet, on_status: Callable[[str, int, str, int, str], None], *, max_queue: int = 100):
+    ``on_status(request_id, status, tx_hash, block, error)`` reports progress. ``state`` is the
+    durable ledger (``WalletState``): a request id is executed at most once, across restarts;
+    the daily spend survives restarts, so the cap holds. Every request ends with a status; no
+    exception leaves the worker except ``WalletStateError`` (the ledger cannot be written: the
+    process must end, exit code 1, and be restarted rather than pay without memory).
+
+    ``allowed_payees``: who may be paid at all (EIP-55 addresses). Empty: every transfer is
+    refused; the transfer topic is open to any DDS peer, so without this a stranger could make
+    the robot pay anyone (up to the cap).
+    """
+
+    def __init__(self, fleet: Fleet, on_status: Callable[[str, int, str, int, str], None], *, state: WalletState | None = None,
+                 max_queue: int = 100, allowed_payees: Iterable[str] = (), on_log: Callable[[str, str], None] | None = None,
+                 maintain_period_s: float = 2.0, watch=None, on_chain_change: Callable[[Fleet], None] | None = None):
         self.fleet = fleet
-        self.on_status = on_status
-        self.ledger = SpendingLedger()
-        self._q: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._seen: set[str] = set()
         self._lock = threading.Lock()
+        self.on_status = on_status
+        self.on_log = on_log or (lambda level, text: None)
+        self.state = state if state is not None else WalletState(None, fleet.me)
+        self.cap: int | None = self.state.cap  # None: no cap known yet -> transfers refused (fail closed)
+        self.allowed: frozenset[str] = frozenset()
+        self.set_payees(allowed_payees)
+        self.maintain_period_s = maintain_period_s
+        self.watch = watch
+        self.on_chain_change = on_chain_change
+        self.outage = Outage("wallet: chain")
+        self.throttle = CauseThrottle(30.0)
+        self._q: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wallet", daemon=True)
+        for rid, _ in self.state.open_requests(PENDING):  # accepted before a restart, never signed: resume
+            if self._q.full():
+                self.state.update(rid, FAILED, error="WalletRestarted: queue full at start; not sent")
+            else:
+                self._q.put_nowait(rid)
 
     def start(self) -> "Wallet":
         self._thread.start()
@@ -102,52 +109,229 @@ class Wallet:
             pass
         self._thread.join(5.0)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def set_cap(self, cap: int) -> None:
+        """The daily cap (0: none), remembered in the ledger so a restarted wallet starts capped."""
         with self._lock:
-            self.ledger.cap = cap
+            self.cap = cap
+        self.state.set_cap(cap)
+
+    def set_payees(self, payees: Iterable[str]) -> None:
+        """Replace the allow-list (WalletError naming the bad entry; the old list stays then)."""
+        out = set()
+        for p in payees:
+            try:
+                out.add(checksum(p))
+            except InvalidAddressError as e:
+                raise WalletError(f"allowed_payees: {e}") from None
+        with self._lock:
+            self.allowed = frozenset(out)
 
     def request(self, request_id: str, to: str, amount: str) -> bool:
-        """Validate and queue; False (with a FAILED status) when refused."""
+        """Validate, record durably, queue; False (with a status) when refused or already known."""
         try:
-            if not request_id:
-                raise WalletError("empty request_id")
+            if not request_id or len(request_id) > 128 or not request_id.isprintable():
+                raise WalletError("request_id must be 1..128 printable characters")
+            known = self.state.get(request_id)
+            if known is not None:
+                self._report_known(request_id, known)
+                return False
+            address, value = parse_transfer(to, amount)
             with self._lock:
-                if request_id in self._seen:
-                    raise WalletError(f"duplicate request_id {request_id!r} (already handled)")
-                address, value = parse_transfer(to, amount)
-                day = self.ledger.reserve(value)
-                self._seen.add(request_id)
-            try:
-                self._q.put_nowait((request_id, address, value, day))
-            except queue.Full:
-                with self._lock:
-                    self.ledger.release(day, value)
-                raise WalletError(f"wallet queue full ({self._q.maxsize} pending); try again later") from None
+                if address not in self.allowed:
+                    raise WalletError(f"PayeeNotAllowed: {address} is not in the wallet's allowed_payees"
+                                      + (" (empty: transfers are off)" if not self.allowed else ""))
+                if self.cap is None:
+                    raise WalletError("NoSpendingCap: no fleet policy (spending cap) received yet; transfers wait for it")
+                if self._q.full():
+                    raise WalletError(f"wallet queue full ({self._q.maxsize} pending); try again later")
+                ok, why, _ = self.state.accept(request_id, address, value, self.cap)
+                if not ok:
+                    raise WalletError(why)
+                self._q.put_nowait(request_id)
         except WalletError as e:
             self.on_status(request_id, Status.FAILED, "", 0, f"WalletError: {e}")
             return False
         self.on_status(request_id, Status.PENDING, "", 0, "")
         return True
 
+    def _report_known(self, rid: str, r: dict) -> None:
+        """A request id seen before (this run or an earlier one): say what became of it, do nothing."""
+        st = r["state"]
+        code = {PENDING: Status.PENDING, SUBMITTED: Status.SUBMITTED, CONFIRMED: Status.CONFIRMED,
+                REVERTED: Status.REVERTED, FAILED: Status.FAILED}[st]
+        self.on_status(rid, code, r.get("tx_hash", ""), int(r.get("block", 0)),
+                       f"DuplicateRequest: request_id {rid!r} was already handled ({st}); a request id is executed at most once")
+
+    # ------------------------------------------------------------------ worker
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=self.maintain_period_s)
+            except queue.Empty:
+                item = ""
             if item is None:
                 return
-            request_id, address, value, day = item
             try:
-                call = self.fleet.token.prepare("transfer", address, value)
-                tx_hash = self.fleet.client.transact(call, wait=False)
-                self.on_status(request_id, Status.SUBMITTED, tx_hash, 0, "")
-                r = self.fleet.client.wait_receipt(tx_hash)
-                if r.status != 1:
-                    raise self.fleet.client._mined_revert(call, r)
-                self.on_status(request_id, Status.CONFIRMED, tx_hash, r.block_number, "")
+                if item:
+                    self._execute(item)
+                self._maintain()
+            except WalletStateError:
+                raise  # fatal: the process ends (runner: exit 1) and is restarted
+            except Exception as e:  # a bug must not kill the worker: the request ends, the thread lives on
+                self.on_log("error", f"internal error on request {item!r}: {type(e).__name__}: {e}")
+                if item:
+                    r = self.state.get(item)
+                    if r is not None and r["state"] == PENDING:
+                        self.state.update(item, FAILED, error=f"InternalError: {type(e).__name__}")
+                        self.on_status(item, Status.FAILED, "", 0, f"InternalError: {type(e).__name__}: {e}")
+                self._resync()
+
+    def _resync(self) -> None:
+        try:
+            self.fleet.client.resync_nonce()
+        except ChainError:
+            self.fleet.client._nonce = None  # re-read at the next transaction
+
+    def _chain_failed(self, e: ChainError) -> None:
+        line = self.outage.failed(f"{type(e).__name__}: {e}")
+        if line:
+            self.on_log("warning", line)
+
+    def _chain_ok(self) -> None:
+        line = self.outage.recovered()
+        if line:
+            self.on_log("info", line)
+
+    def _execute(self, rid: str) -> None:
+        r = self.state.get(rid)
+        if r is None or r["state"] != PENDING:
+            return
+        fleet = self.fleet
+        client = fleet.client
+        call = fleet.token.prepare("transfer", r["to"], int(r["amount"]))
+        try:
+            genesis = client.genesis_hash()
+            gas = client.estimate_gas(call)  # a revert shows here, before anything is signed
+        except ContractRevertError as e:
+            self.state.update(rid, REVERTED, error=f"ContractRevertError: {e}")
+            self.on_status(rid, Status.REVERTED, "", 0, f"ContractRevertError: {e}")
+            return
+        except ChainError as e:  # nothing signed: definitely not paid
+            self.state.update(rid, FAILED, error=f"{type(e).__name__}: {e}")
+            self.on_status(rid, Status.FAILED, "", 0, f"{type(e).__name__}: {e}")
+            self._chain_failed(e)
+            self._resync()
+            return
+        with client.nonce_lock:
+            try:
+                raw, tx_hash, nonce = client.sign_call(call, gas)
             except ChainError as e:
-                with self._lock:
-                    self.ledger.release(day, value)  # not spent after all
-                status = Status.REVERTED if type(e).__name__ == "ContractRevertError" else Status.FAILED
-                self.on_status(request_id, status, getattr(e, "tx_hash", ""), 0, f"{type(e).__name__}: {e}")
+                self.state.update(rid, FAILED, error=f"{type(e).__name__}: {e}")
+                self.on_status(rid, Status.FAILED, "", 0, f"{type(e).__name__}: {e}")
+                self._resync()
+                return
+            # on disk before it leaves: after a crash this request is resolved by this hash
+            self.state.update(rid, SUBMITTED, tx_hash=tx_hash, nonce=nonce, raw=raw, genesis=genesis)
+            try:
+                client.send_raw(raw, tx_hash)
+            except TxRejectedError as e:
+                self._refused(rid, tx_hash, nonce, e)
+                return
+            except ChainError as e:  # unknown whether the node got it: the resolver finds out
+                self.on_status(rid, Status.SUBMITTED, tx_hash, 0,
+                               f"{type(e).__name__}: {e}; unknown whether it was received: resolved by its tx hash")
+                self._chain_failed(e)
+                return
+        self.on_status(rid, Status.SUBMITTED, tx_hash, 0, "")
+        try:
+            rec = client.wait_receipt(tx_hash)
+        except ChainError as e:
+            self.on_status(rid, Status.SUBMITTED, tx_hash, 0,
+                           f"{type(e).__name__}: {e}; still tracked by its tx hash (CONFIRMED or REVERTED follows when it is mined)")
+            self._resync()
+            return
+        self._chain_ok()
+        self._finish(rid, call, rec)
+
+    def _refused(self, rid: str, tx_hash: str, nonce: int, e: ChainError) -> None:
+        try:
+            kind, rec = self.fleet.client.lookup_tx(tx_hash)
+        except ChainError:
+            kind, rec = "?", None
+        if kind == "unknown":  # refused and not in the pool: it cannot be mined
+            self.state.update(rid, FAILED, error=f"TxRejectedError: {e}")
+            self.on_status(rid, Status.FAILED, tx_hash, 0, f"TxRejectedError: {e}")
+        elif kind == "mined":
+            self._finish(rid, None, rec)
+        self._resync()
+
+    def _finish(self, rid: str, call, rec) -> None:
+        if rec.status == 1:
+            self.state.update(rid, CONFIRMED, block=rec.block_number, raw="")
+            self.on_status(rid, Status.CONFIRMED, rec.tx_hash, rec.block_number, "")
+            return
+        r = self.state.get(rid) or {}
+        if call is None:
+            call = self.fleet.token.prepare("transfer", r.get("to"), int(r.get("amount", 0)))
+        try:
+            err = f"ContractRevertError: {self.fleet.client._mined_revert(call, rec)}"
+        except ChainError as e:
+            err = f"ContractRevertError: reverted ({type(e).__name__} while decoding)"
+        self.state.update(rid, REVERTED, block=rec.block_number, error=err, raw="")
+        self.on_status(rid, Status.REVERTED, rec.tx_hash, rec.block_number, err)
+
+    # ------------------------------------------------------------------ maintenance (idle worker)
+
+    def _maintain(self) -> None:
+        """Chain identity check (due periodically) and the in-flight requests resolved by hash."""
+        client = self.fleet.client
+        try:
+            if self.watch is not None and self.watch.due():
+                change = self.watch.check(client)
+                if change is not None:
+                    self._adopt(change)
+            for rid, r in self.state.open_requests(SUBMITTED):
+                self._resolve(rid, r)
+        except ChainError as e:
+            self._chain_failed(e)
+            return
+        self._chain_ok()
+
+    def _adopt(self, change) -> None:
+        client = self.fleet.client
+        client.adopt(change.config)
+        self.fleet = Fleet(client)
+        if self.on_chain_change is not None:
+            self.on_chain_change(self.fleet)
+        self._resync()
+        self.on_log("warning", f"{change.describe()}: nonce re-synchronised ({client._nonce}); requests sent on the old chain are failed")
+
+    def _resolve(self, rid: str, r: dict) -> None:
+        client = self.fleet.client
+        h = r.get("tx_hash", "")
+        if r.get("genesis") and r["genesis"] != client.genesis_hash():
+            self.state.update(rid, FAILED, error="ChainReset: sent on a chain that is gone", raw="")
+            self.on_status(rid, Status.FAILED, h, 0, "ChainReset: it was sent on a chain that has since been reset")
+            return
+        kind, rec = client.lookup_tx(h)
+        if kind == "mined":
+            self._finish(rid, None, rec)
+        elif kind == "unknown":
+            if client.confirmed_nonce() > int(r.get("nonce", -1)):
+                self.state.update(rid, FAILED, error="TxDropped: its nonce was used by another transaction", raw="")
+                self.on_status(rid, Status.FAILED, h, 0, "TxDropped: never mined, its nonce was used by another transaction")
+                self._resync()
+            elif r.get("raw"):
+                try:  # the very same signed transaction (same nonce): it can be mined at most once
+                    client.send_raw(r["raw"], h)
+                    self.on_log("info", f"request {rid}: re-sent the same signed transaction {h} (the node did not have it)")
+                except TxRejectedError as e:
+                    self._refused(rid, h, int(r.get("nonce", -1)), e)
 
 
 # ---------------------------------------------------------------------------- intents
@@ -163,6 +347,7 @@ class IntentPolicy(BaseModel):
     max_batch_messages: int = Field(10_000_000, ge=1, description="largest batch (leaves) accepted")
     max_clock_skew_s: int = Field(300, ge=0, description="a batch may end at most this far in the future")
     max_name_bytes: int = Field(2560, ge=1, le=2560, description="longest DID attribute value accepted")
+    machine_name: str = Field("", max_length=2560, description="the only DID name the wallet sets (its robot's); empty: identity requests refused")
 
 
 def _invalid(error: str, reason: str, machine: str) -> Outcome:
@@ -241,7 +426,7 @@ class Intents:
             return None, _invalid("InvalidBatchId", f"batch_id must be 1..32 bytes of UTF-8, got {req.batch_id!r:.80}", me)
         if not req.batch_id.isprintable():
             return None, _invalid("InvalidBatchId", "batch_id must be printable text", me)
-        root = req.root or ""
+        root = req.root if isinstance(req.root, str) else ""
         try:
             raw_root = bytes.fromhex(root[2:]) if root.startswith("0x") and len(root) == 66 else b""
         except ValueError:
@@ -259,6 +444,13 @@ class Intents:
             return None, _invalid("InvalidTimeRange", f"end_time {req.end_time} before start_time {req.start_time}", me)
         if req.end_time >= 2**64 or req.start_time < 0:
             return None, _invalid("InvalidTimeRange", "times must be unix seconds in 0..2**64-1", me)
+        if req.message_count >= 2**64:
+            return None, _invalid("InvalidMessageCount", "message_count must fit uint64", me)
+        expected = content_batch_id(raw_root, req.message_count, req.start_time, req.end_time)
+        if req.batch_id != expected:
+            # content-derived ids: nobody can take a batch's id before the batch exists (squatting)
+            return None, _invalid("BatchIdMismatch", f"batch_id must be content_batch_id(root, message_count, start_time, "
+                                                     f"end_time) = {expected}, got {req.batch_id!r:.80}", me)
         now = self._clock()
         if req.end_time > now + p.max_clock_skew_s:
             return None, Outcome(Result.REJECTED_BY_POLICY, me, error="PolicyRefused",
@@ -314,7 +506,15 @@ class Intents:
                                reason=f"batch {req.batch_id!r} is already anchored with another root 0x{rec.root.hex()}")
             return outcome_from_error(e, me)
         except ChainError as e:
+            self._resync()
             return outcome_from_error(e, me)
+
+    def _resync(self) -> None:
+        """After any failure the nonce is taken from the node again (a lost or refused send)."""
+        try:
+            self.fleet.client.resync_nonce()
+        except ChainError:
+            self.fleet.client._nonce = None
 
     # ------------------------------------------------------------------ identity
 
@@ -326,6 +526,11 @@ class Intents:
             return _invalid("InvalidName", "machine_name must be non-empty printable text", me)
         if len(name.encode()) > p.max_name_bytes:
             return _invalid("InvalidName", f"machine_name longer than {p.max_name_bytes} bytes", me)
+        if name != p.machine_name:
+            # the wallet sets only its own robot's name: a stranger cannot rename the machine
+            return Outcome(Result.REJECTED_BY_POLICY, me, error="NotMyName",
+                           reason=f"machine_name {name!r:.80} is not this wallet's machine_name {p.machine_name!r}"
+                                  + (" (none configured: set the wallet's machine_name)" if not p.machine_name else ""))
         try:
             stake = _decimal(req.stake, "stake")
         except WalletError as e:
@@ -337,5 +542,6 @@ class Intents:
         try:
             steps, last = ensure_identity(self.fleet, name, stake)
         except ChainError as e:
+            self._resync()
             return outcome_from_error(e, me)
         return Outcome(Result.SUCCESS, me, last, steps=steps)

@@ -12,6 +12,14 @@ The services are served by a second node, `<name>_intents`, in this process with
 executor thread, so a slow chain (waiting for a receipt) never holds up the payment topics. The
 machine's address is announced latched on `wallet/account` (depai/MachineAccount): other nodes
 learn it there instead of loading the key.
+
+Faults: every request ends with a status or result code and the worker and service threads live
+on (an internal error is one FAILED / WALLET_UNAVAILABLE answer); only a ledger that cannot be
+written ends the process (exit 1, the supervisor restarts it). The ledger and the day's spend are
+in `<state_dir>/wallet-<address>.json` (0600, atomic), so restarts neither repeat a request id
+nor lift the cap. The chain's genesis is checked every `chain_check_period` s: after a reset the
+config is re-read, the nonce re-synchronised, and that is logged once; an outage is logged once
+and so is its recovery.
 """
 
 from __future__ import annotations
@@ -29,49 +37,80 @@ from depai_nodes.common.params import ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import IntentPolicy, Intents, Wallet
+from .core import IntentPolicy, Intents, Wallet, WalletError
 
 _UINT = r"^[0-9]{1,78}$"
+_FIXED = {"read_only": True}
 
 
 class WalletParams(ParamsModel):
-    spending_cap: str = Field("0", pattern=_UINT, description="daily cap (token base units) until /fleet/policy says otherwise; 0: none")
-    follow_policy: bool = Field(True, description="take the cap from /fleet/policy's spending_cap")
+    spending_cap: str = Field("0", pattern=_UINT, description="daily cap (token base units) when follow_policy is false; 0: none")
+    follow_policy: bool = Field(True, description="take the cap from /fleet/policy's spending_cap (transfers wait for the first policy; the last one is remembered across restarts)")
     max_queue: int = Field(100, ge=1, le=100_000, description="transfers waiting at most; more are refused")
-    chain_config: str = Field("", description="chain config; empty: $DEPAI_CHAIN_CONFIG or .depai/chain.local.json")
-    demo_index: int = Field(-1, ge=-1, le=9, description="anvil demo key index (local chain only); -1: the config's key")
-    keystore: str = Field("", description="encrypted keystore of this machine (overrides the config's key)")
+    chain_config: str = Field("", description="chain config; empty: $DEPAI_CHAIN_CONFIG or .depai/chain.local.json", json_schema_extra=_FIXED)
+    demo_index: int = Field(-1, ge=-1, le=9, description="anvil demo key index (local chain only); -1: the config's key", json_schema_extra=_FIXED)
+    keystore: str = Field("", description="encrypted keystore of this machine (overrides the config's key)", json_schema_extra=_FIXED)
+    machine_name: str = Field("", max_length=2560, description="the only DID name ensure_identity sets; empty: the node's namespace", json_schema_extra=_FIXED)
+    allowed_payees: list[str] = Field(default_factory=list, description="addresses wallet/transfer may pay; empty: transfers refused")
+    state_dir: str = Field("", description="request ledger + daily spend; empty: $DEPAI_STATE_DIR or .depai/state", json_schema_extra=_FIXED)
+    chain_check_period: float = Field(5.0, ge=0.5, le=3600.0, description="s between genesis checks (chain reset detection)")
     max_stake: str = Field("0", pattern=_UINT, description="most TaskMarket stake locked on request (token base units); 0: staking refused")
     max_anchors_per_minute: int = Field(120, ge=0, le=100_000, description="anchor requests signed per rolling minute; 0: no limit")
     max_uri_bytes: int = Field(512, ge=1, le=512, description="longest batch URI accepted")
     max_clock_skew_s: int = Field(300, ge=0, le=86_400, description="a batch may end at most this many s in the future")
 
 
-def _policy(p: WalletParams) -> IntentPolicy:
+def _policy(p: WalletParams, machine_name: str) -> IntentPolicy:
     return IntentPolicy(max_stake=int(p.max_stake), max_anchors_per_minute=p.max_anchors_per_minute,
-                        max_uri_bytes=p.max_uri_bytes, max_clock_skew_s=p.max_clock_skew_s)
+                        max_uri_bytes=p.max_uri_bytes, max_clock_skew_s=p.max_clock_skew_s, machine_name=machine_name)
+
+
+def state_dir(p: WalletParams):
+    import os
+    from pathlib import Path
+
+    from depai_nodes.chain.config import repo_root
+
+    return Path(p.state_dir or os.environ.get("DEPAI_STATE_DIR") or repo_root() / ".depai" / "state")
 
 
 class WalletNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("wallet", **kwargs)
         self.params = declare_params(self, WalletParams, on_change=self._on_params)
+        from depai_nodes.chain.config import default_config_path
         from depai_nodes.chain.errors import ChainError
         from depai_nodes.chain.fleet import Fleet
+        from depai_nodes.chain.watch import ChainWatch
         from depai_nodes.chain.wiring import load_node_chain
+        from depai_nodes.common.params import ParameterError
+
+        from .state import WalletState, WalletStateError, state_path
 
         config, client = load_node_chain(self.params, signing=True)
         signer = client.signer
+        self.machine_name = self.params.machine_name or (self.get_namespace().strip("/") or self.get_name())
         self.outbox: queue.Queue = queue.Queue()
         self.status_pub = self.create_publisher(TxStatus, "wallet/tx_status", RELIABLE_QOS)
         self.fleet = Fleet(client)
-        self.wallet = Wallet(self.fleet, lambda *a: self.outbox.put(a), max_queue=self.params.max_queue)
-        self.wallet.set_cap(int(self.params.spending_cap))
-        self.intents = Intents(self.fleet, _policy(self.params))
+        try:
+            ledger = WalletState(state_path(state_dir(self.params), signer.address), signer.address)
+        except WalletStateError as e:
+            raise ParameterError("state_dir", str(e)) from None
+        self.intents = Intents(self.fleet, _policy(self.params, self.machine_name))
+        watch = ChainWatch(config, self.params.chain_config or default_config_path(), period_s=self.params.chain_check_period)
+        try:
+            self.wallet = Wallet(self.fleet, lambda *a: self.outbox.put(("status", *a)), state=ledger, max_queue=self.params.max_queue,
+                                 allowed_payees=self.params.allowed_payees, on_log=lambda lvl, text: self.outbox.put(("log", lvl, text)),
+                                 watch=watch, on_chain_change=self._on_chain_change)
+        except WalletError as e:
+            raise ParameterError("allowed_payees", str(e)) from None
+        if not self.params.follow_policy:
+            self.wallet.set_cap(int(self.params.spending_cap))
         try:  # connecting is retried lazily: an unreachable chain is reported per request
             client.verify_chain()
         except ChainError as e:
-            self.get_logger().error(f"chain not reachable yet ({e}); requests will report the error")
+            self.get_logger().error(f"chain not ready ({type(e).__name__}: {e}); requests will report the error")
         self.wallet.start()
         self.create_subscription(TokenTransfer, "wallet/transfer", self._on_request, RELIABLE_QOS)
         self.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
@@ -85,7 +124,12 @@ class WalletNode(Node):
         self.account_pub.publish(account)
 
         self._start_intent_services()
-        self.get_logger().info(f"wallet of {signer.address} ({account.key_kind} key) on {config.name} (chain {config.chain_id})")
+        self.get_logger().info(f"wallet of {signer.address} ({account.key_kind} key) on {config.name} (chain {config.chain_id}), "
+                               f"machine {self.machine_name!r}, {len(self.wallet.allowed)} allowed payee(s), ledger {ledger.path}")
+
+    def _on_chain_change(self, fleet) -> None:
+        self.fleet = fleet
+        self.intents.fleet = fleet
 
     # ------------------------------------------------------------------ intent services
 
@@ -112,11 +156,21 @@ class WalletNode(Node):
         except (ExternalShutdownException, KeyboardInterrupt):
             pass
 
+    def _internal(self, what: str, e: Exception):
+        """A bug in a handler: one answer with a result code, the service thread lives on."""
+        from depai_nodes.chain.intents import Outcome, Result
+
+        self.get_logger().error(f"{what}: internal error {type(e).__name__}: {e}")
+        return Outcome(Result.WALLET_UNAVAILABLE, self.fleet.me, error="InternalError", reason=f"{type(e).__name__}: {e}"[:300])
+
     def _on_anchor(self, request, response):
         from depai_nodes.chain.intents import AnchorRequest
 
-        out = self.intents.anchor(AnchorRequest(request.batch_id, request.root, request.message_count,
-                                                request.start_time, request.end_time, request.uri))
+        try:
+            out = self.intents.anchor(AnchorRequest(request.batch_id, request.root, request.message_count,
+                                                    request.start_time, request.end_time, request.uri))
+        except Exception as e:  # noqa: BLE001 - every request ends with a result code
+            out = self._internal(f"anchor {request.batch_id!r}", e)
         response.result, response.machine, response.tx_hash = out.result, out.machine, out.tx_hash
         response.block_number, response.already_anchored = int(out.block_number), out.already_anchored
         response.error, response.reason = out.error, out.reason
@@ -130,7 +184,10 @@ class WalletNode(Node):
     def _on_ensure(self, request, response):
         from depai_nodes.chain.intents import IdentityRequest
 
-        out = self.intents.ensure_identity(IdentityRequest(request.machine_name, request.stake))
+        try:
+            out = self.intents.ensure_identity(IdentityRequest(request.machine_name, request.stake))
+        except Exception as e:  # noqa: BLE001 - every request ends with a result code
+            out = self._internal(f"identity {request.machine_name!r}", e)
         response.result, response.machine, response.tx_hash = out.result, out.machine, out.tx_hash
         response.steps, response.error, response.reason = list(out.steps), out.error, out.reason
         if out.ok:
@@ -143,26 +200,51 @@ class WalletNode(Node):
     # ------------------------------------------------------------------ payments
 
     def _on_params(self, params: WalletParams) -> None:
+        from depai_nodes.common.params import ParameterError
+
+        try:
+            self.wallet.set_payees(params.allowed_payees)
+        except WalletError as e:
+            raise ParameterError("allowed_payees", str(e)) from None
         self.params = params
-        self.intents.set_policy(_policy(params))
+        self.intents.set_policy(_policy(params, self.machine_name))
+        self.wallet.watch.period_s = params.chain_check_period
         if not params.follow_policy:
             self.wallet.set_cap(int(params.spending_cap))
 
     def _on_policy(self, msg: FleetPolicy) -> None:
         if self.params.follow_policy:
-            cap = int(msg.spending_cap or 0)
+            text = msg.spending_cap or "0"
+            if not (text.isdigit() and len(text) <= 78):
+                self.get_logger().warning(f"fleet policy v{msg.version} from {msg.source!r}: spending_cap {text!r:.40} is not a "
+                                          "decimal integer; cap unchanged")
+                return
+            cap = int(text)
             self.wallet.set_cap(cap)
             self.get_logger().info(f"spending cap from fleet policy v{msg.version}: {cap or 'none'}")
 
     def _on_request(self, msg: TokenTransfer) -> None:
-        self.wallet.request(msg.request_id, msg.to, msg.amount)
+        try:
+            self.wallet.request(msg.request_id, msg.to, msg.amount)
+        except Exception as e:  # noqa: BLE001 - a request ends with a status, the node lives on
+            from .core import Status
+            from .state import WalletStateError
+
+            if isinstance(e, WalletStateError):
+                raise
+            self.get_logger().error(f"transfer {msg.request_id!r}: internal error {type(e).__name__}: {e}")
+            self.outbox.put(("status", msg.request_id, Status.FAILED, "", 0, f"InternalError: {type(e).__name__}"))
 
     def _drain(self) -> None:
         while True:
             try:
-                request_id, status, tx_hash, block, error = self.outbox.get_nowait()
+                item = self.outbox.get_nowait()
             except queue.Empty:
                 return
+            if item[0] == "log":
+                getattr(self.get_logger(), item[1])(item[2])
+                continue
+            _, request_id, status, tx_hash, block, error = item
             out = TxStatus()
             out.header.stamp = self.get_clock().now().to_msg()
             out.request_id, out.status, out.tx_hash, out.block_number, out.error = request_id, status, tx_hash or "", int(block), error

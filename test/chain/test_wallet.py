@@ -17,23 +17,39 @@ from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Result
 from depai_nodes.chain.merkle import MerkleTree
 from depai_nodes.chain.models import id32
-from depai_nodes.wallet.core import IntentPolicy, Intents, SpendingLedger, Status, WalletError, parse_transfer
+from depai_nodes.chain.intents import content_batch_id
+from depai_nodes.wallet.core import IntentPolicy, Intents, Status, WalletError, parse_transfer
+from depai_nodes.wallet.state import WalletState
 
 
-def test_parse_and_ledger():
+def test_parse_and_ledger(tmp_path):
     good = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     assert parse_transfer(good.lower(), "5") == (good, 5)
     for to, amount, why in [("0x1234", "1", "InvalidAddressError"), (good, "-1", "decimal integer"), (good, "1.5", "decimal integer"),
                             (good, "0", r"1\.\.2\*\*256-1"), (good, str(2**256), r"1\.\.2\*\*256-1"), ("0x" + "0" * 40, "1", "zero address")]:
         with pytest.raises(WalletError, match=why):
             parse_transfer(to, amount)
-    ledger = SpendingLedger(cap=10)
-    day = ledger.reserve(6, now_s=1000)
-    with pytest.raises(WalletError, match="spending cap exceeded: 11 > 10"):
-        ledger.reserve(5, now_s=2000)
-    ledger.release(day, 6)
-    ledger.reserve(10, now_s=3000)
-    ledger.reserve(10, now_s=3000 + 86_400)  # a new day
+    now = [1000.0]
+    path = tmp_path / "state" / "wallet.json"
+    ledger = WalletState(path, good, clock=lambda: now[0])
+    assert ledger.accept("a", good, 6, cap=10)[0]
+    ok, why, _ = ledger.accept("b", good, 5, cap=10)
+    assert not ok and "spending cap exceeded: 11 > 10" in why
+    ok, why, _ = ledger.accept("a", good, 1, cap=10)
+    assert not ok and "duplicate request_id 'a'" in why
+    ledger.update("a", "failed", error="x")  # not spent after all: released once
+    ledger.update("a", "failed", error="x")
+    assert ledger.spent_today() == 0 and ledger.accept("c", good, 10, cap=10)[0]
+    now[0] += 86_400  # a new day
+    assert ledger.accept("d", good, 10, cap=10)[0]
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o077 == 0
+    again = WalletState(path, good, clock=lambda: now[0])  # what a restarted wallet reads
+    assert again.requests.keys() == {"a", "c", "d"} and again.spent_today() == 10 and again.get("a")["state"] == "failed"
+    with pytest.raises(Exception, match="belongs to"):
+        WalletState(path, "0x" + "11" * 20)
+    path.write_text('{"format": 1, "machine": "' + good + '", "requests": {"x": ')  # truncated
+    with pytest.raises(Exception, match="unreadable"):
+        WalletState(path, good)
 
 
 def test_signing_client_verifies_the_chain_before_its_first_transaction(chain):
@@ -46,7 +62,9 @@ def test_signing_client_verifies_the_chain_before_its_first_transaction(chain):
 
 def test_wallet_node_pays_and_obeys_the_fleet_cap(chain, tmp_path, start_node, ros_node):
     cfg = save_config(chain.config, tmp_path / "chain.json")
-    node = start_node("wallet", namespace="robot1", parameters={"chain_config": str(cfg), "demo_index": MACHINE})
+    node = start_node("wallet", namespace="robot1", parameters={"chain_config": str(cfg), "demo_index": MACHINE,
+                                                              "state_dir": str(tmp_path / "state"),
+                                                              "allowed_payees": [chain.address(STRANGER)]})
     status = ros_node.subscribe(TxStatus, "/robot1/wallet/tx_status", RELIABLE_QOS)
     pub = ros_node.publisher(TokenTransfer, "/robot1/wallet/transfer", RELIABLE_QOS)
     policy_pub = ros_node.publisher(FleetPolicy, "/fleet/policy", LATCHED_QOS)
@@ -59,6 +77,12 @@ def test_wallet_node_pays_and_obeys_the_fleet_cap(chain, tmp_path, start_node, r
         pub.publish(TokenTransfer(request_id=rid, to=to, amount=str(amount)))
         return status.wait_for(lambda s: s.request_id == rid and s.status in (TxStatus.CONFIRMED, TxStatus.FAILED, TxStatus.REVERTED), timeout=15)
 
+    # fail closed: no fleet policy yet, so no cap is known and nothing is paid
+    early = send("pay-0", chain.address(STRANGER), 1)
+    assert early.status == TxStatus.FAILED and "NoSpendingCap" in early.error
+    ros_node.wait_for_subscribers(policy_pub)
+    policy_pub.publish(FleetPolicy(version=8, max_speed=1.0, spending_cap="0", min_task_price="0", source="test"))
+    node.wait_for_log("spending cap from fleet policy v8", timeout=10)
     ok = send("pay-1", chain.address(STRANGER), 3 * TOKEN)
     assert ok.status == TxStatus.CONFIRMED and ok.tx_hash.startswith("0x") and ok.block_number > 0
     assert token.call("balanceOf", chain.address(STRANGER)) == before + 3 * TOKEN
@@ -67,12 +91,14 @@ def test_wallet_node_pays_and_obeys_the_fleet_cap(chain, tmp_path, start_node, r
     bad = send("pay-2", "0x1234", 1)
     assert bad.status == TxStatus.FAILED and "InvalidAddressError" in bad.error
     pub.publish(TokenTransfer(request_id="pay-1", to=chain.address(STRANGER), amount="1"))  # a replay
-    dup = status.wait_for(lambda s: s.request_id == "pay-1" and s.status == TxStatus.FAILED, timeout=15)
-    assert "duplicate request_id" in dup.error
+    dup = status.wait_for(lambda s: s.request_id == "pay-1" and "DuplicateRequest" in s.error, timeout=15)
+    assert dup.status == TxStatus.CONFIRMED and dup.tx_hash == ok.tx_hash  # reported as done, not paid again
+    assert token.call("balanceOf", chain.address(STRANGER)) == before + 3 * TOKEN
+    other = send("pay-6", chain.address(MACHINE2), 1)  # not an allowed payee
+    assert other.status == TxStatus.FAILED and "PayeeNotAllowed" in other.error
     broke = send("pay-3", chain.address(STRANGER), 10**9 * TOKEN)  # more than the machine owns
     assert broke.status == Status.REVERTED and "ERC20InsufficientBalance" in broke.error
 
-    ros_node.wait_for_subscribers(policy_pub)
     policy_pub.publish(FleetPolicy(version=9, max_speed=1.0, spending_cap=str(4 * TOKEN), min_task_price="0", source="test"))
     node.wait_for_log("spending cap from fleet policy v9", timeout=10)
     capped = send("pay-4", chain.address(STRANGER), 2 * TOKEN)  # 3 + 2 > 4 today
@@ -94,9 +120,9 @@ def test_wallet_node_pays_and_obeys_the_fleet_cap(chain, tmp_path, start_node, r
 
     bad = anchor(root="0x" + "00" * 32)
     assert bad.result == AnchorBatch.Response.INVALID_REQUEST and bad.error == "InvalidRoot" and bad.tx_hash == ""
-    good = anchor(batch_id="dds-1")
+    good = anchor()
     assert good.result == AnchorBatch.Response.SUCCESS and good.machine == chain.address(MACHINE) and good.block_number > 0
-    assert Fleet(chain.client(STRANGER)).batch_record(chain.address(MACHINE), id32("dds-1")).message_count == 3
+    assert Fleet(chain.client(STRANGER)).batch_record(chain.address(MACHINE), id32(_req().batch_id)).message_count == 3
 
 
 def test_service_result_codes_match_the_core():
@@ -106,12 +132,20 @@ def test_service_result_codes_match_the_core():
     assert set(Result.NAMES.values()) == {n for n in vars(Result) if n.isupper() and n != "NAMES"}
 
 
-def _req(batch_id="b-1", root=None, **kw):
+_T0 = int(time.time())
+
+
+def _req(batch_id=None, root=None, **kw):
+    """An anchor request; its batch id is the content-derived one unless given."""
     root = root or "0x" + MerkleTree([b"a", b"b", b"c"]).root.hex()
-    now = int(time.time())
-    fields = dict(batch_id=batch_id, root=root, message_count=3, start_time=now - 10, end_time=now, uri="file:///x.dpb")
+    fields = dict(root=root, message_count=3, start_time=_T0 - 10, end_time=_T0, uri="file:///x.dpb")
     fields.update(kw)
-    return AnchorRequest(**fields)
+    if batch_id is None:
+        try:
+            batch_id = content_batch_id(fields["root"], fields["message_count"], fields["start_time"], fields["end_time"])
+        except ValueError:
+            batch_id = "not-derivable"
+    return AnchorRequest(batch_id=batch_id, **fields)
 
 
 def test_anchor_intent_is_validated_then_signed_by_the_machine(chain):
@@ -128,6 +162,8 @@ def test_anchor_intent_is_validated_then_signed_by_the_machine(chain):
         "ends in the future": (_req(end_time=now + 3600), Result.REJECTED_BY_POLICY, "PolicyRefused"),
         "uri too long": (_req(uri="file:///" + "a" * 100), Result.REJECTED_BY_POLICY, "PolicyRefused"),
         "control chars in uri": (_req(uri="file:///a\nb"), Result.INVALID_REQUEST, "InvalidUri"),
+        "a chosen (squatting) batch id": (_req("b-1"), Result.INVALID_REQUEST, "BatchIdMismatch"),
+        "the id of other content": (_req(_req(message_count=4).batch_id), Result.INVALID_REQUEST, "BatchIdMismatch"),
     }
     for why, (req, code, error) in refused.items():
         out = intents.anchor(req)
@@ -137,37 +173,41 @@ def test_anchor_intent_is_validated_then_signed_by_the_machine(chain):
 
     ok = intents.anchor(_req())
     assert ok.ok and ok.tx_hash.startswith("0x") and ok.block_number > 0 and not ok.already_anchored
-    rec = fleet.batch_record(fleet.me, id32("b-1"))
+    rec = fleet.batch_record(fleet.me, id32(_req().batch_id))
     assert "0x" + rec.root.hex() == _req().root and rec.message_count == 3 and rec.uri == "file:///x.dpb"
     again = intents.anchor(_req())  # a retry after a lost answer: the same root is already there
     assert again.ok and again.already_anchored and again.block_number == rec.anchored_at_block
-    other = intents.anchor(_req(root="0x" + MerkleTree([b"z"]).root.hex()))
-    assert other.result == Result.REVERTED and other.error == "BatchExists" and "another root" in other.reason
-    busy = intents.anchor(_req("b-2"))  # the 4th signing attempt within a minute
+    other = intents.anchor(_req(root="0x" + MerkleTree([b"z"]).root.hex()))  # other content: its own id, anchored too
+    assert other.ok and not other.already_anchored
+    busy = intents.anchor(_req(message_count=4))  # the 4th signing attempt within a minute
     assert busy.result == Result.BUSY and busy.error == "RateLimited" and busy.retryable
 
 
 def test_identity_intent_obeys_max_stake_and_is_idempotent(chain):
     fleet = Fleet(chain.client(MACHINE2))
-    intents = Intents(fleet, IntentPolicy(max_stake=200 * TOKEN))
+    intents = Intents(fleet, IntentPolicy(max_stake=200 * TOKEN, machine_name="rover-7"))
     assert intents.ensure_identity(IdentityRequest("", "0")).result == Result.INVALID_REQUEST
-    assert intents.ensure_identity(IdentityRequest("rover", "1.5")).error == "InvalidStake"
+    assert intents.ensure_identity(IdentityRequest("rover-7", "1.5")).error == "InvalidStake"
     over = intents.ensure_identity(IdentityRequest("rover-7", str(201 * TOKEN)))
     assert over.result == Result.REJECTED_BY_POLICY and "max_stake" in over.reason and not over.steps
     assert not fleet.machine_info().registered  # refused before anything was signed
     first = intents.ensure_identity(IdentityRequest("rover-7", str(150 * TOKEN)))
     assert first.ok and first.steps == ["added DID attribute depai:machine=rover-7", f"registered in the TaskMarket with stake {150 * TOKEN}"]
     assert intents.ensure_identity(IdentityRequest("rover-7", str(150 * TOKEN))).steps == []
+    stranger = intents.ensure_identity(IdentityRequest("evil-name", "0"))  # only the wallet's own name is ever set
+    assert stranger.result == Result.REJECTED_BY_POLICY and stranger.error == "NotMyName" and not stranger.steps
+    assert Intents(fleet, IntentPolicy()).ensure_identity(IdentityRequest("rover-7", "0")).error == "NotMyName"  # none configured
+    intents.set_policy(IntentPolicy(max_stake=200 * TOKEN, machine_name="rover-7b"))  # the operator renames the robot
     renamed = intents.ensure_identity(IdentityRequest("rover-7b", str(200 * TOKEN)))
     assert renamed.steps == ["updated DID attribute depai:machine=rover-7b", f"topped the stake up to {200 * TOKEN}"]
     assert fleet.machine_info().stake == 200 * TOKEN and fleet.attribute(fleet.me, b"depai:machine")["value"] == b"rover-7b"
-    off = Intents(fleet, IntentPolicy()).ensure_identity(IdentityRequest("rover-7b", "1"))  # default: staking refused
+    off = Intents(fleet, IntentPolicy(machine_name="rover-7b")).ensure_identity(IdentityRequest("rover-7b", "1"))  # default: staking refused
     assert off.result == Result.REJECTED_BY_POLICY and "staking is off" in off.reason
 
 
 def test_intents_report_an_unreachable_chain_as_retryable(chain):
     dead = chain.config.model_copy(update={"rpc_url": "http://127.0.0.1:9", "rpc_timeout_s": 0.5})
-    intents = Intents(Fleet(ChainClient(dead, chain.signer(MACHINE), verify_chain=False)))
+    intents = Intents(Fleet(ChainClient(dead, chain.signer(MACHINE), verify_chain=False)), IntentPolicy(machine_name="r"))
     out = intents.anchor(_req())
     assert out.result == Result.CHAIN_UNAVAILABLE and out.error == "RpcUnavailableError" and out.retryable
     assert intents.ensure_identity(IdentityRequest("r", "0")).result == Result.CHAIN_UNAVAILABLE
