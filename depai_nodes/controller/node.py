@@ -1,17 +1,24 @@
 """ROS wiring of the path-following controller (regulated pure pursuit).
 
-Subscribes ``plan``, ``odom``, ``local_costmap`` and ``/fleet/policy``; publishes ``cmd_vel``
-and ``navigation_status`` every control period. It holds still (zero ``cmd_vel``, state
-STOPPED with the reason) when the fleet is paused, when odom is missing or stale, when the
-local costmap is missing or stale (unless ``require_costmap`` is false), or when the rolled-out
-command would collide. A fleet pause is applied the moment the policy arrives: the zero command
-is published from the policy callback, without waiting for the next control tick.
+Subscribes ``plan`` (latched), ``odom``, ``local_costmap`` and ``/fleet/policy``; publishes
+``cmd_vel`` and ``navigation_status`` every control period. It fails closed: it holds still
+(zero ``cmd_vel``, state STOPPED with the reason) until it has a valid fleet policy and whenever
+that policy is older than ``policy_timeout`` (by its own receipt time), when the fleet is paused,
+when odom is missing or stale, when the local costmap is missing or stale (unless
+``require_costmap`` is false), when the rolled-out command would collide or bring the footprint
+into a keep-out zone, and when the path is in another frame or does not start at the robot. A
+fleet pause is applied the moment the policy arrives: the zero command is published from the
+policy callback, without waiting for the next control tick. Every command is clamped to the
+tightest speed limit last of all.
 """
 from __future__ import annotations
 
 import math
 import sys
+import time
 from typing import Literal
+
+import numpy as np
 
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import OccupancyGrid, Odometry, Path
@@ -19,7 +26,8 @@ from pydantic import Field
 from rclpy.node import Node
 
 from depai.msg import FleetPolicy, NavigationStatus
-from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+from depai_nodes.common.logthrottle import CauseThrottle, with_count
+from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from depai_nodes.common.runner import run_node
 from depai_nodes.planner.errors import InvalidGridError, MapLoadError
@@ -27,6 +35,7 @@ from depai_nodes.planner.mapio import load_map
 from depai_nodes.planner.node import grid_from_msg
 
 from .core import Command, ControllerConfig, InvalidPathError, NavState, ObstacleField, PathFollower, SpeedMask, stop
+from .safety import PolicyTracker, ZoneGuard, last_stage, path_problem
 
 POLICY_TOPIC = "/fleet/policy"
 
@@ -62,6 +71,10 @@ class ControllerParams(ParamsModel):
     speed_mask_type: Literal["percent", "absolute"] = Field("percent", description="mask limit in % of desired_linear_vel or m/s")
     speed_mask_base: float = Field(100.0, description="Nav2 CostmapFilterInfo base: limit = base + multiplier * value")
     speed_mask_multiplier: float = Field(-1.0, description="Nav2 CostmapFilterInfo multiplier")
+    frame_id: str = Field("map", min_length=1, description="the controller's frame: paths and policy zones in another frame are refused", json_schema_extra=READ_ONLY)
+    policy_timeout: float = Field(5.0, gt=0.0, le=600.0, description="s; a policy not received again for this long is stale: the robot holds still")
+    policy_source: str = Field("", description="accept policies only from a source identity starting with this (e.g. 'chain:3338:'); empty: any", json_schema_extra=READ_ONLY)
+    path_start_tolerance: float = Field(0.5, gt=0.0, le=10.0, description="m; a path whose first pose is farther from the robot is refused")
 
 
 def _yaw(q) -> float:
@@ -79,13 +92,18 @@ class ControllerNode(Node):
         self._odom_time = -math.inf
         self._field: ObstacleField | None = None
         self._field_time = -math.inf
-        self._paused = False
-        self._max_speed = math.inf
+        self.policies = PolicyTracker(self.params.frame_id, self.params.policy_source)
+        self._policy_log = CauseThrottle(10.0)
+        self._path_frames: list[str] = []
+        self._path_checked = True
+        self._refused = ""  # why the current plan was refused ("" when none was)
         self._last_state = None
         self._last_key = None
         self.cmd_pub = self.create_publisher(Twist, "cmd_vel", RELIABLE_QOS)
         self.status_pub = self.create_publisher(NavigationStatus, "navigation_status", RELIABLE_QOS)
-        self.create_subscription(Path, "plan", self._on_plan, RELIABLE_QOS)
+        # Latched: a plan published before this subscription matched (start-up, restart) is not
+        # lost; a stale one is caught by the path-start check.
+        self.create_subscription(Path, "plan", self._on_plan, LATCHED_QOS)
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS)
         self.create_subscription(OccupancyGrid, "local_costmap", self._on_local, SENSOR_QOS)
         self.create_subscription(FleetPolicy, POLICY_TOPIC, self._on_policy, LATCHED_QOS)
@@ -96,26 +114,29 @@ class ControllerNode(Node):
         names = ControllerConfig.__dataclass_fields__.keys()
         return ControllerConfig(**{k: getattr(p, k) for k in names})
 
+    @staticmethod
+    def _make_mask(p: ControllerParams) -> SpeedMask | None:
+        if not p.speed_mask_yaml:
+            return None
+        try:
+            return SpeedMask(load_map(p.speed_mask_yaml), p.speed_mask_type, p.speed_mask_base, p.speed_mask_multiplier)
+        except (MapLoadError, ValueError) as exc:
+            raise ParameterError("speed_mask_yaml", str(exc)) from None
+
     def _load_mask(self) -> None:
-        p = self.params
-        self._mask = None
-        if p.speed_mask_yaml:
-            try:
-                mask = load_map(p.speed_mask_yaml)
-            except MapLoadError as exc:
-                raise ParameterError("speed_mask_yaml", str(exc)) from None
-            self._mask = SpeedMask(mask, p.speed_mask_type, p.speed_mask_base, p.speed_mask_multiplier)
+        self._mask = self._make_mask(self.params)
 
     def _on_params(self, new: ControllerParams) -> None:
+        """All or nothing: everything that can fail (the mask) is prepared before anything changes;
+        a ParameterError fails the `ros2 param set` and leaves the old mask and parameters."""
         old = self.params
-        self.params = new
-        self.follower.config = self._config()
+        mask = self._mask
         if (old.speed_mask_yaml, old.speed_mask_type, old.speed_mask_base, old.speed_mask_multiplier) != (
                 new.speed_mask_yaml, new.speed_mask_type, new.speed_mask_base, new.speed_mask_multiplier):
-            try:
-                self._load_mask()
-            except ParameterError as exc:
-                self.get_logger().error(f"speed mask not loaded: {exc}")
+            mask = self._make_mask(new)
+        self.params = new
+        self._mask = mask
+        self.follower.config = self._config()
         if old.control_frequency != new.control_frequency:
             self._timer.cancel()
             self._timer = self.create_timer(1.0 / new.control_frequency, self._tick)
@@ -132,16 +153,29 @@ class ControllerNode(Node):
             q = msg.poses[-1].pose.orientation
             if abs(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w - 1.0) < 1e-3:  # a set orientation
                 goal_yaw = _yaw(q)
+        self._refused = ""
+        self._path_frames = [msg.header.frame_id] + [p.header.frame_id for p in msg.poses]
+        problem = path_problem(np.zeros((0, 2)), self._path_frames, None, self.params.frame_id, math.inf) if pts else None
         try:
+            if problem:
+                raise InvalidPathError(problem)
             self.follower.set_path(pts, goal_yaw)
         except InvalidPathError as exc:
-            self.follower.set_path([])
-            self.get_logger().error(f"path rejected, stopping: {exc}")
+            self._refuse(f"path refused: {exc}")
+            return
+        self._path_checked = not pts  # the start is checked against the robot at the next tick
         if not pts:
             self.get_logger().info("empty path: stopping")
             self._publish(stop(NavState.IDLE, "empty path"))
         else:
-            self.get_logger().info(f"following a path of {self.follower.length:.2f} m ({len(pts)} poses)")
+            self.get_logger().info(f"received a path of {self.follower.length:.2f} m ({len(pts)} poses)")
+
+    def _refuse(self, reason: str) -> None:
+        self.follower.set_path([])
+        self.follower.last = (0.0, 0.0)
+        self._refused = reason
+        self.get_logger().error(f"{reason}; holding still")
+        self._publish(stop(NavState.STOPPED, reason))
 
     def _on_odom(self, msg: Odometry) -> None:
         p = msg.pose.pose
@@ -162,26 +196,35 @@ class ControllerNode(Node):
         self._field_time = self._now()
 
     def _on_policy(self, msg: FleetPolicy) -> None:
-        was = self._paused
-        self._paused = bool(msg.paused)
-        if math.isfinite(msg.max_speed) and msg.max_speed >= 0:
-            self._max_speed = float(msg.max_speed)  # 0 means: do not move
-        else:
-            self._max_speed = 0.0
-            self.get_logger().error(f"policy v{msg.version}: invalid max_speed {msg.max_speed}; holding still")
-        if self._paused:
+        was = self.policies.current
+        offer = self.policies.offer(msg, time.monotonic())
+        if not offer.accepted:
+            # No policy: it neither replaces nor refreshes the one in force (which goes stale).
+            log, held = self._policy_log.check(offer.reason)
+            if log:
+                self.get_logger().error(with_count(f"{offer.reason}; ignored", held))
+            return
+        cur = self.policies.current
+        if cur.policy.paused:
             # Stop now, not at the next tick.
             self.follower.last = (0.0, 0.0)
             self._publish(stop(NavState.STOPPED, "fleet paused"))
-        if was != self._paused:
-            self.get_logger().warning(f"fleet {'paused' if self._paused else 'resumed'} (policy v{msg.version})")
-        self.get_logger().info(f"policy v{msg.version}: max_speed {msg.max_speed:.2f} m/s, paused {self._paused}")
+        if not offer.changed:
+            return
+        if offer.new_source:
+            self.get_logger().warning(
+                f"policy source {cur.source} (v{cur.version}) in force" + (f", replacing {was.source} v{was.version}: "
+                                                                          "its versions start a new sequence" if was else ""))
+        if was is not None and was.policy.paused != cur.policy.paused:
+            self.get_logger().warning(f"fleet {'paused' if cur.policy.paused else 'resumed'} (policy v{cur.version})")
+        self.get_logger().info(f"policy v{cur.version} from {cur.source}: max_speed {cur.policy.max_speed:.2f} m/s, "
+                               f"paused {cur.policy.paused}, {len(cur.zones)} keep-out zone(s)")
 
     # ------------------------------------------------------------------ control
 
-    def _speed_limit(self, x: float, y: float) -> float:
+    def _speed_limit(self, x: float, y: float, max_speed: float) -> float:
         p = self.params
-        lim = min(p.desired_linear_vel, self._max_speed)
+        lim = min(p.desired_linear_vel, max_speed)
         if self._mask is not None:
             m = self._mask.limit(x, y, p.desired_linear_vel)
             if m is not None:
@@ -191,26 +234,48 @@ class ControllerNode(Node):
     def _tick(self) -> None:
         now = self._now()
         p = self.params
-        if self.follower.path is None:
-            cmd = stop(NavState.IDLE, "no path")
-        elif self._paused:
+        active = None
+        hold = self.policies.hold_reason(time.monotonic(), p.policy_timeout)
+        if hold is None:
+            active = self.policies.current
+        if hold is not None:
+            cmd = stop(NavState.STOPPED, hold)
+        elif active.policy.paused:
             cmd = stop(NavState.STOPPED, "fleet paused")
+        elif self._refused:
+            cmd = stop(NavState.STOPPED, self._refused)
+        elif self.follower.path is None:
+            cmd = stop(NavState.IDLE, "no path")
         elif self._odom is None or now - self._odom_time > p.odom_timeout:
             cmd = stop(NavState.STOPPED, "no odom" if self._odom is None else "odom stale")
         elif p.require_costmap and (self._field is None or now - self._field_time > p.costmap_timeout):
             cmd = stop(NavState.STOPPED, "no local costmap" if self._field is None else "local costmap stale")
+        elif not self._path_checked and (problem := path_problem(
+                self.follower.path, self._path_frames, self._odom, p.frame_id, p.path_start_tolerance)):
+            self._refuse(f"path refused: {problem}")
+            cmd = stop(NavState.STOPPED, self._refused)
         else:
+            self._path_checked = True
             fresh = self._field is not None and now - self._field_time <= p.costmap_timeout
             x, y, _ = self._odom
-            cmd = self.follower.step(self._odom, 1.0 / p.control_frequency, self._speed_limit(x, y),
-                                     self._field if fresh else None)
+            limit = self._speed_limit(x, y, active.policy.max_speed)
+            cmd = self.follower.step(self._odom, 1.0 / p.control_frequency, limit, self._field if fresh else None)
+            cmd = self._last_stage(cmd, active, limit)
         if cmd.state in (NavState.STOPPED, NavState.IDLE, NavState.ARRIVED):
             self.follower.last = (0.0, 0.0)
         # While idle or arrived, publish zero once (on entering), so teleop can drive the robot.
         quiet = cmd.state in (NavState.IDLE, NavState.ARRIVED) and self._last_state == cmd.state
-        self._publish(cmd, publish_cmd=not quiet)
+        self._publish(cmd, publish_cmd=not quiet, policy=active)
 
-    def _publish(self, cmd: Command, publish_cmd: bool = True) -> None:
+    def _last_stage(self, cmd: Command, active, limit: float) -> Command:
+        """Independent of how the command was made: keep-out zones along its arc, then the clamp."""
+        p = self.params
+        guard = ZoneGuard(p.robot_radius, p.collision_horizon, p.collision_min_distance)
+        out = last_stage(cmd, self._odom, active.zones, guard, limit, p.max_angular_vel)
+        self.follower.last = (out.linear, out.angular)
+        return out
+
+    def _publish(self, cmd: Command, publish_cmd: bool = True, policy=None) -> None:
         if publish_cmd:
             t = Twist()
             t.linear.x = float(cmd.linear)
@@ -227,7 +292,7 @@ class ControllerNode(Node):
         self._last_state = cmd.state
         s = NavigationStatus()
         s.header.stamp = self.get_clock().now().to_msg()
-        s.header.frame_id = "map"
+        s.header.frame_id = self.params.frame_id
         s.state = int(cmd.state)
         s.reason = cmd.reason
         s.distance_remaining = float(cmd.distance_remaining)
@@ -235,6 +300,11 @@ class ControllerNode(Node):
         s.speed_limit = float(cmd.speed_limit) if math.isfinite(cmd.speed_limit) else 0.0
         s.linear_velocity = float(cmd.linear)
         s.angular_velocity = float(cmd.angular)
+        if policy is None:
+            policy = self.policies.enforced(time.monotonic(), self.params.policy_timeout)
+        if policy is not None:
+            s.policy_version = int(policy.version)
+            s.policy_source = policy.source
         self.status_pub.publish(s)
 
 

@@ -1,5 +1,6 @@
-"""Controller node over real DDS: drives along a path, stops within one control period on a fleet
-pause, holds still without odom or with a stale costmap, obeys the policy's max_speed."""
+"""Controller node over real DDS: drives along a path under a fleet policy, stops within one
+control period on a fleet pause, holds still without odom or with a stale costmap, obeys the
+policy's max_speed. (No policy, stale policies, zones and refused paths: test_controller_safety.)"""
 from __future__ import annotations
 
 import time
@@ -21,26 +22,46 @@ def _after(inbox, n, msg) -> bool:
 
 
 
-def _path(n=200, step=0.05):
+def _path(n=200, step=0.05, x0=0.0):
     p = Path()
     p.header.frame_id = "map"
     for i in range(n):
         ps = PoseStamped()
         ps.header.frame_id = "map"
-        ps.pose.position.x = i * step
+        ps.pose.position.x = x0 + i * step
         ps.pose.orientation.w = 1.0
         p.poses.append(ps)
     return p
 
 
-def _policy(paused=False, max_speed=1.0, version=1):
+def _policy(paused=False, max_speed=1.0, version=1, source="test"):
     msg = FleetPolicy()
     msg.header.frame_id = "map"
     msg.version = version
     msg.max_speed = max_speed
     msg.paused = paused
-    msg.source = "test"
+    msg.source = source
     return msg
+
+
+class PolicyFeed:
+    """Plays the dao_listener: publishes a policy latched, and again every 0.5 s (its heartbeat)."""
+
+    def __init__(self, probe, msg=None):
+        self.pub = probe.publisher(FleetPolicy, "/fleet/policy", LATCHED_QOS)
+        self.msg = msg if msg is not None else _policy()
+        self.beating = True
+        probe.wait_for_subscribers(self.pub)
+        self.pub.publish(self.msg)
+        self.timer = probe.node.create_timer(0.5, self._beat)
+
+    def publish(self, msg):
+        self.msg = msg
+        self.pub.publish(msg)
+
+    def _beat(self):
+        if self.beating:
+            self.pub.publish(self.msg)
 
 
 class Feeder:
@@ -81,11 +102,9 @@ def test_pause_stops_within_one_control_period(controller, ros_node):
     cmds = ros_node.subscribe(Twist, "cmd_vel", RELIABLE_QOS)
     status = ros_node.subscribe(NavigationStatus, "navigation_status", RELIABLE_QOS)
     feeder = Feeder(ros_node)
-    plan_pub = ros_node.publisher(Path, "plan", RELIABLE_QOS)
-    policy_pub = ros_node.publisher(FleetPolicy, "/fleet/policy", LATCHED_QOS)
+    plan_pub = ros_node.publisher(Path, "plan", LATCHED_QOS)
     ros_node.wait_for_subscribers(plan_pub)
-    ros_node.wait_for_subscribers(policy_pub)
-    policy_pub.publish(_policy(max_speed=0.3))
+    policy = PolicyFeed(ros_node, _policy(max_speed=0.3))
     controller.wait_for_log("policy v1")
     plan_pub.publish(_path())
     moving = cmds.wait_for(lambda m: m.linear.x > 0.05, timeout=10)
@@ -96,7 +115,7 @@ def test_pause_stops_within_one_control_period(controller, ros_node):
     ros_node.node.create_subscription(Twist, "cmd_vel", lambda m: received.append((time.monotonic(), m)), RELIABLE_QOS)
     time.sleep(0.3)
     t0 = time.monotonic()
-    policy_pub.publish(_policy(paused=True, max_speed=0.3, version=2))
+    policy.publish(_policy(paused=True, max_speed=0.3, version=2))
     deadline = t0 + 5.0
     stop_at = None
     while time.monotonic() < deadline and stop_at is None:
@@ -115,18 +134,19 @@ def test_pause_stops_within_one_control_period(controller, ros_node):
     status.wait_for(lambda s: s.state == NavigationStatus.STOPPED and s.reason == "fleet paused", timeout=5)
     # Resume: it drives again.
     n = len(cmds.messages)
-    policy_pub.publish(_policy(paused=False, max_speed=0.3, version=3))
+    policy.publish(_policy(paused=False, max_speed=0.3, version=3))
     cmds.wait_for(lambda m: _after(cmds, n, m) and m.linear.x > 0.05, timeout=5)
     # A DAO max_speed of 0 means: do not move.
-    policy_pub.publish(_policy(paused=False, max_speed=0.0, version=4))
+    policy.publish(_policy(paused=False, max_speed=0.0, version=4))
     status.wait_for(lambda s: s.state == NavigationStatus.STOPPED and s.reason == "speed limit is zero", timeout=5)
     feeder.timer.cancel()
 
 
 def test_stays_stopped_without_odom_or_with_stale_costmap(controller, ros_node):
+    PolicyFeed(ros_node)
     status = ros_node.subscribe(NavigationStatus, "navigation_status", RELIABLE_QOS)
     cmds = ros_node.subscribe(Twist, "cmd_vel", RELIABLE_QOS)
-    plan_pub = ros_node.publisher(Path, "plan", RELIABLE_QOS)
+    plan_pub = ros_node.publisher(Path, "plan", LATCHED_QOS)
     ros_node.wait_for_subscribers(plan_pub)
     plan_pub.publish(_path())
     status.wait_for(lambda s: s.state == NavigationStatus.STOPPED and s.reason == "no odom", timeout=10)
@@ -147,10 +167,11 @@ def test_stays_stopped_without_odom_or_with_stale_costmap(controller, ros_node):
 
 
 def test_empty_path_stops_and_goal_is_reached(controller, ros_node):
+    PolicyFeed(ros_node)
     status = ros_node.subscribe(NavigationStatus, "navigation_status", RELIABLE_QOS)
     cmds = ros_node.subscribe(Twist, "cmd_vel", RELIABLE_QOS)
     feeder = Feeder(ros_node)
-    plan_pub = ros_node.publisher(Path, "plan", RELIABLE_QOS)
+    plan_pub = ros_node.publisher(Path, "plan", LATCHED_QOS)
     ros_node.wait_for_subscribers(plan_pub)
     plan_pub.publish(_path())
     cmds.wait_for(lambda m: m.linear.x > 0.05, timeout=10)
@@ -158,9 +179,9 @@ def test_empty_path_stops_and_goal_is_reached(controller, ros_node):
     plan_pub.publish(Path())  # a failed replan: hold still
     cmds.wait_for(lambda m: _after(cmds, n, m) and m.linear.x == 0.0, timeout=5)
     status.wait_for(lambda s: s.state == NavigationStatus.IDLE, timeout=5)
-    # A robot at the end of its path has arrived.
+    # A robot at the end of its path has arrived (a path starting where it stands).
     feeder.odom.pose.pose.position.x = 9.93
-    plan_pub.publish(_path())
+    plan_pub.publish(_path(n=2, step=0.02, x0=9.93))
     st = status.wait_for(lambda s: s.state == NavigationStatus.ARRIVED, timeout=10)
     assert st.progress == pytest.approx(1.0)
     feeder.timer.cancel()
@@ -174,6 +195,7 @@ def test_speed_mask_limits_speed(start_node, ros_node, shared_data):
     r, c = np.argwhere(mask.data == 50)[len(np.argwhere(mask.data == 50)) // 2]
     x, y = (float(v) for v in mask.cell_to_world(c, r))
     start_node("controller", parameters={"speed_mask_yaml": str(mask_yaml), "require_costmap": False})
+    PolicyFeed(ros_node)
     status = ros_node.subscribe(NavigationStatus, "navigation_status", RELIABLE_QOS)
     cmds = ros_node.subscribe(Twist, "cmd_vel", RELIABLE_QOS)
     feeder = Feeder(ros_node, costmap=False)
@@ -182,7 +204,7 @@ def test_speed_mask_limits_speed(start_node, ros_node, shared_data):
     for p in path.poses:
         p.pose.position.x += x
         p.pose.position.y = y
-    plan_pub = ros_node.publisher(Path, "plan", RELIABLE_QOS)
+    plan_pub = ros_node.publisher(Path, "plan", LATCHED_QOS)
     ros_node.wait_for_subscribers(plan_pub)
     plan_pub.publish(path)
     st = status.wait_for(lambda s: s.state == NavigationStatus.FOLLOWING, timeout=10)
