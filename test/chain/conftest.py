@@ -39,3 +39,10 @@ def chain(deployed) -> Chain:
     yield deployed
     c.rpc_local("evm_setAutomine", [True])
     assert c.rpc_local("evm_revert", [snap]) is True
+
+
+@pytest.fixture(autouse=True)
+def _wallet_state_dir(tmp_path, monkeypatch):
+    """Each test's wallets keep their durable ledgers in the test's own folder (never in the
+    checkout's .depai/state, where one test run would see the request ids of the last)."""
+    monkeypatch.setenv("DEPAI_STATE_DIR", str(tmp_path / "wallet-state"))

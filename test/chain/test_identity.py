@@ -21,7 +21,7 @@ def test_standing_is_read_without_a_key(chain):
     reader = Fleet(ChainClient(chain.config, None), address)  # what the identity node holds: no signer
     before = read_identity(reader)
     assert before.address == address and before.machine_name == "" and not before.did_valid and not before.market_registered
-    Intents(Fleet(chain.client(MACHINE2)), IntentPolicy(max_stake=150 * TOKEN)).ensure_identity(IdentityRequest("rover-7", str(150 * TOKEN)))
+    Intents(Fleet(chain.client(MACHINE2)), IntentPolicy(max_stake=150 * TOKEN, machine_name="rover-7")).ensure_identity(IdentityRequest("rover-7", str(150 * TOKEN)))
     s = read_identity(reader)
     assert s.machine_name == "rover-7" and s.did_valid and s.market_registered and s.stake == 150 * TOKEN
     assert s.token_balance == before.token_balance - 150 * TOKEN and s.native_balance > 0 and s.active_tasks == 0
