@@ -1,285 +1,671 @@
-"""Telemetry batches: record ROS messages, seal them into files, anchor their Merkle roots.
+"""Telemetry batches: ROS 2 bags (MCAP) whose Merkle roots the machine's wallet anchors on chain.
 
-ROS-free. A batch is a file of length-prefixed records (topic, receive time, the message's CDR
-bytes as it came off the wire); its Merkle root over the records is anchored in DataRegistry,
-signed (EIP-712) by the machine's wallet: this module holds no key. The ``Anchorer`` hands each
-batch's description (id, root, count, time range, URI) to an ``anchor_fn`` — in the node, the
-wallet's ``wallet/anchor_batch`` service — and acts on the result code. Anyone holding the file
-can later prove on chain that one record was part of it (``prove`` + ``DataRegistry.verifyMessage``).
+ROS-free. A batch is a rosbag2 folder::
 
-Nothing is lost: each sealed batch gets a JSON sidecar with its state (``pending`` ->
-``anchored`` or ``failed``). A batch leaves ``pending`` only when the wallet confirms it anchored
-(``already_anchored`` too: an earlier attempt landed) or refuses it for good (invalid, policy,
-revert). Retryable answers (wallet or chain unavailable, timeout, busy) are retried a bounded
-number of times with exponential backoff; a batch still pending then, at shutdown or after a
-crash stays on disk and is picked up again by ``resume`` (at start and periodically).
+    <output_dir>/<name>/<name>_0.mcap   one channel per topic, ros2msg schemas (full definitions),
+                                        cdr messages exactly as they came off DDS, zstd chunks
+    <output_dir>/<name>/metadata.yaml   rosbag2 metadata: the folder opens as a ROS 2 bag
+    <output_dir>/<name>/proofs.json     the Merkle tree (every level): a proof per message
+    <output_dir>/<name>/anchor.json     state: recording -> pending -> anchored | failed
+
+One leaf per message, in recording order (``leaves``: ABI-encoded topic, log time, CDR; typed
+records such as the arrival proof ABI-encoded field by field); the root, the count and the time
+range are signed by the machine's wallet (EIP-712) and anchored in DataRegistry under the
+content-derived batch id (``content_batch_id``): a retry of the same batch is the same id, so
+it can never be anchored twice. This module holds no key.
+
+Durability: the recording flushes finished chunks to disk (``flush``), so a crash loses at most
+what was not yet flushed; ``recover`` reads what a crashed recording holds (the MCAP reader up to
+the first unreadable record) and seals it. A batch is fsynced (file, sidecars, folder) before
+it is handed to the anchorer. ``Anchorer`` anchors strictly in recording order: while the oldest
+pending batch cannot be anchored (chain or wallet down) the later ones wait behind it.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
+import math
 import os
-import queue
-import struct
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
-from depai_nodes.chain.intents import AnchorRequest, Outcome, Result
+import yaml
+from mcap.exceptions import McapError
+from mcap.records import Channel, Message, Schema
+from mcap.stream_reader import StreamReader
+from mcap.writer import CompressionType, Writer
+
+from depai_nodes.chain.intents import AnchorRequest, Outcome, Result, content_batch_id
 from depai_nodes.chain.merkle import MerkleTree
 
-__all__ = ["encode_record", "decode_record", "BatchBuffer", "SealedBatch", "write_batch", "read_batch", "prove",
-           "Anchorer", "AnchorStatus", "TelemetryError", "MAGIC", "anchor_request"]
+from .leaves import ARRIVAL_TYPE, LeafError, leaf_of
+from .msgdefs import full_definition
 
-MAGIC = b"DPAIBAT1"
+__all__ = ["TelemetryError", "BatchRecorder", "BatchInfo", "RecordedMessage", "read_batch", "recover", "seal_folder",
+           "read_sidecar", "write_sidecar", "list_batches", "prune", "prove", "anchor_request", "Anchorer",
+           "AnchorStatus", "LEAF_ENCODING", "SIDE", "PROOFS"]
+
+SIDE = "anchor.json"
+PROOFS = "proofs.json"
+LEAF_ENCODING = ("keccak256(keccak256(abi.encode(string topic, uint64 logTimeNs, bytes cdr))); "
+                 f"{ARRIVAL_TYPE}: keccak256(keccak256(abi.encode(ARRIVAL_TYPEHASH, uint256 taskId, address machine, "
+                 "int64 xMm, int64 yMm, int64 yawMrad, uint64 timeS)))")
 
 
 class TelemetryError(Exception):
-    """A batch file is unreadable or malformed."""
-
-
-def encode_record(topic: str, stamp_ns: int, payload: bytes) -> bytes:
-    t = topic.encode()
-    return struct.pack("<H", len(t)) + t + struct.pack("<Q", stamp_ns) + bytes(payload)
-
-
-def decode_record(record: bytes) -> tuple[str, int, bytes]:
-    (n,) = struct.unpack_from("<H", record, 0)
-    topic = record[2:2 + n].decode()
-    (stamp,) = struct.unpack_from("<Q", record, 2 + n)
-    return topic, stamp, record[10 + n:]
-
-
-@dataclass
-class SealedBatch:
-    batch_id: str
-    records: list[bytes]
-    start_ns: int
-    end_ns: int
-    path: Path | None = None
-
-    @property
-    def tree(self) -> MerkleTree:
-        return MerkleTree(self.records)
-
-
-class BatchBuffer:
-    """Collects records until ``period_s`` elapsed since the first one or ``max_messages``."""
-
-    def __init__(self, period_s: float, max_messages: int):
-        self.period_ns = int(period_s * 1e9)
-        self.max_messages = max_messages
-        self.records: list[bytes] = []
-        self.start_ns = 0
-        self.end_ns = 0
-
-    def add(self, topic: str, stamp_ns: int, payload: bytes) -> None:
-        if not self.records:
-            self.start_ns = stamp_ns
-        self.records.append(encode_record(topic, stamp_ns, payload))
-        self.end_ns = max(self.end_ns, stamp_ns)
-
-    def due(self, now_ns: int) -> bool:
-        return bool(self.records) and (len(self.records) >= self.max_messages or now_ns - self.start_ns >= self.period_ns)
-
-    def seal(self, batch_id: str) -> SealedBatch:
-        b = SealedBatch(batch_id, self.records, self.start_ns, self.end_ns)
-        self.records, self.start_ns, self.end_ns = [], 0, 0
-        return b
-
-
-def write_batch(directory: Path, batch: SealedBatch, machine: str) -> Path:
-    """Write the batch file and its ``pending`` sidecar (atomically: tmp + rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{batch.batch_id}.dpb"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        f.write(MAGIC + struct.pack("<IQQ", len(batch.records), batch.start_ns, batch.end_ns))
-        for r in batch.records:
-            f.write(struct.pack("<I", len(r)) + r)
-    os.replace(tmp, path)
-    batch.path = path
-    _write_sidecar(path, {"batch_id": batch.batch_id, "machine": machine, "state": "pending",
-                          "root": "0x" + batch.tree.root.hex(), "messages": len(batch.records),
-                          "start_ns": batch.start_ns, "end_ns": batch.end_ns, "attempts": 0})
-    return path
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_suffix(".json")
-
-
-def _write_sidecar(path: Path, info: dict) -> None:
-    tmp = _sidecar(path).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, _sidecar(path))
-
-
-def read_sidecar(path: Path) -> dict:
-    return json.loads(_sidecar(path).read_text())
-
-
-def read_batch(path: Path) -> SealedBatch:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise TelemetryError(f"cannot read batch {path}: {e.strerror}") from None
-    if raw[:8] != MAGIC:
-        raise TelemetryError(f"{path}: not a DePAI telemetry batch")
-    try:
-        count, start, end = struct.unpack_from("<IQQ", raw, 8)
-        off, records = 8 + 20, []
-        for _ in range(count):
-            (n,) = struct.unpack_from("<I", raw, off)
-            records.append(raw[off + 4:off + 4 + n])
-            off += 4 + n
-    except struct.error:
-        raise TelemetryError(f"{path}: truncated") from None
-    if off != len(raw) or any(len(r) < 10 for r in records):
-        raise TelemetryError(f"{path}: malformed records")
-    return SealedBatch(Path(path).stem, records, start, end, Path(path))
-
-
-def prove(path: Path, index: int) -> tuple[bytes, list[bytes], bytes]:
-    """(record, Merkle proof, root) for record ``index`` of a batch file."""
-    b = read_batch(path)
-    tree = b.tree
-    return b.records[index], tree.proof(index), tree.root
+    """A batch is unreadable or malformed (the message says what and where)."""
 
 
 class AnchorStatus:
     PENDING, SUBMITTED, CONFIRMED, REVERTED, FAILED = 0, 1, 2, 3, 4  # = depai/TxStatus constants
 
 
+# ------------------------------------------------------------------------------------ files
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_sidecar(folder: Path, info: dict) -> None:
+    _atomic_write(Path(folder) / SIDE, json.dumps(info, indent=1))
+    _fsync_dir(Path(folder))
+
+
+def read_sidecar(folder: Path) -> dict:
+    try:
+        info = json.loads((Path(folder) / SIDE).read_text())
+    except (OSError, ValueError) as e:
+        raise TelemetryError(f"{folder}: no readable {SIDE}: {e}") from None
+    if not isinstance(info, dict):
+        raise TelemetryError(f"{folder}/{SIDE}: not a JSON object")
+    return info
+
+
+def mcap_path(folder: Path) -> Path:
+    return Path(folder) / f"{Path(folder).name}_0.mcap"
+
+
+def _seconds(start_ns: int, end_ns: int) -> tuple[int, int]:
+    """Whole unix seconds covering [start_ns, end_ns] (what the chain stores)."""
+    return start_ns // 10**9, -(-end_ns // 10**9)
+
+
+# ------------------------------------------------------------------------------------ recording
+
+class BatchRecorder:
+    """Records messages into the current batch folder; ``seal`` finishes it (fsynced).
+
+    ``add`` computes each message's leaf as it is written (typed records are checked then: a
+    record that cannot be a leaf is refused, LeafError, and not written)."""
+
+    def __init__(self, directory: Path, *, compression: str = "zstd", chunk_bytes: int = 256 * 1024):
+        self.directory = Path(directory)
+        self.compression = CompressionType.ZSTD if compression == "zstd" else CompressionType.LZ4
+        self.chunk_bytes = chunk_bytes
+        self._reset()
+
+    def _reset(self) -> None:
+        self.folder: Path | None = None
+        self._file = None
+        self._writer: Writer | None = None
+        self._channels: dict[str, int] = {}
+        self._schemas: dict[str, int] = {}
+        self.leaves: list[bytes] = []
+        self.topics: dict[str, list] = {}  # topic -> [type, count]
+        self.start_ns = 0
+        self.end_ns = 0
+        self.bytes = 0
+        self.opened_mono = 0.0
+
+    @property
+    def count(self) -> int:
+        return len(self.leaves)
+
+    def _open(self, log_time: int) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stamp = _dt.datetime.fromtimestamp(log_time / 1e9, _dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        name = f"tlm_{stamp}_{log_time % 10**9:09d}"
+        folder = self.directory / name
+        while folder.exists():
+            name += "x"
+            folder = self.directory / name
+        folder.mkdir()
+        write_sidecar(folder, {"state": "recording", "created_ns": time.time_ns()})
+        self.folder = folder
+        self._file = open(mcap_path(folder), "wb")
+        self._writer = Writer(self._file, chunk_size=self.chunk_bytes, compression=self.compression,
+                              enable_data_crcs=True)
+        self._writer.start(profile="ros2", library="depai-telemetry")
+        self.opened_mono = time.monotonic()
+
+    def _channel(self, topic: str, type_name: str) -> int:
+        cid = self._channels.get(topic)
+        if cid is None:
+            sid = self._schemas.get(type_name)
+            if sid is None:
+                sid = self._writer.register_schema(type_name, "ros2msg", full_definition(type_name).encode())
+                self._schemas[type_name] = sid
+            cid = self._writer.register_channel(topic, "cdr", sid, {"offered_qos_profiles": ""})
+            self._channels[topic] = cid
+            self.topics[topic] = [type_name, 0]
+        return cid
+
+    def add(self, topic: str, type_name: str, log_time: int, data: bytes) -> None:
+        leaf = leaf_of(type_name, topic, log_time, data)  # LeafError before anything is written
+        if self._writer is None:
+            self._open(log_time)
+        cid = self._channel(topic, type_name)
+        if not self.leaves:
+            self.start_ns = log_time
+        self.start_ns = min(self.start_ns, log_time)
+        self.end_ns = max(self.end_ns, log_time)
+        self._writer.add_message(cid, log_time, data, log_time, sequence=len(self.leaves))
+        self.leaves.append(leaf)
+        self.topics[topic][1] += 1
+        self.bytes += len(data)
+
+    def due(self, period_s: float, max_bytes: int, max_messages: int) -> bool:
+        return bool(self.leaves) and (self.bytes >= max_bytes or len(self.leaves) >= max_messages
+                                      or time.monotonic() - self.opened_mono >= period_s)
+
+    def flush(self) -> None:
+        """Finish the chunk in progress and hand it to the OS (survives a kill of this process)."""
+        if self._writer is not None and self.leaves:
+            self._writer.flush()
+
+    def seal(self) -> Path | None:
+        """Finish the batch: MCAP footer, metadata.yaml, proofs, sidecar ``pending``; all fsynced."""
+        if self._writer is None:
+            return None
+        folder, writer, f = self.folder, self._writer, self._file
+        try:
+            info = _batch_metadata(self.leaves, self.start_ns, self.end_ns)
+            writer.add_metadata("depai.batch", {k: str(v) for k, v in info.items()})
+            writer.finish()
+            f.flush()
+            os.fsync(f.fileno())
+        finally:
+            f.close()
+        topics = {t: (ty, n) for t, (ty, n) in self.topics.items()}
+        leaves, start, end = self.leaves, self.start_ns, self.end_ns
+        self._reset()
+        _finish_folder(folder, leaves, topics, start, end, info)
+        return folder
+
+    def abandon(self) -> None:
+        """Close the file as it is (tests: what a killed process leaves behind)."""
+        if self._file is not None:
+            self._file.close()
+        self._reset()
+
+
+def _batch_metadata(leaves: list[bytes], start_ns: int, end_ns: int) -> dict:
+    root = MerkleTree(leaves=leaves).root
+    s, e = _seconds(start_ns, end_ns)
+    return {"batch_id": content_batch_id(root, len(leaves), s, e), "root": "0x" + root.hex(),
+            "message_count": len(leaves), "start_time": s, "end_time": e, "start_ns": start_ns, "end_ns": end_ns,
+            "leaf": LEAF_ENCODING}
+
+
+def _finish_folder(folder: Path, leaves: list[bytes], topics: dict, start_ns: int, end_ns: int, info: dict,
+                   extra: dict | None = None) -> None:
+    tree = MerkleTree(leaves=leaves)
+    name = mcap_path(folder).name
+    meta = {"rosbag2_bagfile_information": {
+        "version": 8, "storage_identifier": "mcap", "ros_distro": "jazzy",
+        "duration": {"nanoseconds": end_ns - start_ns},
+        "starting_time": {"nanoseconds_since_epoch": start_ns},
+        "message_count": len(leaves),
+        "topics_with_message_count": [
+            {"topic_metadata": {"name": t, "type": ty, "serialization_format": "cdr", "offered_qos_profiles": "",
+                                "type_description_hash": ""}, "message_count": n} for t, (ty, n) in topics.items()],
+        "compression_format": "", "compression_mode": "",
+        "relative_file_paths": [name],
+        "files": [{"path": name, "starting_time": {"nanoseconds_since_epoch": start_ns},
+                   "duration": {"nanoseconds": end_ns - start_ns}, "message_count": len(leaves)}],
+        "custom_data": {"depai.batch_id": info["batch_id"], "depai.root": info["root"]},
+    }}
+    _atomic_write(folder / "metadata.yaml", yaml.safe_dump(meta, sort_keys=False))
+    _atomic_write(folder / PROOFS, json.dumps({
+        "batch_id": info["batch_id"], "root": info["root"], "message_count": len(leaves), "leaf": LEAF_ENCODING,
+        "tree": "OpenZeppelin MerkleProof: sorted pairs, an odd node is carried up; levels[0] = leaves in recording order",
+        "levels": [[x.hex() for x in level] for level in tree.levels]}, separators=(",", ":")))
+    side = {"state": "pending", "batch_id": info["batch_id"], "root": info["root"], "messages": len(leaves),
+            "start_ns": start_ns, "end_ns": end_ns, "start_time": info["start_time"], "end_time": info["end_time"],
+            "attempts": 0, "sealed_ns": time.time_ns()}
+    side.update(extra or {})
+    write_sidecar(folder, side)
+
+
+# ------------------------------------------------------------------------------------ reading
+
 @dataclass
-class _Job:
+class RecordedMessage:
+    topic: str
+    type_name: str
+    log_time: int
+    data: bytes
+
+
+@dataclass
+class BatchInfo:
+    folder: Path | None
     path: Path
-    attempts: int = 0
-    not_before: float = 0.0
+    messages: list[RecordedMessage]
+    metadata: dict = field(default_factory=dict)  # the file's depai.batch metadata record
+    complete: bool = True  # False: the file ended early or a record was unreadable
+    problem: str = ""  # what stopped the reading (when not complete)
+
+    @property
+    def start_ns(self) -> int:
+        return min(m.log_time for m in self.messages)
+
+    @property
+    def end_ns(self) -> int:
+        return max(m.log_time for m in self.messages)
 
 
-def anchor_request(batch: SealedBatch, uri: str) -> AnchorRequest:
-    """What the wallet is asked to sign for a batch: whole seconds covering its time range."""
-    return AnchorRequest(batch_id=batch.batch_id, root="0x" + batch.tree.root.hex(), message_count=len(batch.records),
-                         start_time=batch.start_ns // 10**9, end_time=(batch.end_ns + 10**9 - 1) // 10**9, uri=uri)
+def _resolve(path: Path) -> tuple[Path | None, Path]:
+    path = Path(path)
+    if path.is_dir():
+        f = mcap_path(path)
+        if not f.exists():
+            found = sorted(path.glob("*.mcap"))
+            if not found:
+                raise TelemetryError(f"{path}: no .mcap file in this folder")
+            f = found[0]
+        return path, f
+    if not path.exists():
+        raise TelemetryError(f"{path}: no such file or folder")
+    return (path.parent if (path.parent / SIDE).exists() or (path.parent / "metadata.yaml").exists() else None), path
 
+
+def read_batch(path: Path, *, tolerant: bool = False) -> BatchInfo:
+    """Every message of a batch (folder or .mcap), in file order.
+
+    Strict (default): magic bytes, every chunk's CRC and the data section's CRC must check and
+    the file must end with its footer, else TelemetryError naming what is wrong and after how
+    many messages. ``tolerant``: return what was readable up to the first problem
+    (``complete=False``, ``problem``) - recovering a recording that was cut off."""
+    folder, f = _resolve(path)
+    try:
+        stream = open(f, "rb")
+    except OSError as e:
+        raise TelemetryError(f"{f}: cannot read: {e.strerror}") from None
+    schemas: dict[int, str] = {}
+    channels: dict[int, tuple[str, str]] = {}
+    messages: list[RecordedMessage] = []
+    meta: dict = {}
+    problem = ""
+    with stream:
+        head = stream.read(8)
+        if head != b"\x89MCAP0\r\n":
+            raise TelemetryError(f"{f}: not an MCAP file (no MCAP magic bytes)")
+        stream.seek(0)
+        try:
+            for rec in StreamReader(stream, validate_crcs=True).records:
+                if isinstance(rec, Message):
+                    ch = channels.get(rec.channel_id)
+                    if ch is None:
+                        raise TelemetryError(f"message {len(messages)} names an unknown channel {rec.channel_id}")
+                    messages.append(RecordedMessage(ch[0], ch[1], rec.log_time, rec.data))
+                elif isinstance(rec, Schema):
+                    schemas[rec.id] = rec.name
+                elif isinstance(rec, Channel):
+                    channels[rec.id] = (rec.topic, schemas.get(rec.schema_id, ""))
+                elif type(rec).__name__ == "Metadata" and rec.name == "depai.batch":
+                    meta = dict(rec.metadata)
+            _check_summary_crc(f)
+        except TelemetryError as e:
+            problem = str(e)
+        except (McapError, ValueError, EOFError, OSError, KeyError, IndexError, UnicodeDecodeError) as e:
+            problem = _describe(e)
+        except Exception as e:  # noqa: BLE001 - the reader on damaged bytes may raise anything; never a traceback
+            problem = _describe(e)
+    if problem and not tolerant:
+        raise TelemetryError(f"{f}: {problem} (after {len(messages)} readable message(s))")
+    return BatchInfo(folder, f, messages, meta, complete=not problem, problem=problem)
+
+
+def _describe(e: Exception) -> str:
+    name = type(e).__name__
+    if name in ("EndOfFile", "EOFError") or "end of file" in str(e).lower():
+        return "the file ends early (truncated: no footer)"
+    if name == "CRCValidationError":
+        return f"checksum mismatch ({e}): the bytes were altered"
+    return f"unreadable record ({name}: {str(e)[:120]})"
+
+
+def _check_summary_crc(f: Path) -> None:
+    """The footer's CRC over the summary section (the stream reader does not check it)."""
+    import struct
+    import zlib
+
+    with open(f, "rb") as s:
+        s.seek(0, 2)
+        size = s.tell()
+        if size < 8 + 37:
+            raise TelemetryError("the file is too short to hold a footer")
+        s.seek(size - 8 - 29)  # footer record: opcode(1) len(8) summary_start(8) offset_start(8) crc(4)
+        opcode, length, summary_start, _offsets, crc = struct.unpack("<BQQQI", s.read(29))
+        if opcode != 0x02 or length != 20:
+            raise TelemetryError("no footer record at the end of the file")
+        if summary_start and crc:
+            s.seek(summary_start)
+            body = s.read(size - 8 - 4 - summary_start)
+            if zlib.crc32(body) != crc:
+                raise TelemetryError("summary checksum mismatch: the file's index bytes were altered")
+
+
+def leaves_of(messages: Iterable[RecordedMessage]) -> list[bytes]:
+    return [leaf_of(m.type_name, m.topic, m.log_time, m.data) for m in messages]
+
+
+# ------------------------------------------------------------------------------------ recovery
+
+def recover(folder: Path) -> tuple[Path | None, int]:
+    """Seal a batch whose recording was cut off (crash, kill -9, power loss): keep every message
+    the file still holds, rewrite it as a complete MCAP, seal. (sealed folder or None when it held
+    nothing, messages kept). The torn original is replaced only after the rewrite is fsynced."""
+    folder = Path(folder)
+    f = mcap_path(folder)
+    try:
+        b = read_batch(folder, tolerant=True) if f.exists() else None
+    except TelemetryError:
+        b = None
+    msgs = []
+    for m in (b.messages if b else []):
+        try:
+            leaf_of(m.type_name, m.topic, m.log_time, m.data)
+            msgs.append(m)
+        except LeafError:
+            continue
+    if not msgs:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None, 0
+    tmp = folder / (f.name + ".recovering")
+    rec = BatchRecorder(folder.parent)
+    with open(tmp, "wb") as out:
+        w = Writer(out, chunk_size=rec.chunk_bytes, compression=rec.compression, enable_data_crcs=True)
+        w.start(profile="ros2", library="depai-telemetry")
+        schemas: dict[str, int] = {}
+        channels: dict[str, int] = {}
+        topics: dict[str, list] = {}
+        for i, m in enumerate(msgs):
+            if m.topic not in channels:
+                if m.type_name not in schemas:
+                    try:
+                        text = full_definition(m.type_name).encode()
+                    except LookupError:
+                        text = b""
+                    schemas[m.type_name] = w.register_schema(m.type_name, "ros2msg", text)
+                channels[m.topic] = w.register_channel(m.topic, "cdr", schemas[m.type_name], {"offered_qos_profiles": ""})
+                topics[m.topic] = [m.type_name, 0]
+            w.add_message(channels[m.topic], m.log_time, m.data, m.log_time, sequence=i)
+            topics[m.topic][1] += 1
+        leaves = leaves_of(msgs)
+        start, end = min(m.log_time for m in msgs), max(m.log_time for m in msgs)
+        info = _batch_metadata(leaves, start, end)
+        w.add_metadata("depai.batch", {k: str(v) for k, v in info.items()})
+        w.finish()
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, f)
+    _finish_folder(folder, leaves, topics, start, end, info, {"recovered": True})
+    return folder, len(msgs)
+
+
+def list_batches(directory: Path) -> list[tuple[Path, dict | None]]:
+    """(folder, sidecar or None) of every batch folder, oldest first (names sort by time)."""
+    out = []
+    d = Path(directory)
+    if not d.is_dir():
+        return out
+    for folder in sorted(p for p in d.iterdir() if p.is_dir() and p.name.startswith("tlm_")):
+        try:
+            out.append((folder, read_sidecar(folder)))
+        except TelemetryError:
+            out.append((folder, None))
+    return out
+
+
+def seal_folder(folder: Path) -> dict:
+    """The pending sidecar of a sealed folder (for callers that sealed elsewhere)."""
+    return read_sidecar(folder)
+
+
+# ------------------------------------------------------------------------------------ retention
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).iterdir() if p.is_file())
+
+
+def prune(directory: Path, budget_bytes: int) -> list[Path]:
+    """Delete anchored batches, oldest first, until everything fits ``budget_bytes``. Pending,
+    recording and failed batches are never deleted (they may be all there is of that data)."""
+    batches = list_batches(directory)
+    sizes = {f: folder_bytes(f) for f, _ in batches}
+    total = sum(sizes.values())
+    removed = []
+    for folder, side in batches:
+        if total <= budget_bytes:
+            break
+        if side and side.get("state") == "anchored":
+            shutil.rmtree(folder, ignore_errors=True)
+            total -= sizes[folder]
+            removed.append(folder)
+    return removed
+
+
+# ------------------------------------------------------------------------------------ proofs
+
+def prove(path: Path, index: int) -> tuple[bytes, list[bytes], bytes]:
+    """(leaf preimage, Merkle proof, root) of message ``index`` of a batch, for
+    ``DataRegistry.verifyMessage(machine, batchId, preimage, proof)``."""
+    from .leaves import preimage
+
+    b = read_batch(path)
+    m = b.messages[index]
+    tree = MerkleTree(leaves=leaves_of(b.messages))
+    return preimage(m.type_name, m.topic, m.log_time, m.data), tree.proof(index), tree.root
+
+
+def anchor_request(side: dict, uri: str) -> AnchorRequest:
+    """What the wallet is asked to sign for a sealed batch (its sidecar)."""
+    return AnchorRequest(batch_id=side["batch_id"], root=side["root"], message_count=int(side["messages"]),
+                         start_time=int(side["start_time"]), end_time=int(side["end_time"]), uri=uri)
+
+
+# ------------------------------------------------------------------------------------ anchoring
 
 @dataclass
 class Anchorer:
-    """Anchors sealed batch files from a worker thread through ``anchor_fn(AnchorRequest) ->
-    Outcome`` (the wallet). ``on_status(batch_id, status, tx_hash, block, error)`` reports
-    progress. Bounded retries with exponential backoff for retryable outcomes."""
+    """Anchors sealed batches of ``directory`` from one worker thread, oldest first, through
+    ``anchor_fn(AnchorRequest) -> Outcome`` (the wallet). ``on_status(batch_id, status, tx_hash,
+    block, error)`` reports progress. A retryable outcome is retried (exponential backoff) with
+    the later batches waiting behind it, so batches land in order; after ``max_attempts`` in a
+    row it waits for the next ``kick`` (rescan). ``chain_tag()`` (optional) names the chain the
+    wallet anchors on (its genesis hash), recorded in the sidecar."""
 
+    directory: Path
     anchor_fn: Callable[[AnchorRequest], Outcome]
     on_status: Callable[[str, int, str, int, str], None]
     max_attempts: int = 5
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     uri_prefix: str = "file://"
-    _q: "queue.Queue[_Job | None]" = field(default_factory=queue.Queue)
-    _thread: threading.Thread | None = None
+    chain_tag: Callable[[], str] | None = None
+    precheck: Callable[[], None] | None = None  # run before each round (the node: chain-reset check)
+    _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _queued: set = field(default_factory=set)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread: threading.Thread | None = None
+    _busy: bool = False
+    _parked: bool = False
 
     def start(self) -> "Anchorer":
         self._thread = threading.Thread(target=self._run, name="anchorer", daemon=True)
         self._thread.start()
+        self.kick()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
-        self._q.put(None)
+        self._wake.set()
         if self._thread:
             self._thread.join(timeout_s)
 
-    def submit(self, path: Path) -> bool:
-        """Queue a batch file unless it is queued already; True when queued now."""
-        key = str(Path(path).resolve())
-        with self._lock:
-            if key in self._queued:
-                return False
-            self._queued.add(key)
-        self._q.put(_Job(Path(path)))
-        return True
+    def kick(self) -> None:
+        """Look for pending batches now (after a seal, a rescan, a chain that came back)."""
+        self._parked = False
+        self._wake.set()
 
-    def resume(self, directory: Path) -> int:
-        """Queue every batch in ``directory`` whose sidecar still says pending (and that is not
-        queued already); returns how many were queued."""
-        n = 0
-        for side in sorted(Path(directory).glob("*.json")):
-            try:
-                if json.loads(side.read_text()).get("state") == "pending" and self.submit(side.with_suffix(".dpb")):
-                    n += 1
-            except (OSError, ValueError):
-                continue
-        return n
+    def pending(self) -> list[Path]:
+        return [f for f, side in list_batches(self.directory) if side and side.get("state") == "pending"]
 
     def idle(self) -> bool:
-        return self._q.unfinished_tasks == 0
-
-    def _done(self, job: _Job) -> None:
-        with self._lock:
-            self._queued.discard(str(job.path.resolve()))
+        return not self._busy and (self._parked or not self.pending())
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            job = self._q.get()
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            self._busy = True
             try:
-                if job is None:
-                    return
-                wait = job.not_before - time.monotonic()
-                if wait > 0 and self._stop.wait(wait):
-                    return
-                if not self._anchor(job):
-                    self._done(job)
+                self._drain()
             finally:
-                self._q.task_done()
+                self._busy = False
 
-    def _anchor(self, job: _Job) -> bool:
-        """One attempt; True when the job was queued again for a retry."""
+    def _drain(self) -> None:
+        if self.precheck is not None:
+            try:
+                self.precheck()
+            except Exception:  # noqa: BLE001 - a failed check must not stop anchoring
+                pass
+        attempts = 0
+        while not self._stop.is_set():
+            queue = self.pending()
+            if not queue:
+                return
+            done, retry = self._anchor(queue[0], attempts + 1)
+            if done:
+                attempts = 0
+                continue
+            attempts += 1
+            if attempts >= self.max_attempts:
+                self._parked = True  # until the next kick; everything stays pending on disk
+                return
+            delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempts - 1))
+            if self._stop.wait(delay):
+                return
+
+    def _anchor(self, folder: Path, attempt: int) -> tuple[bool, bool]:
+        """One attempt at the oldest pending batch: (settled, retryable)."""
         try:
-            batch = read_batch(job.path)
-            info = read_sidecar(job.path)
-        except (TelemetryError, OSError, ValueError) as e:
-            self.on_status(job.path.stem, AnchorStatus.FAILED, "", 0, f"TelemetryError: {e}")
-            return False
-        if info.get("state") != "pending":
-            return False  # anchored (or refused) since it was queued
-        req = anchor_request(batch, f"{self.uri_prefix}{job.path.resolve()}")
-        job.attempts += 1
-        info["attempts"] = info.get("attempts", 0) + 1
-        self.on_status(batch.batch_id, AnchorStatus.PENDING, "", 0, "")
+            side = read_sidecar(folder)
+            req = anchor_request(side, f"{self.uri_prefix}{Path(folder).resolve()}")
+        except (TelemetryError, KeyError, ValueError, TypeError) as e:
+            self.on_status(folder.name, AnchorStatus.FAILED, "", 0, f"TelemetryError: {e}")
+            _mark(folder, {"state": "failed", "error": f"unreadable sidecar: {e}"})
+            return True, False
+        if side.get("state") != "pending":
+            return True, False
+        side["attempts"] = int(side.get("attempts", 0)) + 1
+        self.on_status(req.batch_id, AnchorStatus.PENDING, "", 0, "")
         try:
             out = self.anchor_fn(req)
         except Exception as e:  # noqa: BLE001 - a transport bug must not kill the worker; the batch stays pending
             out = Outcome(Result.WALLET_UNAVAILABLE, error=type(e).__name__, reason=str(e))
         if out.machine:
-            info["machine"] = out.machine
+            side["machine"] = out.machine
         if out.tx_hash:
-            info["tx_hash"] = out.tx_hash
+            side["tx_hash"] = out.tx_hash
         if out.ok:
-            info.update(state="anchored", block=out.block_number, already_anchored=out.already_anchored)
-            info.pop("error", None)
-            _write_sidecar(job.path, info)
-            self.on_status(batch.batch_id, AnchorStatus.CONFIRMED, out.tx_hash, out.block_number, "")
-            return False
-        if not out.retryable:  # the wallet refused this batch for good: recorded, never silently dropped
-            info.update(state="failed", error=out.describe())
-            _write_sidecar(job.path, info)
+            side.update(state="anchored", block=out.block_number, already_anchored=out.already_anchored,
+                        anchored_ns=time.time_ns())
+            if self.chain_tag is not None:
+                try:
+                    side["genesis"] = self.chain_tag()
+                except Exception:  # noqa: BLE001 - the tag is a convenience for reset detection
+                    pass
+            side.pop("error", None)
+            write_sidecar(folder, side)
+            self.on_status(req.batch_id, AnchorStatus.CONFIRMED, out.tx_hash, out.block_number, "")
+            return True, False
+        if not out.retryable:  # refused for good: recorded, never silently dropped
+            side.update(state="failed", error=out.describe())
+            write_sidecar(folder, side)
             status = AnchorStatus.REVERTED if out.result == Result.REVERTED else AnchorStatus.FAILED
-            self.on_status(batch.batch_id, status, out.tx_hash, 0, out.describe())
-            return False
-        info["error"] = out.describe()
-        _write_sidecar(job.path, info)
-        if job.attempts >= self.max_attempts:
-            self.on_status(batch.batch_id, AnchorStatus.FAILED, out.tx_hash, 0,
-                           f"{out.describe()} (gave up after {job.attempts} attempts; still pending on disk)")
-            return False
-        self.on_status(batch.batch_id, AnchorStatus.FAILED, out.tx_hash, 0,
-                       f"{out.describe()} (attempt {job.attempts}/{self.max_attempts}, retrying)")
-        job.not_before = time.monotonic() + min(self.max_backoff_s, self.backoff_s * 2 ** (job.attempts - 1))
-        self._q.put(job)
-        return True
+            self.on_status(req.batch_id, status, out.tx_hash, 0, out.describe())
+            return True, False
+        side["error"] = out.describe()
+        write_sidecar(folder, side)
+        if attempt >= self.max_attempts:
+            self.on_status(req.batch_id, AnchorStatus.FAILED, out.tx_hash, 0,
+                           f"{out.describe()} (gave up after {attempt} attempts; still pending on disk)")
+        else:
+            self.on_status(req.batch_id, AnchorStatus.FAILED, out.tx_hash, 0,
+                           f"{out.describe()} (attempt {attempt}/{self.max_attempts}, retrying)")
+        return False, True
+
+
+def _mark(folder: Path, update: dict) -> None:
+    try:
+        side = read_sidecar(folder)
+    except TelemetryError:
+        side = {}
+    side.update(update)
+    write_sidecar(folder, side)
+
+
+def reanchor_if_reset(directory: Path, genesis: str, is_anchored: Callable[[str, str], bool] | None = None) -> list[Path]:
+    """After a chain reset, put anchored batches back to pending: those recorded against another
+    genesis, and (``is_anchored(machine, batch_id)``) the newest anchored one when it is gone
+    from the chain - then every other anchored one that is gone too. Returns the folders reset."""
+    reset = []
+    anchored = [(f, s) for f, s in list_batches(directory) if s and s.get("state") == "anchored"]
+    for f, s in anchored:
+        if s.get("genesis") and s["genesis"] != genesis:
+            reset.append(f)
+    if is_anchored is not None and anchored:
+        # not again for a batch the wallet re-anchored on this very chain (views that disagree)
+        rest = [(f, s) for f, s in anchored if f not in reset and s.get("reanchored_on") != genesis]
+        if rest and s_machine(rest[-1][1]) and not is_anchored(s_machine(rest[-1][1]), rest[-1][1]["batch_id"]):
+            reset += [f for f, s in rest if s_machine(s) and not is_anchored(s_machine(s), s["batch_id"])]
+    for f in reset:
+        _mark(f, {"state": "pending", "reanchored_on": genesis, "previous_tx": read_sidecar(f).get("tx_hash", ""),
+                  "attempts": 0})
+    return reset
+
+
+def s_machine(side: dict) -> str:
+    return side.get("machine") or ""
+
+
+def duration_text(ns: int) -> str:
+    return f"{ns / 1e9:.3f} s" if ns < 3600 * 10**9 else f"{ns / 3.6e12:.2f} h"
+
+
+def fmt_time(ns: int) -> str:
+    if ns <= 0 or not math.isfinite(ns):
+        return "-"
+    return _dt.datetime.fromtimestamp(ns / 1e9, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"

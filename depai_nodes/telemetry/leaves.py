@@ -15,7 +15,8 @@ keccak256(keccak256(preimage)) (OpenZeppelin's double hash, see ``depai_nodes.ch
 
   with x, y in millimetres, yaw in milliradians (the contracts' integer units), time in unix
   seconds, and ``ARRIVAL_TYPEHASH = keccak256("ArrivalRecord(uint256 taskId,address machine,int64 x,int64 y,int64 yaw,uint64 time)")``.
-  In the MCAP file the record is an ordinary ROS 2 message (canonical CDR of ArrivalRecord.msg);
+  In the MCAP file the record is an ordinary ROS 2 message, re-encoded as canonical CDR of
+  ArrivalRecord.msg (zero padding: DDS serialisers leave padding bytes unset);
   a verifier decodes it, re-encodes it and requires the bytes to be identical (so no padding
   byte can change unnoticed), then builds the typed leaf.
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 
 from depai_nodes.chain.merkle import keccak
 
-__all__ = ["ARRIVAL_TYPE", "ARRIVAL_TYPEHASH", "ArrivalRecord", "LeafError", "message_preimage", "preimage",
+__all__ = ["ARRIVAL_TYPE", "ARRIVAL_TYPEHASH", "ArrivalRecord", "LeafError", "message_preimage", "preimage", "canonical",
            "leaf_of", "ros_leaf"]
 
 ARRIVAL_TYPE = "depai/msg/ArrivalRecord"
@@ -107,8 +108,9 @@ class ArrivalRecord:
         return bytes(out)
 
     @classmethod
-    def from_cdr(cls, data: bytes) -> "ArrivalRecord":
-        """Decode; LeafError unless ``data`` is exactly the canonical encoding of a valid record."""
+    def from_cdr(cls, data: bytes, *, strict: bool = True) -> "ArrivalRecord":
+        """Decode; LeafError unless ``data`` is exactly the canonical encoding of a valid record
+        (``strict=False``: any padding bytes, as DDS serialisers leave them, e.g. Fast-CDR's)."""
         try:
             if data[:4] != _CDR_LE:
                 raise LeafError("not little-endian plain CDR")
@@ -123,7 +125,7 @@ class ArrivalRecord:
         except (struct.error, UnicodeDecodeError):
             raise LeafError("ArrivalRecord CDR is truncated or not text where text belongs") from None
         rec = cls(task_id, m, x, y, yaw, sec, nanosec).validate()
-        if rec.to_cdr() != bytes(data):
+        if strict and rec.to_cdr() != bytes(data):
             raise LeafError("ArrivalRecord CDR is not canonical (padding or trailing bytes differ)")
         return rec
 
@@ -136,6 +138,14 @@ class ArrivalRecord:
     def typed(self) -> tuple:
         """(taskId, machine, x mm, y mm, yaw mrad, time s): what a contract is given."""
         return (self.task_id, self.machine, round(self.x * 1000), round(self.y * 1000), round(self.yaw * 1000), self.sec)
+
+
+def canonical(type_name: str, data: bytes) -> bytes:
+    """What is recorded for a message: the CDR as received, except a typed record, which is
+    re-encoded canonically (zero padding) so its file bytes are a function of its fields."""
+    if type_name == ARRIVAL_TYPE:
+        return ArrivalRecord.from_cdr(data, strict=False).to_cdr()
+    return data
 
 
 def preimage(type_name: str, topic: str, log_time: int, data: bytes) -> bytes:

@@ -1,53 +1,65 @@
-"""ROS wiring of telemetry anchoring: record topics, seal batches, anchor their Merkle roots.
+"""ROS wiring of the data layer: record topics into MCAP batches, have the wallet anchor them.
 
-Subscribes to the configured topics as raw CDR (no deserialisation cost, and the anchored bytes
-are exactly what was on the wire), seals a batch file every `batch_period` s (or
-`max_messages`), and has the machine's wallet anchor its root in DataRegistry over the
-`wallet/anchor_batch` service, from a worker thread so the executor never waits. This node
-holds no key and needs no chain access: the wallet signs (after checking the request against
-its policy). Progress goes out on `anchor_status`; a batch leaves `pending` on disk only when
-the wallet confirms it anchored.
+Subscribes to the configured topics as raw CDR (the bytes exactly as they came off DDS: no
+deserialisation cost, and what is anchored is what was received) plus the typed `arrival`
+records, writes them into the current batch (a rosbag2 folder with one MCAP file), flushes
+finished chunks every `flush_period` s, seals a batch after `batch_period` s, `max_bytes` or
+`max_messages`, and has the machine's wallet anchor its Merkle root in DataRegistry over
+`wallet/anchor_batch`, oldest first, from a worker thread. This node holds no key. With a chain
+config it also reads the chain (read-only) to notice a reset and anchor again what the chain lost.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from depai.msg import TxStatus
-from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+from depai.msg import ArrivalRecord, TxStatus
+from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import Anchorer, BatchBuffer, write_batch
+from .core import Anchorer, BatchRecorder, TelemetryError, list_batches, prune, reanchor_if_reset, recover
+from .leaves import ARRIVAL_TYPE, LeafError, canonical
 
 # Best effort subscribes to reliable and best-effort publishers alike.
 _RECORD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.BEST_EFFORT)
+_ARRIVAL_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class TelemetryParams(ParamsModel):
-    topics: list[str] = Field(["odom nav_msgs/msg/Odometry"], min_length=1, description="'topic type' pairs to record")
+    topics: list[str] = Field(["odom nav_msgs/msg/Odometry"], min_length=1, description="'topic type' pairs to record",
+                              json_schema_extra=READ_ONLY)
     batch_period: float = Field(10.0, ge=0.1, le=3600.0, description="s from a batch's first message to sealing it")
-    max_messages: int = Field(10000, ge=1, le=10_000_000, description="seal earlier when a batch has this many messages")
-    output_dir: str = Field("", description="batch files; empty: .depai/telemetry/<node namespace and name>")
-    max_attempts: int = Field(5, ge=1, le=100, description="anchoring attempts per batch in a row before waiting for the next rescan (file stays pending)")
+    max_bytes: int = Field(64 * 2**20, ge=1024, le=2**40, description="seal earlier at this many bytes of message data")
+    max_messages: int = Field(100_000, ge=1, le=10_000_000, description="seal earlier when a batch has this many messages")
+    flush_period: float = Field(1.0, ge=0.05, le=60.0, description="s between flushes of the open batch to disk (a crash loses at most this)")
+    compression: Literal["zstd", "lz4"] = Field("zstd", description="MCAP chunk compression", json_schema_extra=READ_ONLY)
+    output_dir: str = Field("", description="batch folders; empty: .depai/telemetry/<node namespace and name>", json_schema_extra=READ_ONLY)
+    disk_budget: int = Field(2 * 2**30, ge=0, le=2**50, description="bytes of batches kept; anchored ones beyond it are deleted oldest first (0: keep all)")
+    reliable: bool = Field(False, description="subscribe reliably (every message of a reliable publisher; best effort matches every publisher)", json_schema_extra=READ_ONLY)
+    arrival_topic: str = Field("arrival", description="depai/ArrivalRecord records to put into the current batch (typed leaves)", json_schema_extra=READ_ONLY)
+    max_attempts: int = Field(5, ge=1, le=100, description="anchoring attempts in a row before waiting for the next rescan (batches stay pending)")
     retry_backoff: float = Field(1.0, ge=0.01, le=600.0, description="s before the first retry; doubled per attempt (at most 60 s)")
-    rescan_period: float = Field(60.0, ge=1.0, le=86_400.0, description="s between rescans of output_dir for batches still pending")
+    rescan_period: float = Field(60.0, ge=0.5, le=86_400.0, description="s between rescans: pending batches, chain reset, retention")
     wallet_timeout: float = Field(90.0, ge=1.0, le=3600.0, description="s to wait for the wallet's answer to one anchor request")
+    chain_check: bool = Field(True, description="read the chain (no key) to notice a reset and re-anchor what it lost", json_schema_extra=READ_ONLY)
+    chain_config: str = Field("", description="chain config for chain_check ('' = $DEPAI_CHAIN_CONFIG or .depai/chain.local.json)", json_schema_extra=READ_ONLY)
 
 
 def _message_type(spec: str):
     try:
         topic, type_name = spec.split()
         package, _, name = type_name.split("/")
-        return topic, getattr(importlib.import_module(f"{package}.msg"), name)
+        return topic, type_name, getattr(importlib.import_module(f"{package}.msg"), name)
     except (ValueError, ImportError, AttributeError):
         raise ParameterError("topics", f"'{spec}' is not 'topic package/msg/Type' with a known type") from None
 
@@ -59,52 +71,138 @@ class TelemetryNode(Node):
         from depai_nodes.chain.config import repo_root
         from depai_nodes.wallet.proxy import WalletProxy
 
+        from .msgdefs import MsgDefError, full_definition
+
         fq = self.get_fully_qualified_name().strip("/").replace("/", "_")
         self.dir = Path(self.params.output_dir) if self.params.output_dir else repo_root() / ".depai" / "telemetry" / fq
+        specs = [_message_type(s) for s in self.params.topics]
+        for _, type_name, _ in specs + [("", ARRIVAL_TYPE, None)]:
+            try:
+                full_definition(type_name)
+            except MsgDefError as e:
+                raise ParameterError("topics", str(e)) from None
         self.status_pub = self.create_publisher(TxStatus, "anchor_status", RELIABLE_QOS)
-        self.buffer = BatchBuffer(self.params.batch_period, self.params.max_messages)
-        self.seq = 0
+        self.lock = threading.Lock()
+        self.recorder = BatchRecorder(self.dir, compression=self.params.compression)
         self.wallet = WalletProxy(self)
-        self.anchorer = Anchorer(lambda req: self.wallet.anchor(req, self.params.wallet_timeout), self._status,
-                                 max_attempts=self.params.max_attempts, backoff_s=self.params.retry_backoff).start()
-        resumed = self.anchorer.resume(self.dir)
-        if resumed:
-            self.get_logger().info(f"re-anchoring {resumed} pending batch(es) from {self.dir}")
-        for spec in self.params.topics:
-            topic, msg_type = _message_type(spec)
-            self.create_subscription(msg_type, topic, lambda raw, t=topic: self._on_raw(t, raw), _RECORD_QOS, raw=True)
-        self.timer = self.create_timer(min(0.5, self.params.batch_period / 2), self._tick)
+        self._chain = None
+        self._genesis_seen = ""
+        if self.params.chain_check:
+            self._chain = self._read_only_chain()
+        for folder, side in list_batches(self.dir):  # what a crash left open: keep what the file holds, seal it
+            if side is None or side.get("state") == "recording":
+                sealed, n = recover(folder)
+                self.get_logger().warning(f"recovered {n} message(s) of an interrupted batch {folder.name}"
+                                          + (" and sealed it" if sealed else " (nothing readable: removed)"))
+        self.anchorer = Anchorer(self.dir, lambda req: self.wallet.anchor(req, self.params.wallet_timeout), self._status,
+                                 max_attempts=self.params.max_attempts, backoff_s=self.params.retry_backoff,
+                                 chain_tag=self._genesis if self._chain else None, precheck=self._check_chain)
+        pending = len(self.anchorer.pending())
+        if pending:
+            self.get_logger().info(f"anchoring {pending} pending batch(es) from {self.dir}")
+        self.anchorer.start()
+        for topic, type_name, msg_type in specs:
+            full = self.resolve_topic_name(topic)
+            self.create_subscription(msg_type, topic, lambda raw, t=full, ty=type_name: self._record(t, ty, raw),
+                                     _ARRIVAL_QOS if self.params.reliable else _RECORD_QOS, raw=True)
+        arrival = self.resolve_topic_name(self.params.arrival_topic)
+        self.create_subscription(ArrivalRecord, self.params.arrival_topic,
+                                 lambda raw: self._record(arrival, ARRIVAL_TYPE, raw), _ARRIVAL_QOS, raw=True)
+        self.timer = self.create_timer(min(0.25, self.params.batch_period / 2), self._tick)
+        self.flush_timer = self.create_timer(self.params.flush_period, self._flush)
         self.rescan_timer = self.create_timer(self.params.rescan_period, self._rescan)
-        self.get_logger().info(f"recording {', '.join(self.params.topics)} into {self.dir}; "
+        self._prune()
+        self.get_logger().info(f"recording {', '.join(self.params.topics)} and {arrival} (typed) into {self.dir}; "
                                "batches are anchored by the wallet (this node holds no key)")
+
+    # ------------------------------------------------------------------ chain (read-only)
+
+    def _read_only_chain(self):
+        from depai_nodes.chain.client import ChainClient
+        from depai_nodes.chain.config import load_config
+        from depai_nodes.chain.errors import ChainError
+
+        try:
+            config = load_config(self.params.chain_config or None)
+            config.address("DataRegistry")
+            return ChainClient(config, None, verify_chain=False)
+        except ChainError as e:
+            self.get_logger().warning(f"chain_check off: {e} (batches are still anchored by the wallet)")
+            return None
+
+    def _genesis(self) -> str:
+        return self._chain.genesis_hash(refresh=True)
+
+    def _check_chain(self) -> None:
+        """In the anchorer's thread before it anchors: after a chain reset, batches the chain
+        lost go back to pending (logged once per reset)."""
+        if self._chain is None:
+            return
+        from depai_nodes.chain.errors import ChainError
+        from depai_nodes.chain.models import id32
+
+        try:
+            genesis = self._genesis()
+            registry = self._chain.contract("DataRegistry")
+
+            def is_anchored(machine: str, batch_id: str) -> bool:
+                return bool(registry.call("isAnchored", machine, id32(batch_id)))
+
+            reset = reanchor_if_reset(self.dir, genesis, is_anchored)
+        except (ChainError, TelemetryError, OSError):
+            return  # chain down: the wallet's answers say so; checked again at the next rescan
+        if reset:
+            self.get_logger().warning(f"chain reset detected (genesis {genesis[:12]}...): {len(reset)} anchored "
+                                      "batch(es) are not on this chain any more; anchoring them again")
+        self._genesis_seen = genesis
+
+    # ------------------------------------------------------------------ recording
 
     def _on_params(self, params: TelemetryParams) -> None:
         self.params = params
-        self.buffer.period_ns = int(params.batch_period * 1e9)
-        self.buffer.max_messages = params.max_messages
         self.anchorer.max_attempts = params.max_attempts
         self.anchorer.backoff_s = params.retry_backoff
 
-    def _rescan(self) -> None:
-        n = self.anchorer.resume(self.dir)
-        if n:
-            self.get_logger().info(f"retrying {n} batch(es) still pending in {self.dir}")
-
-    def _on_raw(self, topic: str, raw: bytes) -> None:
-        self.buffer.add(topic, time.time_ns(), raw)
-        if len(self.buffer.records) >= self.params.max_messages:
-            self._seal()
+    def _record(self, topic: str, type_name: str, raw: bytes) -> None:
+        with self.lock:
+            try:
+                self.recorder.add(topic, type_name, time.time_ns(), canonical(type_name, bytes(raw)))
+            except LeafError as e:
+                self.get_logger().warning(f"refused a record on {topic}: {e}")
+                return
+            if self.recorder.bytes >= self.params.max_bytes or self.recorder.count >= self.params.max_messages:
+                self._seal_locked()
 
     def _tick(self) -> None:
-        if self.buffer.due(time.time_ns()):
-            self._seal()
+        with self.lock:
+            if self.recorder.due(self.params.batch_period, self.params.max_bytes, self.params.max_messages):
+                self._seal_locked()
 
-    def _seal(self) -> None:
-        self.seq += 1
-        batch = self.buffer.seal(f"tlm-{int(time.time())}-{os.getpid() % 10000:04d}-{self.seq:05d}")
-        path = write_batch(self.dir, batch, self.wallet.address)
-        self.get_logger().info(f"sealed {batch.batch_id}: {len(batch.records)} messages, root 0x{batch.tree.root.hex()[:16]}...")
-        self.anchorer.submit(path)
+    def _flush(self) -> None:
+        with self.lock:
+            self.recorder.flush()
+
+    def _seal_locked(self) -> None:
+        folder = self.recorder.seal()
+        if folder is None:
+            return
+        from .core import read_sidecar
+
+        side = read_sidecar(folder)
+        self.get_logger().info(f"sealed {folder.name}: {side['messages']} messages, batch {side['batch_id']}, "
+                               f"root {side['root'][:18]}...")
+        self.anchorer.kick()
+
+    def _rescan(self) -> None:
+        self.anchorer.kick()
+        self._prune()
+
+    def _prune(self) -> None:
+        if self.params.disk_budget:
+            removed = prune(self.dir, self.params.disk_budget)
+            if removed:
+                self.get_logger().info(f"retention: deleted {len(removed)} anchored batch(es) beyond the "
+                                       f"{self.params.disk_budget} byte budget (oldest first)")
 
     def _status(self, batch_id: str, status: int, tx_hash: str, block: int, error: str) -> None:
         msg = TxStatus()
@@ -121,8 +219,8 @@ class TelemetryNode(Node):
             self.get_logger().info(f"anchored {batch_id} in block {block} ({tx_hash})")
 
     def destroy_node(self) -> None:
-        if self.buffer.records:
-            self._seal()  # nothing recorded is dropped at shutdown: it is sealed and stays pending
+        with self.lock:
+            self._seal_locked()  # nothing recorded is dropped at shutdown: sealed, pending on disk
         self.anchorer.stop()
         super().destroy_node()
 

@@ -1,170 +1,414 @@
-"""Telemetry anchoring: batch files, Merkle roots anchored through the wallet's intent (the
-machine's key stays in the wallet), inclusion of a recorded ROS message proven on chain; bounded
-retries that lose nothing; refusals recorded; the node end to end, starting before its wallet."""
+"""Telemetry batches: MCAP files that open as ROS 2 bags, every byte covered; Merkle roots
+anchored through the wallet's intent (the key stays in the wallet) under content ids; in order
+after an outage; re-anchored after a chain reset; a cut recording recovered; retention; the node
+end to end (rosbags reads back what was published, the typed arrival record proven on chain)."""
 
 import json
+import os
+import signal
 import time
 
+import eth_abi
 import pytest
 from chainkit import MACHINE, wait_for
 
-from depai.msg import TxStatus
+from depai.msg import ArrivalRecord, TxStatus
 from depai_nodes.chain.client import ChainClient
 from depai_nodes.chain.config import save_config
 from depai_nodes.chain.fleet import Fleet
+from depai_nodes.chain.intents import content_batch_id
+from depai_nodes.chain.merkle import MerkleTree, keccak
+from depai_nodes.chain.models import id32
 from depai_nodes.common.qos import RELIABLE_QOS
-from depai_nodes.wallet.core import IntentPolicy, Intents
 from depai_nodes.telemetry.core import (
     Anchorer,
     AnchorStatus,
-    BatchBuffer,
+    BatchRecorder,
     TelemetryError,
-    decode_record,
+    leaves_of,
+    list_batches,
+    mcap_path,
     prove,
+    prune,
     read_batch,
     read_sidecar,
-    write_batch,
+    reanchor_if_reset,
+    recover,
 )
+from depai_nodes.telemetry.leaves import (
+    ARRIVAL_TYPE,
+    ARRIVAL_TYPEHASH,
+    ArrivalRecord as Arrival,
+    LeafError,
+    canonical,
+    message_preimage,
+)
+from depai_nodes.wallet.core import IntentPolicy, Intents
+
+T0 = 1_700_000_000_000_000_000
+ODOM = "nav_msgs/msg/Odometry"
 
 
-def _sealed(tmp_path, machine, n=7, name="tlm-test-1"):
-    buf = BatchBuffer(period_s=1.0, max_messages=100)
+def _odom_cdr(x: float) -> bytes:
+    from nav_msgs.msg import Odometry
+    from rclpy.serialization import serialize_message
+
+    m = Odometry()
+    m.header.frame_id = "odom"
+    m.pose.pose.position.x = float(x)
+    return serialize_message(m)
+
+
+def _batch(directory, n=7, t0=T0, topic="/robot1/odom"):
+    rec = BatchRecorder(directory)
     for i in range(n):
-        buf.add("odom", 1_700_000_000_000_000_000 + i * 10**8, f"payload {i}".encode())
-    assert buf.due(1_700_000_000_000_000_000 + 2 * 10**9) and not buf.due(1_700_000_000_000_000_000)
-    batch = buf.seal(name)
-    return write_batch(tmp_path, batch, machine), batch
+        rec.add(topic, ODOM, t0 + i * 10**8, _odom_cdr(i))
+    return rec.seal()
 
 
-def test_batch_file_roundtrip_and_corruption(tmp_path):
-    path, batch = _sealed(tmp_path, "0x" + "11" * 20)
-    again = read_batch(path)
-    assert again.records == batch.records and again.start_ns == batch.start_ns and again.end_ns == batch.end_ns
-    assert decode_record(again.records[3]) == ("odom", 1_700_000_000_300_000_000, b"payload 3")
-    assert read_sidecar(path)["state"] == "pending" and read_sidecar(path)["messages"] == 7
-    (tmp_path / "bad.dpb").write_bytes(path.read_bytes()[:-3])
-    with pytest.raises(TelemetryError, match="truncated|malformed"):
-        read_batch(tmp_path / "bad.dpb")
-    (tmp_path / "alien.dpb").write_bytes(b"hello world")
-    with pytest.raises(TelemetryError, match="not a DePAI"):
-        read_batch(tmp_path / "alien.dpb")
+def _rosbag_xs(folder):
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    out = {}
+    with Reader(folder) as reader:
+        store = get_typestore(Stores.EMPTY)
+        for c in reader.connections:
+            store.register(get_types_from_msg(c.msgdef.data, c.msgtype))
+        for c, stamp, raw in reader.messages():
+            out.setdefault(c.topic, []).append(store.deserialize_cdr(raw, c.msgtype))
+    return out
 
 
-def test_anchor_then_prove_on_chain_and_resume_is_idempotent(chain, tmp_path):
+def test_leaf_encodings_are_the_abi_a_contract_decodes():
+    cdr = _odom_cdr(3.0)
+    assert message_preimage(b"/robot1/odom", 12345, cdr) == eth_abi.encode(["string", "uint64", "bytes"],
+                                                                             ["/robot1/odom", 12345, cdr])
+    a = Arrival(7, "0x" + "ab" * 20, -1.2345, 2.0, 3.14159, 1_700_000_123, 5)
+    assert a.preimage() == eth_abi.encode(["bytes32", "uint256", "address", "int64", "int64", "int64", "uint64"],
+                                          [ARRIVAL_TYPEHASH, 7, "0x" + "ab" * 20, -1234, 2000, 3142, 1_700_000_123])
+    assert ARRIVAL_TYPEHASH == keccak(b"ArrivalRecord(uint256 taskId,address machine,int64 x,int64 y,int64 yaw,uint64 time)")
+    # what rclpy serialises decodes to the same record (its padding bytes are not zeroed: the
+    # recorder keeps the canonical, zero-padded encoding); a file's record must be canonical
+    from rclpy.serialization import deserialize_message, serialize_message
+
+    msg = ArrivalRecord(task_id=7, machine="0x" + "ab" * 20, x=-1.2345, y=2.0, yaw=3.14159)
+    msg.stamp.sec, msg.stamp.nanosec = 1_700_000_123, 5
+    assert Arrival.from_cdr(serialize_message(msg), strict=False) == a == Arrival.from_cdr(a.to_cdr())
+    assert canonical(ARRIVAL_TYPE, serialize_message(msg)) == a.to_cdr()
+    back = deserialize_message(a.to_cdr(), ArrivalRecord)
+    assert (back.task_id, back.machine, back.x, back.stamp.sec, back.stamp.nanosec) == (7, "0x" + "ab" * 20, -1.2345, 1_700_000_123, 5)
+    raw = bytearray(a.to_cdr())
+    raw[16 + 43] ^= 1  # a padding byte after the address string
+    with pytest.raises(LeafError, match="not canonical"):
+        Arrival.from_cdr(bytes(raw))
+    with pytest.raises(LeafError):
+        Arrival.from_cdr(a.to_cdr() + b"\0")
+    with pytest.raises(LeafError, match="task_id"):
+        Arrival(0, "0x" + "ab" * 20, 0, 0, 0, 1).validate()
+
+
+def test_a_batch_is_a_ros2_bag_and_every_byte_counts(tmp_path):
+    folder = _batch(tmp_path, n=40)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["anchor.json", "metadata.yaml", "proofs.json",
+                                                               mcap_path(folder).name])
+    side = read_sidecar(folder)
+    b = read_batch(folder)
+    root = MerkleTree(leaves=leaves_of(b.messages)).root
+    assert side["state"] == "pending" and side["messages"] == 40 and side["root"] == "0x" + root.hex()
+    assert side["batch_id"] == content_batch_id(root, 40, side["start_time"], side["end_time"]) == b.metadata["batch_id"]
+    assert side["start_time"] == T0 // 10**9 and side["end_time"] * 10**9 >= T0 + 39 * 10**8
+    # rosbags opens the folder as a ROS 2 bag: every message deserialises to what was recorded
+    xs = [m.pose.pose.position.x for m in _rosbag_xs(folder)["/robot1/odom"]]
+    assert xs == [float(i) for i in range(40)]
+    # the file's schema carries the full definition (nested types included)
+    from mcap.reader import make_reader
+
+    with open(mcap_path(folder), "rb") as f:
+        summary = make_reader(f).get_summary()
+    (schema,) = summary.schemas.values()
+    assert schema.encoding == "ros2msg" and schema.name == ODOM and b"MSG: geometry_msgs/Quaternion" in schema.data
+    assert {c.message_encoding for c in summary.channels.values()} == {"cdr"}
+    assert all(ci.compression == "zstd" for ci in summary.chunk_indexes)
+    # flip any one byte: the file no longer reads as the recorded batch
+    raw = mcap_path(folder).read_bytes()
+    probe = tmp_path / "probe.mcap"
+    for pos in range(0, len(raw), 3):
+        bad = bytearray(raw)
+        bad[pos] ^= 0x20
+        probe.write_bytes(bytes(bad))
+        try:
+            again = read_batch(probe)
+        except TelemetryError:
+            continue
+        assert MerkleTree(leaves=leaves_of(again.messages)).root != root, f"flipping byte {pos} went unnoticed"
+
+
+def test_a_cut_recording_is_recovered_and_sealed(tmp_path):
+    rec = BatchRecorder(tmp_path, chunk_bytes=2048)
+    for i in range(60):
+        rec.add("/robot1/odom", ODOM, T0 + i * 10**7, _odom_cdr(i))
+        if i == 29:
+            rec.flush()
+    folder = rec.folder
+    rec.flush()
+    raw = mcap_path(folder).read_bytes()
+    rec.abandon()  # a process that died: no footer, the last chunk cut in the middle
+    mcap_path(folder).write_bytes(raw[: len(raw) - 100])
+    assert read_sidecar(folder)["state"] == "recording"
+    with pytest.raises(TelemetryError, match="ends early|unreadable"):
+        read_batch(folder)
+    sealed, n = recover(folder)
+    assert sealed == folder and 30 <= n < 60  # the chunks written before the cut, nothing invented
+    side = read_sidecar(folder)
+    assert side["state"] == "pending" and side["messages"] == n and side["recovered"]
+    xs = [m.pose.pose.position.x for m in _rosbag_xs(folder)["/robot1/odom"]]
+    assert xs == [float(i) for i in range(n)]
+    # a recording that holds nothing readable is removed, not sealed as an empty batch
+    rec = BatchRecorder(tmp_path)
+    rec.add("/robot1/odom", ODOM, T0 + 10**12, _odom_cdr(0))
+    empty = rec.folder
+    rec.abandon()
+    mcap_path(empty).write_bytes(mcap_path(empty).read_bytes()[:20])
+    assert recover(empty) == (None, 0) and not empty.exists()
+
+
+def test_anchor_then_prove_on_chain_and_a_retry_is_idempotent(chain, tmp_path):
     fleet = Fleet(chain.client(MACHINE))
-    path, batch = _sealed(tmp_path, "")  # the telemetry side need not even know the address
+    folder = _batch(tmp_path)
     events = []
-    anchorer = Anchorer(Intents(fleet).anchor, lambda *a: events.append(a)).start()
+    anchorer = Anchorer(tmp_path, Intents(fleet).anchor, lambda *a: events.append(a)).start()
     try:
-        anchorer.submit(path)
         wait_for(lambda: any(e[1] == AnchorStatus.CONFIRMED for e in events))
-        side = read_sidecar(path)
+        side = read_sidecar(folder)
         assert side["state"] == "anchored" and side["tx_hash"].startswith("0x") and side["machine"] == fleet.me
-        assert [e[1] for e in events] == [AnchorStatus.PENDING, AnchorStatus.CONFIRMED]  # the wallet submits and waits
-        record, proof, root = prove(path, 5)
-        rec = fleet.batch_record(fleet.me, fleet_id(batch.batch_id))
-        assert rec.root == root and rec.message_count == 7 and rec.uri == f"file://{path.resolve()}"
-        assert fleet.verify_message(fleet.me, fleet_id(batch.batch_id), record, proof)
-        assert not fleet.verify_message(fleet.me, fleet_id(batch.batch_id), record + b"!", proof)
-        # a crash after the tx landed but before the sidecar said so: resume counts it as anchored
+        assert [e[1] for e in events] == [AnchorStatus.PENDING, AnchorStatus.CONFIRMED]
+        pre, proof, root = prove(folder, 5)
+        bid = id32(side["batch_id"])
+        rec = fleet.batch_record(fleet.me, bid)
+        assert rec.root == root and rec.message_count == 7 and rec.uri == f"file://{folder.resolve()}"
+        assert fleet.verify_message(fleet.me, bid, pre, proof)
+        assert not fleet.verify_message(fleet.me, bid, pre + b"!", proof)
+        # a crash after the tx landed but before the sidecar said so: the same content id, no second anchor
         side["state"] = "pending"
-        path.with_suffix(".json").write_text(json.dumps(side))
+        (folder / "anchor.json").write_text(json.dumps(side))
         events.clear()
-        assert anchorer.resume(tmp_path) == 1
+        anchorer.kick()
         wait_for(lambda: any(e[1] == AnchorStatus.CONFIRMED for e in events))
-        assert read_sidecar(path)["state"] == "anchored" and read_sidecar(path)["already_anchored"]
-        assert anchorer.resume(tmp_path) == 0  # nothing pending any more
+        assert read_sidecar(folder)["state"] == "anchored" and read_sidecar(folder)["already_anchored"]
+        assert fleet.data.call("batchCount", fleet.me) == 1
     finally:
         anchorer.stop()
 
 
 def test_a_refused_batch_is_recorded_not_retried(chain, tmp_path):
-    """A batch the wallet's policy refuses is marked failed with the reason, once."""
     strict = Intents(Fleet(chain.client(MACHINE)), IntentPolicy(max_uri_bytes=16))
-    path, _ = _sealed(tmp_path, "")
+    folder = _batch(tmp_path)
     events = []
-    anchorer = Anchorer(strict.anchor, lambda *a: events.append(a), backoff_s=0.01).start()
+    anchorer = Anchorer(tmp_path, strict.anchor, lambda *a: events.append(a), backoff_s=0.01).start()
     try:
-        anchorer.submit(path)
         wait_for(lambda: any(e[1] == AnchorStatus.FAILED for e in events))
         wait_for(anchorer.idle)
     finally:
         anchorer.stop()
     assert [e[1] for e in events] == [AnchorStatus.PENDING, AnchorStatus.FAILED]
     assert "REJECTED_BY_POLICY: PolicyRefused: uri of" in events[-1][4]
-    side = read_sidecar(path)
+    side = read_sidecar(folder)
     assert side["state"] == "failed" and "max_uri_bytes" in side["error"]
 
 
-def fleet_id(name):
-    from depai_nodes.chain.models import id32
-
-    return id32(name)
-
-
-def test_chain_down_bounded_retries_and_nothing_lost(chain, tmp_path):
+def test_chain_down_batches_wait_and_then_anchor_in_order(chain, tmp_path):
     dead = chain.config.model_copy(update={"rpc_url": "http://127.0.0.1:9", "rpc_timeout_s": 0.5})
     fleet = Fleet(ChainClient(dead, chain.signer(MACHINE), verify_chain=False))
-    path, _ = _sealed(tmp_path, fleet.me)
+    folders = [_batch(tmp_path, n=3 + i, t0=T0 + i * 10**10) for i in range(4)]
     events = []
-    anchorer = Anchorer(Intents(fleet).anchor, lambda *a: events.append(a), max_attempts=3, backoff_s=0.05).start()
+    anchorer = Anchorer(tmp_path, Intents(fleet).anchor, lambda *a: events.append(a), max_attempts=3, backoff_s=0.05).start()
     try:
-        anchorer.submit(path)
         wait_for(lambda: any("gave up after 3 attempts" in e[4] for e in events))
+        wait_for(anchorer.idle)
     finally:
         anchorer.stop()
     failures = [e for e in events if e[1] == AnchorStatus.FAILED]
-    assert len(failures) == 3 and all("CHAIN_UNAVAILABLE: RpcUnavailableError" in e[4] for e in failures)
-    assert read_sidecar(path)["state"] == "pending" and read_sidecar(path)["attempts"] == 3
-    # the chain is back: the next start anchors what is pending
+    # only the oldest was tried: the later ones wait behind it, so they land in order
+    assert len(failures) == 3 and {e[0] for e in events} == {read_sidecar(folders[0])["batch_id"]}
+    assert all("CHAIN_UNAVAILABLE: RpcUnavailableError" in e[4] for e in failures)
+    assert [read_sidecar(f)["state"] for f in folders] == ["pending"] * 4 and read_sidecar(folders[0])["attempts"] == 3
     good = Fleet(chain.client(MACHINE))
     events.clear()
-    anchorer = Anchorer(Intents(good).anchor, lambda *a: events.append(a)).start()
+    anchorer = Anchorer(tmp_path, Intents(good).anchor, lambda *a: events.append(a)).start()
     try:
-        assert anchorer.resume(tmp_path) == 1
+        wait_for(lambda: sum(e[1] == AnchorStatus.CONFIRMED for e in events) == 4, timeout_s=30)
+    finally:
+        anchorer.stop()
+    confirmed = [e[0] for e in events if e[1] == AnchorStatus.CONFIRMED]
+    assert confirmed == [read_sidecar(f)["batch_id"] for f in folders]
+    logs = good.data.events("BatchAnchored", 0)
+    assert [l["batchId"] for l in logs] == [id32(b) for b in confirmed]  # on chain in recording order, once each
+    assert [l["messageCount"] for l in logs] == [3, 4, 5, 6]
+
+
+def test_after_a_chain_reset_lost_batches_are_anchored_again(chain, tmp_path):
+    fleet = Fleet(chain.client(MACHINE))
+    c = chain.client()
+    folders = [_batch(tmp_path, n=4, t0=T0 + i * 10**10) for i in range(2)]
+    genesis = c.genesis_hash()
+    events = []
+    anchorer = Anchorer(tmp_path, Intents(fleet).anchor, lambda *a: events.append(a), chain_tag=lambda: genesis).start()
+    try:
+        wait_for(lambda: sum(e[1] == AnchorStatus.CONFIRMED for e in events) == 2)
+    finally:
+        anchorer.stop()
+    assert all(read_sidecar(f)["genesis"] == genesis for f in folders)
+
+    def is_anchored(machine, batch_id):
+        return fleet.data.call("isAnchored", machine, id32(batch_id))
+
+    assert reanchor_if_reset(tmp_path, genesis, is_anchored) == []  # nothing lost: nothing to do
+    # a batch recorded as anchored on another chain (its genesis differs from this chain's)
+    s0 = read_sidecar(folders[0])
+    s0["genesis"] = "0x" + "11" * 32
+    (folders[0] / "anchor.json").write_text(json.dumps(s0))
+    reset = reanchor_if_reset(tmp_path, genesis, is_anchored)
+    assert reset == [folders[0]] and read_sidecar(folders[0])["state"] == "pending"
+    assert read_sidecar(folders[1])["state"] == "anchored"
+    events.clear()
+    anchorer = Anchorer(tmp_path, Intents(fleet).anchor, lambda *a: events.append(a), chain_tag=lambda: genesis).start()
+    try:
         wait_for(lambda: any(e[1] == AnchorStatus.CONFIRMED for e in events))
     finally:
         anchorer.stop()
-    assert read_sidecar(path)["state"] == "anchored"
+    assert read_sidecar(folders[0])["state"] == "anchored" and read_sidecar(folders[0])["genesis"] == genesis
+    assert fleet.data.call("batchCount", fleet.me) == 2  # still there on this chain: no duplicate
 
 
-def test_node_records_before_its_wallet_exists_and_anchors_once_it_does(chain, tmp_path, start_node, ros_node):
+def test_a_batch_gone_from_the_chain_is_anchored_again(chain, tmp_path):
+    fleet = Fleet(chain.client(MACHINE))
+    c = chain.client()
+    snap = c.rpc_local("evm_snapshot")
+    folder = _batch(tmp_path, n=5)
+    genesis = c.genesis_hash()
+    events = []
+    anchorer = Anchorer(tmp_path, Intents(fleet).anchor, lambda *a: events.append(a), chain_tag=lambda: genesis).start()
+    try:
+        wait_for(lambda: any(e[1] == AnchorStatus.CONFIRMED for e in events))
+        bid = read_sidecar(folder)["batch_id"]
+        assert c.rpc_local("evm_revert", [snap])  # the chain forgets the anchor (same genesis: a rollback)
+        assert not fleet.data.call("isAnchored", fleet.me, id32(bid))
+
+        def is_anchored(machine, batch_id):
+            return fleet.data.call("isAnchored", machine, id32(batch_id))
+
+        assert reanchor_if_reset(tmp_path, genesis, is_anchored) == [folder]
+    finally:
+        anchorer.stop()
+    events.clear()
+    fresh = Fleet(chain.client(MACHINE))  # a wallet whose nonce matches the rolled-back chain
+    anchorer = Anchorer(tmp_path, Intents(fresh).anchor, lambda *a: events.append(a), chain_tag=lambda: genesis).start()
+    try:
+        wait_for(lambda: any(e[1] == AnchorStatus.CONFIRMED for e in events))
+    finally:
+        anchorer.stop()
+    side = read_sidecar(folder)
+    assert side["state"] == "anchored" and not side["already_anchored"] and side["previous_tx"]
+    assert fleet.data.call("isAnchored", fleet.me, id32(bid)) and fleet.data.call("batchCount", fleet.me) == 1
+    # the same views again: nothing more to do
+    assert reanchor_if_reset(tmp_path, genesis, is_anchored) == []
+
+
+def test_retention_prunes_anchored_batches_oldest_first_never_pending(tmp_path):
+    folders = [_batch(tmp_path, n=20, t0=T0 + i * 10**10) for i in range(6)]
+    for i in (0, 1, 3, 4):  # anchored; 2 and 5 still pending
+        s = read_sidecar(folders[i])
+        s["state"] = "anchored"
+        (folders[i] / "anchor.json").write_text(json.dumps(s))
+    size = sum(p.stat().st_size for p in folders[0].iterdir())
+    removed = prune(tmp_path, budget_bytes=int(size * 3.5))
+    assert removed == [folders[0], folders[1], folders[3]]
+    assert [f.exists() for f in folders] == [False, False, True, False, True, True]
+    assert prune(tmp_path, budget_bytes=0) == [folders[4]]  # pending ones stay, whatever the budget
+    assert [f for f, _ in list_batches(tmp_path)] == [folders[2], folders[5]]
+
+
+# ------------------------------------------------------------------------------------ the node
+
+def _publish_odoms(pub, xs, delay=0.01):
     from nav_msgs.msg import Odometry
-    from rclpy.serialization import deserialize_message
 
+    for x in xs:
+        m = Odometry()
+        m.header.frame_id = "odom"
+        m.pose.pose.position.x = float(x)
+        pub.publish(m)
+        time.sleep(delay)
+
+
+def test_node_records_a_bag_anchors_it_and_the_arrival_record_verifies_on_chain(chain, tmp_path, start_node, ros_node):
     cfg = save_config(chain.config, tmp_path / "chain.json")
     out = tmp_path / "tlm"
     node = start_node("telemetry", namespace="robot1", parameters={
-        "batch_period": 0.5, "output_dir": str(out), "topics": ["odom nav_msgs/msg/Odometry"],
-        "retry_backoff": 0.2, "max_attempts": 2, "rescan_period": 1.0})
+        "batch_period": 1.5, "output_dir": str(out), "topics": ["odom nav_msgs/msg/Odometry"], "reliable": True,
+        "retry_backoff": 0.2, "max_attempts": 2, "rescan_period": 1.0, "chain_config": str(cfg)})
     status = ros_node.subscribe(TxStatus, "/robot1/anchor_status", RELIABLE_QOS)
-    pub = ros_node.publisher(Odometry, "/robot1/odom", RELIABLE_QOS)
+    pub = ros_node.publisher(__import__("nav_msgs.msg", fromlist=["Odometry"]).Odometry, "/robot1/odom", RELIABLE_QOS)
+    arrivals = ros_node.publisher(ArrivalRecord, "/robot1/arrival", RELIABLE_QOS)
     node.wait_for_log("recording", timeout=20)
     ros_node.wait_for_subscribers(pub)
-    for i in range(20):
-        m = Odometry()
-        m.header.frame_id = "odom"
-        m.pose.pose.position.x = float(i)
-        pub.publish(m)
-        time.sleep(0.02)
-    # no wallet yet: bounded retries, then the batch waits on disk for the next rescan
+    ros_node.wait_for_subscribers(arrivals)
+    _publish_odoms(pub, range(30))
+    me = chain.address(MACHINE)
+    arrival = ArrivalRecord(task_id=3, machine=me, x=4.25, y=-1.5, yaw=1.0)
+    arrival.stamp.sec = int(time.time())
+    arrivals.publish(arrival)
+    arrivals.publish(ArrivalRecord(task_id=0, machine="nonsense"))  # refused: not a valid record
+    _publish_odoms(pub, range(30, 40))
+    # no wallet yet: bounded retries, then the batch waits on disk
     gave_up = status.wait_for(lambda s: "gave up after 2 attempts" in s.error, timeout=30)
     assert gave_up.status == TxStatus.FAILED and "WALLET_UNAVAILABLE" in gave_up.error
-    assert read_sidecar(out / f"{gave_up.request_id}.dpb")["state"] == "pending"
-
+    node.wait_for_log("refused a record on /robot1/arrival")
     start_node("wallet", namespace="robot1", parameters={"chain_config": str(cfg), "demo_index": MACHINE})
     done = status.wait_for(lambda s: s.status == TxStatus.CONFIRMED and s.request_id == gave_up.request_id, timeout=30)
     assert done.tx_hash.startswith("0x") and done.block_number > 0 and done.error == ""
-    path = out / f"{done.request_id}.dpb"
-    side = read_sidecar(path)
-    assert side["state"] == "anchored" and side["machine"] == chain.address(MACHINE)
-    batch = read_batch(path)
-    topic, _, payload = decode_record(batch.records[0])
-    assert topic == "odom"
-    xs = [deserialize_message(decode_record(r)[2], Odometry).pose.pose.position.x for r in batch.records]
-    # in publication order, nothing invented (the first few may precede DDS matching)
-    assert xs == sorted(set(xs)) and set(xs) <= {float(i) for i in range(20)} and len(xs) >= 5
+    folder = next(f for f, s in list_batches(out) if s and s.get("batch_id") == done.request_id)
+    side = read_sidecar(folder)
+    assert side["state"] == "anchored" and side["machine"] == me and side["genesis"] == chain.client().genesis_hash()
+    # rosbags reads back exactly what was published, in order, nothing lost or invented
+    bag = _rosbag_xs(folder)
+    assert [m.pose.pose.position.x for m in bag["/robot1/odom"]] == [float(i) for i in range(40)]
+    (rec,) = bag["/robot1/arrival"]
+    assert (rec.task_id, rec.machine, rec.x, rec.y, rec.yaw) == (3, me, 4.25, -1.5, 1.0)
+    # the arrival record's leaf, built from its typed fields alone, is proven by DataRegistry
+    b = read_batch(folder)
+    i = next(k for k, m in enumerate(b.messages) if m.type_name == ARRIVAL_TYPE)
+    _, proof, _ = prove(folder, i)
+    typed = eth_abi.encode(["bytes32", "uint256", "address", "int64", "int64", "int64", "uint64"],
+                           [ARRIVAL_TYPEHASH, 3, me, 4250, -1500, 1000, arrival.stamp.sec])
     fleet = Fleet(chain.client(MACHINE))
-    record, proof, _ = prove(path, len(batch.records) - 1)
-    assert fleet.verify_message(fleet.me, fleet_id(done.request_id), record, proof)
-    assert fleet.batch_record(fleet.me, fleet_id(done.request_id)).submitter == chain.address(MACHINE)
+    assert fleet.verify_message(me, id32(done.request_id), typed, proof)
+    forged = eth_abi.encode(["bytes32", "uint256", "address", "int64", "int64", "int64", "uint64"],
+                            [ARRIVAL_TYPEHASH, 3, me, 4251, -1500, 1000, arrival.stamp.sec])
+    assert not fleet.verify_message(me, id32(done.request_id), forged, proof)
+    assert fleet.data.call("batchCount", me) == len([1 for _, s in list_batches(out) if s and s["state"] == "anchored"])
+
+
+def test_node_killed_mid_batch_keeps_what_it_flushed(chain, tmp_path, start_node, ros_node):
+    from nav_msgs.msg import Odometry
+
+    out = tmp_path / "tlm"
+    params = {"batch_period": 3600.0, "flush_period": 0.2, "output_dir": str(out), "reliable": True,
+              "topics": ["odom nav_msgs/msg/Odometry"], "chain_check": False, "rescan_period": 3600.0}
+    node = start_node("telemetry", namespace="robot1", parameters=params)
+    pub = ros_node.publisher(Odometry, "/robot1/odom", RELIABLE_QOS)
+    node.wait_for_log("recording", timeout=20)
+    ros_node.wait_for_subscribers(pub)
+    _publish_odoms(pub, range(50))
+    time.sleep(1.0)  # several flush periods
+    os.kill(node.process.pid, signal.SIGKILL)
+    node.wait_exit()
+    ((folder, side),) = list_batches(out)
+    assert side["state"] == "recording"
+    node = start_node("telemetry", namespace="robot1", parameters=params)
+    log = node.wait_for_log("recording", timeout=20)
+    assert f"recovered 50 message(s) of an interrupted batch {folder.name} and sealed it" in log
+    side = read_sidecar(folder)
+    assert side["state"] == "pending" and side["messages"] == 50 and side["recovered"]
+    assert [m.pose.pose.position.x for m in _rosbag_xs(folder)["/robot1/odom"]] == [float(i) for i in range(50)]
