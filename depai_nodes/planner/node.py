@@ -3,7 +3,10 @@
 Subscribes ``goal_pose``, ``odom``, ``local_costmap``, ``/fleet/policy`` (and ``map`` when no
 ``map_yaml`` is given); publishes ``plan`` (nav_msgs/Path), ``plan_result`` (depai/PlanResult,
 one per attempt) and ``global_costmap`` (latched, for RViz); serves ``plan_path``
-(depai/srv/PlanPath). Every refusal is logged with its result code and reason.
+(depai/srv/PlanPath). Every refusal is logged with its result code and reason. ``plan`` is
+latched (transient local, depth 1): a plan published before the controller's subscription
+matched is still delivered. A custom start (``use_start``) is for dry runs only: a plan the
+robot follows always starts where the robot stands.
 
 While a goal is active the path ahead of the robot is checked every ``replan_period``: when a
 new obstacle or keep-out zone blocks it, the planner replans; when that fails it publishes an
@@ -25,7 +28,7 @@ from rclpy.node import Node
 
 from depai.msg import FleetPolicy, PlanResult as PlanResultMsg
 from depai.srv import PlanPath
-from depai_nodes.common.params import ParameterError, ParamsModel, declare_params
+from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
 from depai_nodes.common.runner import run_node
 
@@ -38,9 +41,9 @@ POLICY_TOPIC = "/fleet/policy"
 
 
 class PlannerParams(ParamsModel):
-    map_yaml: str = Field("", description="map_server YAML of the static map, or an SDF world (*.sdf) to rasterise; empty: subscribe to `map`")
-    keepout_mask_yaml: str = Field("", description="Nav2 keep-out filter mask YAML (occupied cells are forbidden); empty: none")
-    frame_id: str = Field("map", min_length=1, description="planning frame (goals in this frame or in `odom`, which equals it)")
+    map_yaml: str = Field("", description="map_server YAML of the static map, or an SDF world (*.sdf) to rasterise; empty: subscribe to `map`", json_schema_extra=READ_ONLY)
+    keepout_mask_yaml: str = Field("", description="Nav2 keep-out filter mask YAML (occupied cells are forbidden); empty: none", json_schema_extra=READ_ONLY)
+    frame_id: str = Field("map", min_length=1, description="planning frame (goals in this frame or in `odom`, which equals it)", json_schema_extra=READ_ONLY)
     mode: Literal["optimal", "smooth"] = Field("smooth", description="optimal: 8-connected A*; smooth: A* then any-angle string pulling")
     robot_radius: float = Field(0.22, ge=0.0, le=5.0, description="m; the robot centre keeps at least this far from lethal cells")
     inflation_radius: float = Field(0.55, ge=0.0, le=10.0, description="m; the cost gradient reaches this far from lethal cells")
@@ -55,7 +58,7 @@ class PlannerParams(ParamsModel):
     smooth_tolerance: float = Field(0.02, ge=0.0, le=1.0, description="smooth mode: a shortcut may cost this fraction more than the grid path")
     goal_tolerance: float = Field(0.15, gt=0.0, le=5.0, description="m; within this of the goal the goal is done (no more replans)")
     max_replan_failures: int = Field(50, ge=1, le=100000, description="failed replans in a row before the goal is dropped")
-    publish_costmap: bool = Field(True, description="publish the inflated planning grid on `global_costmap` (latched)")
+    publish_costmap: bool = Field(True, description="publish the inflated planning grid on `global_costmap` (latched)", json_schema_extra=READ_ONLY)
     coarse_factor: int = Field(8, ge=0, le=64, description="smooth mode on big maps: coarse grid block size in cells (< 2: off)")
     coarse_min_cells: int = Field(1_000_000, ge=0, description="smooth mode searches coarse-to-fine on maps with at least this many cells")
 
@@ -109,7 +112,8 @@ class PlannerNode(Node):
         self._failures = 0
         self._policy_version = None
 
-        self.plan_pub = self.create_publisher(Path, "plan", RELIABLE_QOS)
+        # Latched: the controller gets the current plan even if it subscribed after it was sent.
+        self.plan_pub = self.create_publisher(Path, "plan", LATCHED_QOS)
         self.result_pub = self.create_publisher(PlanResultMsg, "plan_result", RELIABLE_QOS)
         self.costmap_pub = self.create_publisher(OccupancyGrid, "global_costmap", LATCHED_QOS) if p.publish_costmap else None
 
@@ -174,6 +178,8 @@ class PlannerNode(Node):
                 "allow_unknown", "coarse_factor")
         if any(getattr(old, k) != getattr(new, k) for k in keys):
             self._rebuild_costmap()
+        if old.replan_period != new.replan_period:
+            self._timer.timer_period_ns = int(new.replan_period * 1e9)
 
     def _publish_costmap(self) -> None:
         cm = self.planner.costmap
@@ -257,10 +263,16 @@ class PlannerNode(Node):
 
     # ------------------------------------------------------------------ planning
 
-    def _plan(self, goal: PoseStamped, start_xy, mode: str) -> PlanResult:
-        frame = goal.header.frame_id
+    def _frame_problem(self, what: str, pose: PoseStamped) -> str | None:
+        frame = pose.header.frame_id
         if frame not in ("", self.params.frame_id, "odom"):
-            return PlanResult(PlanCode.INVALID_REQUEST, f"goal frame '{frame}' is not '{self.params.frame_id}'")
+            return f"{what} frame '{frame}' is not '{self.params.frame_id}'"
+        return None
+
+    def _plan(self, goal: PoseStamped, start_xy, mode: str) -> PlanResult:
+        problem = self._frame_problem("goal", goal)
+        if problem:
+            return PlanResult(PlanCode.INVALID_REQUEST, problem)
         if start_xy is None:
             return PlanResult(PlanCode.START_INVALID, "no recent odom: the robot's start pose is unknown")
         g = goal.pose.position
@@ -339,13 +351,18 @@ class PlannerNode(Node):
 
     def _on_plan_service(self, request: PlanPath.Request, response: PlanPath.Response):
         if request.use_start:
+            # A custom start answers "what if" questions; a plan the robot follows must start
+            # where the robot stands (the controller refuses any other), so never publish one.
             s = request.start.pose.position
-            start = (s.x, s.y)
-            res = self._plan(request.goal, start, request.mode)
+            problem = self._frame_problem("start", request.start)
+            if not request.dry_run:
+                problem = "use_start is only allowed with dry_run: a followed plan starts at the robot's own pose"
+            if problem:
+                res = PlanResult(PlanCode.INVALID_REQUEST, problem)
+            else:
+                res = self._plan(request.goal, (s.x, s.y), request.mode)
             path = self._to_path(res, request.goal)
             self._report(res, request.goal, False)
-            if res.ok and not request.dry_run:
-                self.plan_pub.publish(path)
         elif request.dry_run:
             res = self._plan(request.goal, self._start(), request.mode)
             path = self._to_path(res, request.goal)
