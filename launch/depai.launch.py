@@ -6,11 +6,22 @@
 
 Which nodes run and with which parameters comes from config/stack.yaml, read through
 depai_nodes.bringup.stack, the same code `depai launch` uses on installs without launch_ros.
+Each node gets its parameters as a parameter file written by that same code (not launch_ros's
+dict form, which cannot carry an empty list such as `simulator.spawn_poses: []`); a value no ROS
+parameter can hold stops the launch before any node starts, naming `node.parameter`.
+
+Run it outside the repository root: there `ros2 launch depai ...` takes the `./depai` script for
+the launch file. Stop it with SIGINT (Ctrl-C): SIGTERM to `ros2 launch` leaves its nodes running
+(ros2/launch#666); under systemd use KillSignal=SIGINT, under docker `STOPSIGNAL SIGINT`.
 """
+
+import shutil
+import tempfile
+from pathlib import Path
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, LogInfo, OpaqueFunction, RegisterEventHandler
-from launch.event_handlers import OnProcessExit
+from launch.event_handlers import OnProcessExit, OnShutdown
 from launch.events import matches_action
 from launch.events.process import ShutdownProcess
 from launch.substitutions import LaunchConfiguration
@@ -41,15 +52,19 @@ def _nodes(context):
     # Validate everything before the first Node action runs: a failure half-way through the
     # list would leave the nodes already started running after `ros2 launch` exits.
     stack = with_robots(load_stack(LaunchConfiguration("stack").perform(context)), robots)
+    from depai_nodes.bringup.supervisor import write_params_file
+
     enable = [n for n in LaunchConfiguration("enable").perform(context).split(",") if n]
-    actions = []
-    for inst in expand(stack, enable=enable):
+    instances = expand(stack, enable=enable)
+    params_dir = Path(tempfile.mkdtemp(prefix="depai-launch-"))
+    actions = [RegisterEventHandler(OnShutdown(on_shutdown=lambda _event, _context: shutil.rmtree(params_dir, True)))]
+    for inst in instances:
         node = Node(
             package="depai",
             executable=inst.concern,
             name=inst.name,
             namespace=inst.namespace or None,
-            parameters=[inst.parameters],
+            parameters=[str(write_params_file(inst, params_dir))],
             respawn=inst.respawn,
             respawn_delay=inst.respawn_delay,
             output="screen",

@@ -12,6 +12,14 @@ parameter whose value is `$(robots)` becomes the list of robot names (for fleet-
 serve every robot, such as the simulator). In robot-scoped nodes `$(robot)` inside a string
 becomes the robot's name and a value `$(robot_index)` its 1-based position (e.g. which demo key
 a robot's wallet uses).
+
+Every parameter value is checked here, for both paths, against what a ROS 2 parameter can carry
+(`ros_parameters`): bool, int64, float, string, or a uniform list of one of them (the empty list
+included; ints in a list of floats become floats), with nested mappings flattened to dotted
+names as rcl does. Anything else (null, bytes, nested lists, mixed lists, integers beyond int64)
+is a StackError naming `node.parameter`, before any node starts. Both paths hand the values to
+the node as a parameter file (`--params-file`), never as launch_ros's dict form, which cannot
+carry an empty list and names no parameter when it fails.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from depai_nodes.common.yamlfile import load_yaml_model
 
 __all__ = [
     "StackError", "NodeSpec", "StackSpec", "NodeInstance", "load_stack", "with_robots", "expand", "resolve_package_paths",
+    "ros_parameters",
 ]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -130,6 +139,69 @@ def resolve_package_paths(parameters: dict[str, Any], share_dir: str | None = No
     }
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _scalar_kind(value: Any) -> type | None:
+    """bool, int, float or str for a value a ROS parameter can hold, else None."""
+    if isinstance(value, bool):
+        return bool
+    if isinstance(value, int):
+        return int if _INT64[0] <= value <= _INT64[1] else None
+    if isinstance(value, float):
+        return float
+    if isinstance(value, str):
+        return str
+    return None
+
+
+def _ros_value(where: str, value: Any) -> Any:
+    kind = _scalar_kind(value)
+    if kind is not None:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise StackError(f"{where}: {value} does not fit a ROS integer (int64); quote it to pass a string")
+    if isinstance(value, (list, tuple)):
+        kinds = {_scalar_kind(item) for item in value}
+        if None in kinds:
+            bad = next(item for item in value if _scalar_kind(item) is None)
+            raise StackError(
+                f"{where}: list item {bad!r} is not a bool, int64, float or string "
+                "(a ROS parameter holds a flat list of one type)"
+            )
+        if kinds == {int, float}:
+            return [float(item) for item in value]
+        if len(kinds) > 1:
+            names = ", ".join(sorted(k.__name__ for k in kinds))
+            raise StackError(f"{where}: list mixes {names}; a ROS parameter list holds one type")
+        return list(value)
+    what = "null" if value is None else type(value).__name__
+    raise StackError(f"{where}: a {what} value cannot be a ROS parameter (use bool, int, float, string or a list of one of them)")
+
+
+def ros_parameters(label: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """`parameters` as ROS 2 parameters can carry them; StackError names `label.parameter` if not.
+
+    Nested mappings become dotted names (`qos_overrides: {a: 1}` -> `qos_overrides.a`).
+    """
+    flat: dict[str, Any] = {}
+
+    def visit(prefix: str, mapping: dict) -> None:
+        for key, value in mapping.items():
+            name = f"{prefix}{key}"
+            if not isinstance(key, str) or not key:
+                raise StackError(f"{label}.{prefix}{key!r}: parameter names are non-empty strings")
+            if isinstance(value, dict):
+                if not value:
+                    raise StackError(f"{label}.{name}: an empty mapping is no parameter")
+                visit(f"{name}.", value)
+            else:
+                flat[name] = _ros_value(f"{label}.{name}", value)
+
+    visit("", parameters)
+    return flat
+
+
 def _per_robot(value: Any, robot: str, index: int) -> Any:
     """`$(robot)` -> the robot's name, `$(robot_index)` -> its 1-based position in the robot list."""
     if value == ROBOT_INDEX_PLACEHOLDER:
@@ -171,9 +243,11 @@ def expand(
         params = {k: (list(robots) if v == ROBOTS_PLACEHOLDER else v) for k, v in params.items()}
         for index, namespace in enumerate([""] if spec.scope == "fleet" else robots, start=1):
             placed = {k: _per_robot(v, namespace, index) for k, v in params.items()} if namespace else params
+            label = f"{namespace}/{spec.name}" if namespace else spec.name
             instances.append(
                 NodeInstance(
-                    name=spec.name, concern=spec.concern, namespace=namespace, parameters=placed,
+                    name=spec.name, concern=spec.concern, namespace=namespace,
+                    parameters=ros_parameters(label, placed),
                     respawn=spec.respawn, respawn_delay=spec.respawn_delay,
                 )
             )
