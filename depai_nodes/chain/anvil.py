@@ -4,6 +4,12 @@ The binary comes from the npm package @foundry-rs/anvil-linux-amd64 in chain/nod
 (installed by scripts/setup.sh); $ANVIL or an `anvil` on PATH (a Foundry install) wins.
 With ``--silent`` anvil prints nothing, not even the port of ``--port 0``, so a free port is
 picked here and anvil's own readiness is awaited by polling eth_chainId (observed: < 0.1 s).
+
+``log_path``: anvil's output goes through ``redact.py`` (its printed private keys and mnemonic
+removed) into that file, mode 0600. ``state_path``: anvil loads its state from the file when it
+exists (``--state``: same genesis, blocks, contracts, balances) and dumps it every
+``state_interval`` s and on a clean exit, so a chain killed with ``kill -9`` loses at most the
+last interval's transactions when started again on the same file.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,14 +62,18 @@ class Anvil:
     """One anvil process on 127.0.0.1. Use as a context manager or call start()/stop()."""
 
     def __init__(self, *, port: int = 0, chain_id: int = LOCAL_CHAIN_ID, block_time: float | None = None,
-                 log_path: str | Path | None = None, extra_args: list[str] | None = None):
+                 log_path: str | Path | None = None, extra_args: list[str] | None = None,
+                 state_path: str | Path | None = None, state_interval: float = 1.0):
         self.requested_port = port
         self.port = 0
         self.chain_id = chain_id
         self.block_time = block_time
         self.log_path = Path(log_path) if log_path else None
         self.extra_args = list(extra_args or [])
+        self.state_path = Path(state_path) if state_path else None
+        self.state_interval = state_interval
         self.proc: subprocess.Popen | None = None
+        self.redactor: subprocess.Popen | None = None
 
     @property
     def rpc_url(self) -> str:
@@ -94,16 +105,25 @@ class Anvil:
                 cmd += ["--block-time", str(self.block_time)]
             if self.log_path is None:
                 cmd.append("--silent")
+            if self.state_path is not None:
+                cmd += ["--state", str(self.state_path), "--state-interval", f"{max(1, round(self.state_interval))}"]
             cmd += self.extra_args
-            out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+            out = subprocess.DEVNULL
+            if self.log_path is not None:
+                # anvil prints its accounts' private keys: only a redacted copy reaches the file
+                self.redactor = subprocess.Popen([sys.executable, str(Path(__file__).with_name("redact.py")), str(self.log_path)],
+                                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=detach)
+                out = self.redactor.stdin
             try:
                 self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                              start_new_session=detach)
             except OSError as e:
+                if self.redactor is not None:
+                    self.redactor.kill()
                 raise AnvilError(f"cannot start {binary}: {e}") from None
             finally:
                 if out is not subprocess.DEVNULL:
-                    out.close()
+                    out.close()  # anvil holds the pipe now; the redactor ends when anvil does
             if self._wait_ready(timeout_s) and self.proc.poll() is None:
                 return self
             code = self.proc.poll()
@@ -139,3 +159,9 @@ class Anvil:
                 self.proc.kill()
                 self.proc.wait(timeout_s)
         self.proc = None
+        if self.redactor is not None:
+            try:
+                self.redactor.wait(timeout_s)  # drains anvil's last lines, then sees end of input
+            except subprocess.TimeoutExpired:
+                self.redactor.kill()
+            self.redactor = None

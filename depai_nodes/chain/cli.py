@@ -1,8 +1,11 @@
 """`depai chain ...`: a local chain in one command, and the same deployment code for real networks.
 
     depai chain up        start anvil, deploy everything, fund and register the demo machines,
-                          write the config the nodes read (.depai/chain.local.json)
-    depai chain down      stop the anvil that `up` started (pid file), remove its config
+                          write the config the nodes read (.depai/chain.local.json); after a
+                          crash (anvil killed) it restores the same chain from its state file
+    depai chain up --fresh  a new chain, deliberately (the old one's state is discarded)
+    depai chain down      stop the anvil that `up` started (pid file), remove its config, state
+                          and log
     depai chain status    endpoint, chain id, head, contracts, current fleet policy
     depai chain deploy    deploy to the network a config names (peaq, agung...), signed with
                           its keystore, and write the addresses back
@@ -37,6 +40,32 @@ def _pid_file(cfg_path: Path) -> Path:
     return cfg_path.with_name(cfg_path.name + ".anvil.pid")
 
 
+def _state_dir(cfg_path: Path) -> Path:
+    """anvil's state file and (with --log) its redacted log: 0700, removed by `chain down`."""
+    return cfg_path.with_name(cfg_path.name + ".anvil")
+
+
+def _state_file(cfg_path: Path) -> Path:
+    return _state_dir(cfg_path) / "state.json"
+
+
+def _private_dir(d: Path) -> Path:
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(d, 0o700)
+    return d
+
+
+def _stop_pid(pid: int) -> None:
+    if _alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+
 def _say(msg: str) -> None:
     print(f"[depai chain] {msg}", file=sys.stderr, flush=True)
 
@@ -69,27 +98,43 @@ def cmd_up(args) -> int:
 
     cfg_path = _cfg_path(args)
     running = _read_pid(cfg_path)
+    if running and args.fresh:
+        _stop_pid(int(running["pid"]))
+        _say(f"--fresh: stopped the running anvil (pid {running['pid']})")
+        running = None
     if running:
         try:
             cfg = load_config(cfg_path)
-            ChainClient(cfg)  # reachable and the right chain
+            ChainClient(cfg)  # reachable and the right chain (id and genesis)
             _say(f"already up (anvil pid {running['pid']} on {running['rpc_url']}); `depai chain down` stops it")
             _summary(cfg, cfg_path)
             return 0
         except ChainError as e:
             _say(f"a local anvil (pid {running['pid']}) runs but its config is unusable ({e}); run `depai chain down` first")
             return 1
-    cfg_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path = cfg_path.with_name(cfg_path.name + ".anvil.log")
+    state = _state_file(cfg_path)
+    if args.fresh:
+        for old in (state, _state_dir(cfg_path) / "anvil.log", cfg_path):
+            old.unlink(missing_ok=True)
+    elif cfg_path.exists():
+        return _restore(args, cfg_path, state)
+    _private_dir(_state_dir(cfg_path))
+    log_path = _state_dir(cfg_path) / "anvil.log"
     t0 = time.monotonic()
-    node = Anvil(port=args.port, block_time=args.block_time, log_path=log_path if args.log else None)
+    node = Anvil(port=args.port, block_time=args.block_time, log_path=log_path if args.log else None,
+                 state_path=state, state_interval=args.state_interval)
     try:
         node.start(detach=True)
     except ChainError as e:
         _say(f"cannot start anvil: {e}" + (" (try --port 0 for any free port)" if args.port else ""))
+        try:
+            _state_dir(cfg_path).rmdir()  # only if nothing is in it
+        except OSError:
+            pass
         return 1
-    _pid_file(cfg_path).write_text(json.dumps({"pid": node.proc.pid, "rpc_url": node.rpc_url, "config": str(cfg_path)}))
-    _say(f"anvil pid {node.proc.pid} listening on {node.rpc_url} (chain id {LOCAL_CHAIN_ID}, hardfork cancun)")
+    _write_pid(cfg_path, node)
+    _say(f"anvil pid {node.proc.pid} listening on {node.rpc_url} (chain id {LOCAL_CHAIN_ID}, hardfork cancun), "
+         f"state saved every {max(1, round(args.state_interval))} s to {state}")
     try:
         base = ChainConfig(name="local", rpc_url=node.rpc_url, ws_url=node.ws_url, chain_id=LOCAL_CHAIN_ID,
                            key=KeySource(kind="demo", demo_index=0))
@@ -112,9 +157,59 @@ def cmd_up(args) -> int:
         _say(f"failed: {e}; stopping anvil")
         node.stop()
         _pid_file(cfg_path).unlink(missing_ok=True)
+        state.unlink(missing_ok=True)
         return 1
-    _say(f"up in {time.monotonic() - t0:.1f} s")
+    _say(f"up in {time.monotonic() - t0:.1f} s (genesis {cfg.genesis_hash[:10]}, deploy block {cfg.deploy_block})")
     _summary(cfg, cfg_path, machines=[m.address for m in machines])
+    return 0
+
+
+def _write_pid(cfg_path: Path, node) -> None:
+    _pid_file(cfg_path).write_text(json.dumps({"pid": node.proc.pid, "rpc_url": node.rpc_url, "config": str(cfg_path),
+                                               "redactor_pid": node.redactor.pid if node.redactor else None}))
+
+
+def _restore(args, cfg_path: Path, state: Path) -> int:
+    """The config names a chain whose anvil is gone (crash, kill -9, reboot): bring that chain
+    back from its state file, at the same endpoint, or refuse. Never a silent fresh chain."""
+    from urllib.parse import urlparse
+
+    from .anvil import Anvil
+    from .client import ChainClient
+
+    try:
+        cfg = load_config(cfg_path)
+    except ChainError as e:
+        _say(f"{e}; `depai chain up --fresh` starts a new chain")
+        return 1
+    if not state.is_file():
+        _say(f"the chain in {cfg_path} (genesis {(cfg.genesis_hash or '?')[:10]}) is not running and has no saved state "
+             f"({state}); `depai chain up --fresh` starts a new chain (its DIDs, policy and anchored batches will not be there)")
+        return 1
+    port = urlparse(cfg.rpc_url).port or args.port
+    node = Anvil(port=port, block_time=args.block_time, log_path=_state_dir(cfg_path) / "anvil.log" if args.log else None,
+                 state_path=state, state_interval=args.state_interval)
+    try:
+        node.start(detach=True)
+    except ChainError as e:
+        _say(f"cannot restart anvil on {cfg.rpc_url}: {e}")
+        return 1
+    _write_pid(cfg_path, node)
+    try:
+        client = ChainClient(cfg)  # raises ChainResetError when the restored genesis is not the config's
+        codes = client.rpc.batch([("eth_getCode", [a, "latest"]) for a in cfg.contracts.model_dump().values() if a])
+        if any(not r.ok or r.result in (None, "0x") for r in codes):
+            raise ChainError("the restored chain lacks the configured contracts")
+        head = client.block_number()
+    except ChainError as e:
+        _say(f"the saved state does not restore the configured chain ({e}); stopping anvil. "
+             "`depai chain up --fresh` starts a new chain")
+        node.stop()
+        _pid_file(cfg_path).unlink(missing_ok=True)
+        return 1
+    _say(f"restored the chain from {state} (genesis {client.genesis_hash()[:10]}, head block {head}; transactions of the "
+         f"last <= {max(1, round(args.state_interval))} s before a kill -9 may be missing) on {node.rpc_url}, anvil pid {node.proc.pid}")
+    _summary(cfg, cfg_path)
     return 0
 
 
@@ -131,32 +226,32 @@ def _summary(cfg: ChainConfig, path: Path, machines: list[str] | None = None) ->
 
 
 def cmd_down(args) -> int:
+    import shutil
+
     info = None
     cfg_path = _cfg_path(args)
     try:
         info = json.loads(_pid_file(cfg_path).read_text())
     except (OSError, ValueError):
         pass
-    if not info:
+    if info:
+        pid = int(info["pid"])
+        if _alive(pid):
+            _stop_pid(pid)
+            _say(f"stopped anvil pid {pid}")
+        else:
+            _say(f"anvil pid {pid} was not running")
+        _pid_file(cfg_path).unlink(missing_ok=True)
+        cfg_path = Path(info.get("config") or cfg_path)
+    elif not _state_dir(cfg_path).exists():
         _say("no local chain started by `depai chain up` (no pid file)")
         return 0
-    pid = int(info["pid"])
-    if _alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if not _alive(pid):
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(pid, signal.SIGKILL)
-        _say(f"stopped anvil pid {pid}")
-    else:
-        _say(f"anvil pid {pid} was not running")
-    _pid_file(cfg_path).unlink(missing_ok=True)
-    cfg = Path(info.get("config") or cfg_path)
-    if cfg.exists():
-        cfg.unlink()
-        _say(f"removed {cfg} (the local chain's state is gone with it)")
+    if cfg_path.exists():
+        cfg_path.unlink()
+        _say(f"removed {cfg_path}")
+    if _state_dir(cfg_path).exists():
+        shutil.rmtree(_state_dir(cfg_path), ignore_errors=True)
+        _say(f"removed {_state_dir(cfg_path)} (the local chain's state and log are gone with it)")
     return 0
 
 
@@ -318,7 +413,9 @@ def register(subparsers) -> None:
     up.add_argument("--voting-delay", type=int, default=1, help="governor voting delay, blocks")
     up.add_argument("--voting-period", type=int, default=20, help="governor voting period, blocks")
     up.add_argument("--timelock-delay", type=int, default=10, help="timelock delay, seconds")
-    up.add_argument("--log", action="store_true", help="keep anvil's request log beside the config (<config>.anvil.log)")
+    up.add_argument("--log", action="store_true", help="keep anvil's log, private keys redacted, in <config>.anvil/anvil.log (0600)")
+    up.add_argument("--fresh", action="store_true", help="start a NEW chain, discarding the saved one (default: restore it)")
+    up.add_argument("--state-interval", type=float, default=1.0, help="s between anvil state dumps (what a kill -9 can lose; default 1)")
     up.set_defaults(func=cmd_up)
 
     down = sub.add_parser("down", help="stop the anvil started by `up`")

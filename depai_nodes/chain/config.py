@@ -209,7 +209,12 @@ def save_config(config: ChainConfig, path: str | Path | None = None) -> Path:
     """Write the config as JSON (atomically: a reader never sees half a file)."""
     p = _expand(path) if path is not None else default_config_path()
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    # 0600: it names the key source (keystore path, passphrase file) and the fleet's addresses
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(config.model_dump(mode="json"), indent=2) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, p)
     return p

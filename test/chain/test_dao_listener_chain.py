@@ -20,7 +20,7 @@ def test_policy_changes_on_chain_reach_ros(chain, tmp_path, start_node, ros_node
     first = inbox.wait_for(timeout=20)
     v0 = policy.call("version")
     assert first.version == v0 and first.max_speed == pytest.approx(1.5) and not first.paused
-    assert first.source == f"chain:31337:{policy.address}" and first.header.frame_id == "map"
+    assert first.source == f"chain:31337:{chain.config.genesis_hash[:10]}:{policy.address}" and first.header.frame_id == "map"
     assert first.min_task_price == str(10**18)
 
     policy.transact("setPaused", True)  # the guardian's e-stop: seen by the robots at once
