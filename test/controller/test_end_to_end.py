@@ -1,6 +1,7 @@
-"""End to end over DDS: simulator + planner + controller, namespaced robot1, in the warehouse
-world. The planner rasterises its static map from the world's SDF file (map_yaml: *.sdf); the
-goal lies behind an obstacle, so the straight line is blocked and the robot must drive around it."""
+"""End to end over DDS: simulator + dao_listener + planner + controller, namespaced robot1, in the
+warehouse world, under the shipped fleet policy (no policy, no motion). The planner rasterises its
+static map from the world's SDF file (map_yaml: *.sdf); the goal lies behind an obstacle, so the
+straight line is blocked and the robot must drive around it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,6 +43,7 @@ def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path, map_
     planner = start_node("planner", namespace="robot1", parameters={
         "map_yaml": str(world) if map_source == "sdf" else "", "robot_radius": 0.3, "inflation_radius": 0.7,
         "mode": "smooth"})
+    start_node("dao_listener", parameters={"policy_file": str(REPO_ROOT / "config" / "policy.yaml")})
     start_node("controller", namespace="robot1", parameters={"require_costmap": False, "robot_radius": 0.3})
     planner.wait_for_log("map ready", timeout=30)
 
@@ -74,6 +76,9 @@ def test_robot_reaches_goal_around_obstacle(start_node, ros_node, tmp_path, map_
     assert res.result == PlanPath.Response.SUCCESS, res.message
     arrived = status.wait_for(lambda s: s.state == NavigationStatus.ARRIVED, timeout=90)
     assert arrived.progress == 1.0
+    assert arrived.policy_version == 1 and arrived.policy_source.startswith("file:")
+    # It only ever moved under that policy.
+    assert all(s.policy_version == 1 for s in status.messages if s.state == NavigationStatus.FOLLOWING)
     time.sleep(0.3)
     x, y = track[-1]
     assert math.hypot(x - GOAL[0], y - GOAL[1]) <= 0.15
