@@ -164,3 +164,31 @@ def test_a_stale_lock_file_does_not_block_and_a_partial_acquire_is_undone(tmp_pa
         alone.release()
     finally:
         holder.release()
+
+
+def test_two_launches_whose_wallets_share_a_chain_config_conflict_even_on_two_domains(ros_domain, launch_locks, tmp_path):
+    config = tmp_path / "chain.json"  # need not exist: the lock is taken before any node starts
+    stack_text = f"""
+nodes:
+  - {{name: observer, concern: monitor, scope: fleet, parameters: {{period: 0.5}}}}
+  - {{name: wallet, concern: wallet, parameters: {{chain_config: "{config}"}}, respawn: false}}
+"""
+    first, log = launch(stack_text, tmp_path)
+    try:
+        wait_for(log, r"started observer")
+        (tmp_path / "other").mkdir()
+        stack = tmp_path / "other" / "stack.yaml"
+        stack.write_text(stack_text)
+        other = subprocess.run([sys.executable, "-m", "depai_nodes.cli", "launch", "--stack", str(stack), "--duration", "1"],
+                               capture_output=True, text=True, cwd=REPO, timeout=60,
+                               env={**os.environ, "ROS_DOMAIN_ID": str(ros_domain + 100)})
+        assert other.returncode == 3, other.stdout + other.stderr
+        assert f"the wallet key of chain config {config} is already in use by `depai launch` pid {first.pid}" in other.stderr
+        assert "started" not in other.stdout
+    finally:
+        if first.poll() is None:
+            first.send_signal(signal.SIGINT)
+            try:
+                first.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(first.pid, signal.SIGKILL)

@@ -98,3 +98,28 @@ def test_bad_stack_file_is_reported_without_starting_anything(tmp_path):
     assert process.wait(timeout=20) != 0
     text = log.read_text()
     assert "colour" in text and "started" not in text
+
+
+def test_a_crash_loop_is_logged_per_cause_with_counts_not_once_per_restart(tmp_path, monkeypatch):
+    import io
+
+    from depai_nodes.bringup import supervisor as sup
+    from depai_nodes.bringup.stack import NodeInstance
+
+    # A process that crashes at once, supervised for real (only the command differs from a node's).
+    monkeypatch.setattr(sup, "command_for", lambda instance, params: [sys.executable, "-c", "import sys; sys.exit(1)"])
+    monkeypatch.setattr(sup, "RESTART_LOG_PERIOD_S", 2.5)
+    out = io.StringIO()
+    crasher = NodeInstance(name="crasher", concern="monitor", namespace="", parameters={}, respawn=True, respawn_delay=0.0)
+    supervisor = sup.Supervisor([crasher], out=out)
+    assert supervisor.run(duration_s=6.0) == 0
+    text = out.getvalue()
+    restarts = supervisor.restarts()["crasher"]
+    lines = re.findall(r"crasher exited with code 1; restart #(\d+) in [\d.]+ s(?: \((\d+) more since the last report\))?", text)
+    assert restarts >= 4  # backoff 0, 0.5, 1, 2 s ...
+    assert 2 <= len(lines) < restarts, text  # throttled, not one line per restart
+    assert lines[0] == ("1", "")
+    # Every restart is accounted for: logged, or counted in the next logged line.
+    logged = [int(n) for n, _ in lines]
+    counted = sum(int(c or 0) for _, c in lines)
+    assert logged[-1] - 1 == counted + len(lines) - 1
