@@ -77,13 +77,21 @@ def verify_batch(path: Path, config: ChainConfig | None, *, machine: str | None 
         batch = read_batch(path)
     except TelemetryError as e:
         text = str(e)
-        if "not an MCAP" in text or "no such file" in text or "no .mcap" in text or "cannot read" in text:
+        if "not an MCAP" in text and _named_batch(path):
+            # a batch folder whose file lost its magic bytes: damaged, not a usage error
+            from depai_nodes.telemetry.core import BatchInfo, _resolve
+
+            folder, f = _resolve(path)
+            batch = BatchInfo(folder, f, [], {}, complete=False, problem="the MCAP magic bytes were altered")
+        elif "not an MCAP" in text or "no such file" in text or "no .mcap" in text or "cannot read" in text:
             return rep.done(Verdict.USAGE, text)
-        batch = read_batch(path, tolerant=True)
+        else:
+            batch = read_batch(path, tolerant=True)
         damaged = batch.problem
     msgs = batch.messages
-    rep.add("file", f"{batch.path} ({len(msgs)} message(s) on {len({m.topic for m in msgs})} topic(s)"
-                    + (f", {fmt_time(batch.start_ns)} .. {fmt_time(batch.end_ns)})" if msgs else ")"))
+    rep.add("file", f"{batch.path}")
+    rep.add("content", f"{len(msgs)} message(s) on {len({m.topic for m in msgs})} topic(s)"
+                       + (f", {fmt_time(batch.start_ns)} .. {fmt_time(batch.end_ns)}" if msgs else ""))
     leaves, bad_leaf = [], None
     for i, m in enumerate(msgs):
         try:
@@ -97,8 +105,10 @@ def verify_batch(path: Path, config: ChainConfig | None, *, machine: str | None 
             side = read_sidecar(batch.folder)
         except TelemetryError:
             side = {}
-    claimed_id = batch.metadata.get("batch_id") or side.get("batch_id") or ""
-    if batch.metadata.get("batch_id") and side.get("batch_id") and batch.metadata["batch_id"] != side["batch_id"]:
+    # the id the batch names: its own metadata record, unless the file is damaged (then its sidecar's)
+    claimed_id = ((side.get("batch_id") or batch.metadata.get("batch_id")) if damaged
+                  else (batch.metadata.get("batch_id") or side.get("batch_id"))) or ""
+    if not damaged and batch.metadata.get("batch_id") and side.get("batch_id") and batch.metadata["batch_id"] != side["batch_id"]:
         return rep.done(Verdict.USAGE, f"the sidecar {batch.folder}/anchor.json does not match this batch: it names batch "
                                        f"{side['batch_id']}, the file {batch.metadata['batch_id']}")
     root = MerkleTree(leaves=leaves).root if leaves and bad_leaf is None else None
@@ -204,6 +214,14 @@ def verify_batch(path: Path, config: ChainConfig | None, *, machine: str | None 
     except ChainError as e:
         return rep.done(Verdict.CHAIN, f"chain error: {e}")
     return rep.done(Verdict.VALID, f"{len(msgs)} messages anchored by machine {machine} in block {block}, unaltered")
+
+
+def _named_batch(path: Path) -> bool:
+    try:
+        folder = path if path.is_dir() else path.parent
+        return bool(read_sidecar(folder).get("batch_id"))
+    except TelemetryError:
+        return False
 
 
 def _record(registry, machine: str, bid: bytes) -> dict | None:
