@@ -59,7 +59,7 @@ class DaoListenerNode(Node):
         self._source = ""
         self._current: Policy | None = None
         self._msg: FleetPolicy | None = None
-        self._mtime: float | None = None
+        self._mtime: tuple[int, int] | None = None
         self._chain = None
         self._inbox: queue.Queue = queue.Queue()
         if self.params.source == "chain":
@@ -159,11 +159,13 @@ class DaoListenerNode(Node):
                 self.get_logger().error(f"{error}; keeping policy v{self._version} from {self._source}")
 
     @staticmethod
-    def _stat(path: str) -> float:
+    def _stat(path: str) -> tuple[int, int] | None:
+        """(mtime ns, size): a change of either means the file must be read again."""
         try:
-            return Path(path).stat().st_mtime
+            st = Path(path).stat()
         except OSError:
-            return -1.0
+            return None
+        return st.st_mtime_ns, st.st_size
 
     def _load(self, path: str) -> None:
         """Read ``path`` (empty: the built-in default) and publish it if it changed; PolicyError

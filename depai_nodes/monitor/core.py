@@ -76,7 +76,7 @@ def summarize(msg) -> str:
             state = {0: "IDLE", 1: "FOLLOWING", 2: "ARRIVED", 3: "STOPPED"}.get(msg.state, str(msg.state))
             reason = f" ({msg.reason})" if msg.reason else ""
             return (f"{state}{reason} progress={100 * msg.progress:.0f}% remaining={msg.distance_remaining:.1f} m "
-                    f"limit={msg.speed_limit:.2f} m/s")
+                    f"limit={msg.speed_limit:.2f} m/s policy=v{msg.policy_version} {msg.policy_source or '(none)'}")
         if kind == "TxStatus":
             return f"{msg.request_id} {msg.tx_hash[:10]} status={msg.status} {msg.error}"
     except AttributeError:

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-from depai_nodes.common.params import ParamsModel, declare_params
+from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
 
@@ -35,8 +35,9 @@ class MonitorParams(ParamsModel):
     topics: list[str] = Field(
         default_factory=lambda: ["/fleet/policy depai/msg/FleetPolicy latched"],
         description="'topic pkg/msg/Type [sensor|latched|reliable]' entries to watch",
+        json_schema_extra=READ_ONLY,  # subscriptions and timer are made at start
     )
-    period: float = Field(2.0, gt=0.0, le=3600.0, description="s between summaries")
+    period: float = Field(2.0, gt=0.0, le=3600.0, description="s between summaries", json_schema_extra=READ_ONLY)
 
     @field_validator("topics")
     @classmethod
