@@ -23,7 +23,7 @@ from rclpy.node import Node
 from depai.msg import NavigationStatus
 from depai.srv import PlanPath
 from depai_nodes.common.logthrottle import CauseThrottle, Outage, with_count
-from depai_nodes.common.params import ParamsModel, declare_params
+from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.qos import RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
@@ -39,7 +39,7 @@ class AgentParams(ParamsModel):
     loop: bool = Field(True, description="start over after the last waypoint")
     frame_id: str = Field("map", min_length=1, description="frame of the waypoints")
     mode: str = Field("", description="planner mode per request: '' (planner default), 'optimal' or 'smooth'")
-    start_delay: float = Field(2.0, ge=0.0, le=600.0, description="s to wait before the first request (let the stack come up)")
+    start_delay: float = Field(2.0, ge=0.0, le=600.0, description="s to wait before the first request (let the stack come up)", json_schema_extra=READ_ONLY)
     retry_period: float = Field(1.0, gt=0.0, le=600.0, description="s between retries of a refused or failed request")
     max_attempts: int = Field(20, ge=1, le=100000, description="transient refusals of one waypoint before it is skipped")
     request_timeout: float = Field(5.0, gt=0.0, le=600.0, description="s to wait for the planner's answer")
