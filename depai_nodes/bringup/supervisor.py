@@ -17,7 +17,7 @@ It follows what `ros2 launch` with `respawn=True` does, and adds what a field ro
   signal when the *thread* that forked the child exits, so every child is spawned from the
   thread that runs `run()`, which returns only after all children are gone;
 - a crash loop is logged per node and exit code with counts (common/logthrottle.py), not one
-  line per restart forever;
+  "exited ... restart" line per restart forever (each "started <label> (pid N)" line stays);
 - `lock_fds` (the launch's locks, bringup/lock.py) are inherited by every node, so the locks live
   as long as any node of this stack does.
 """
@@ -94,7 +94,6 @@ class _Child:
     restart_at: float | None = None
     final_code: int | None = None
     reader: threading.Thread | None = None
-    quiet: bool = False  # this respawn's exit line was throttled: so is its "started" line
 
 
 @dataclass
@@ -138,8 +137,8 @@ class Supervisor:
         child.restart_at = None
         child.reader = threading.Thread(target=self._pump, args=(child, child.process), daemon=True)
         child.reader.start()
-        if not child.quiet:
-            self.say("depai", f"started {child.instance.label} (pid {child.process.pid})")
+        # Always logged, even in a throttled crash loop: tools and operators find pids by this line.
+        self.say("depai", f"started {child.instance.label} (pid {child.process.pid})")
 
     def _pump(self, child: _Child, process: subprocess.Popen) -> None:
         assert process.stdout is not None
@@ -174,7 +173,6 @@ class Supervisor:
             child.restarts += 1
             child.restart_at = now + child.backoff
             log_now, held_back = self._restart_log.check((label, code))
-            child.quiet = not log_now
             if log_now:
                 self.say("depai", with_count(f"{label} exited with code {code}; restart #{child.restarts} in {child.backoff:.1f} s", held_back))
 
