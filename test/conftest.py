@@ -24,15 +24,21 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 _LOCK_DIR = Path(os.environ.get("DEPAI_DOMAIN_LOCKS", "/tmp/depai-ros-domains"))
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (real LiDAR sweeps and maps); missing data is an error, never a skip."""
-    assert SHARED_DATA.is_dir(), f"shared test data not found at {SHARED_DATA}"
-    return SHARED_DATA
+    """The public data sets (real LiDAR sweeps and maps), every file checked against
+    depai_nodes/data/manifest.yaml: DEPAI_DATA, else ../shared/data (CI), else the cache that
+    `./depai data fetch` fills. Missing or corrupt data fails the test with one line naming what
+    and the command that gets it; never a skip."""
+    from depai_nodes.data.core import DataError, require
+
+    try:
+        return require()
+    except DataError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 def _acquire_domain() -> tuple[int, Any]:
@@ -209,4 +215,7 @@ def start_node(ros_domain, tmp_path) -> Iterator[Callable[..., NodeProcess]]:
 
 
 def pytest_report_header(config) -> str:
-    return f"depai: python {sys.version.split()[0]}, RMW {os.environ.get('RMW_IMPLEMENTATION', '(default)')}, shared data {SHARED_DATA}"
+    from depai_nodes.data.core import data_root
+
+    root, why = data_root()
+    return f"depai: python {sys.version.split()[0]}, RMW {os.environ.get('RMW_IMPLEMENTATION', '(default)')}, data {root} ({why})"
