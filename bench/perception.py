@@ -33,7 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "test"))
-DATA = ROOT.parent / "shared" / "data" / "lidar"
+from depai_nodes.data.core import require_or_exit as require_data  # noqa: E402
+DATA = require_data() / "lidar"
 N_POINTS = 128 * 1024
 
 

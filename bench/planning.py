@@ -34,11 +34,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+from depai_nodes.data.core import require_or_exit as require_data  # noqa: E402
 from depai_nodes.planner import movingai, search  # noqa: E402
 from depai_nodes.planner.core import CostmapConfig, GlobalCostmap  # noqa: E402
 from depai_nodes.planner.mapio import OccupancyMap, load_map  # noqa: E402
 
-MAPS = os.path.join(ROOT, "..", "shared", "data", "maps")
+MAPS = str(require_data() / "maps")
 
 
 def octile_length(cells: np.ndarray) -> float:

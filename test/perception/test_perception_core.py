@@ -9,18 +9,17 @@ from depai_nodes.common.params import ParamsModel
 from depai_nodes.perception.core import (
     Perception, PerceptionError, PerceptionParams, segment_ground, voxel_downsample)
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lidar"
 SCANS = ["ouster_os0_128_scan0.npy", "ouster_os2_128_scan0.npy", "ouster_os0_32_scan0.npy"]
 
 
-def load(name):
-    a = np.load(DATA / name)
+def load(data: Path, name: str):
+    a = np.load(data / "lidar" / name)
     return np.stack([a["x"], a["y"], a["z"]], axis=1)
 
 
 @pytest.mark.parametrize("name", SCANS)
-def test_real_sweep_ground_removed_and_obstacles_found(name):
-    xyz = load(name)
+def test_real_sweep_ground_removed_and_obstacles_found(shared_data, name):
+    xyz = load(shared_data, name)
     r = Perception().process(xyz)
     v = r.voxels
     assert r.ground_mask.sum() > 0.1 * len(v), "a street/lab sweep is largely ground"
@@ -47,8 +46,8 @@ def test_real_sweep_ground_removed_and_obstacles_found(name):
     assert (r.costmap == 100).any() and (r.costmap == 0).any()
 
 
-def test_real_sweep_with_garbage_points_gives_same_result():
-    xyz = load("ouster_os0_32_scan0.npy")
+def test_real_sweep_with_garbage_points_gives_same_result(shared_data):
+    xyz = load(shared_data, "ouster_os0_32_scan0.npy")
     clean = Perception().process(xyz)
     junk = np.array([[np.nan, 0, 0], [np.inf, 1, 1], [0, -np.inf, 0], [1, 1, np.nan], [1e30, 1e30, 1e30]],
                     np.float32)
@@ -57,8 +56,8 @@ def test_real_sweep_with_garbage_points_gives_same_result():
     assert len(dirty.obstacles) == len(clean.obstacles)
 
 
-def test_organized_strided_input_equals_contiguous():
-    xyz = load("ouster_os0_32_scan0.npy")
+def test_organized_strided_input_equals_contiguous(shared_data):
+    xyz = load(shared_data, "ouster_os0_32_scan0.npy")
     n = len(xyz) // 64 * 64
     structured = np.zeros(n, [("x", "f4"), ("y", "f4"), ("z", "f4"), ("pad", "f4"), ("i", "f4")])
     for k, c in enumerate("xyz"):
