@@ -112,7 +112,8 @@ class Anvil:
             if self.log_path is not None:
                 # anvil prints its accounts' private keys: only a redacted copy reaches the file
                 self.redactor = subprocess.Popen([sys.executable, str(Path(__file__).with_name("redact.py")), str(self.log_path)],
-                                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=detach)
+                                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                                 start_new_session=detach)
                 out = self.redactor.stdin
             try:
                 self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

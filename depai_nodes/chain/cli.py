@@ -113,7 +113,14 @@ def cmd_up(args) -> int:
             _say(f"a local anvil (pid {running['pid']}) runs but its config is unusable ({e}); run `depai chain down` first")
             return 1
     state = _state_file(cfg_path)
+    port = args.port
     if args.fresh:
+        try:  # the same endpoint as before: running nodes keep their URL and notice the new genesis
+            from urllib.parse import urlparse
+
+            port = urlparse(load_config(cfg_path).rpc_url).port or port
+        except ChainError:
+            pass
         for old in (state, _state_dir(cfg_path) / "anvil.log", cfg_path):
             old.unlink(missing_ok=True)
     elif cfg_path.exists():
@@ -121,12 +128,12 @@ def cmd_up(args) -> int:
     _private_dir(_state_dir(cfg_path))
     log_path = _state_dir(cfg_path) / "anvil.log"
     t0 = time.monotonic()
-    node = Anvil(port=args.port, block_time=args.block_time, log_path=log_path if args.log else None,
+    node = Anvil(port=port, block_time=args.block_time, log_path=log_path if args.log else None,
                  state_path=state, state_interval=args.state_interval)
     try:
         node.start(detach=True)
     except ChainError as e:
-        _say(f"cannot start anvil: {e}" + (" (try --port 0 for any free port)" if args.port else ""))
+        _say(f"cannot start anvil: {e}" + (" (try --port 0 for any free port)" if port else ""))
         try:
             _state_dir(cfg_path).rmdir()  # only if nothing is in it
         except OSError:
@@ -153,6 +160,7 @@ def cmd_up(args) -> int:
                 f.register_machine(params.min_stake)
             _say(f"registered their DIDs and staked {params.min_stake // TOKEN} FLEET each in the TaskMarket")
         save_config(cfg, cfg_path)
+        _await_dump(state, time.time(), args.state_interval)
     except ChainError as e:
         _say(f"failed: {e}; stopping anvil")
         node.stop()
@@ -162,6 +170,20 @@ def cmd_up(args) -> int:
     _say(f"up in {time.monotonic() - t0:.1f} s (genesis {cfg.genesis_hash[:10]}, deploy block {cfg.deploy_block})")
     _summary(cfg, cfg_path, machines=[m.address for m in machines])
     return 0
+
+
+def _await_dump(state: Path, since: float, interval: float) -> None:
+    """Return once anvil has dumped its state after ``since`` (the deployment is then on disk:
+    a crash right after `up` restores it), at most a few intervals."""
+    deadline = time.monotonic() + 3 * max(1.0, interval) + 2.0
+    while time.monotonic() < deadline:
+        try:
+            if state.stat().st_mtime >= since - 0.05:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    _say(f"warning: anvil has not written its state to {state} yet; a crash now would lose the deployment")
 
 
 def _write_pid(cfg_path: Path, node) -> None:

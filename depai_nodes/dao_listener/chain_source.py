@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from depai_nodes.chain.backoff import Backoff
 from depai_nodes.chain.client import ChainClient
 from depai_nodes.chain.config import ChainConfig, default_config_path, load_config
-from depai_nodes.chain.errors import ChainError, ChainResetError
+from depai_nodes.chain.errors import ChainError
 from depai_nodes.chain.events import EventStream
 from depai_nodes.chain.fleet import read_policy
 from depai_nodes.chain.models import PolicySnapshot
@@ -68,7 +68,7 @@ class ChainPolicySource:
     """
 
     def __init__(self, config: ChainConfig | str | None, on_policy: Callable[[Policy, int, str], None],
-                 on_error: Callable[[str], None], *, transport: str = "auto", retry_max_s: float = 30.0,
+                 on_error: Callable[[str], None], *, transport: str = "auto", retry_max_s: float = 5.0,
                  check_period_s: float = 2.0, on_info: Callable[[str], None] | None = None):
         if isinstance(config, ChainConfig):
             self.config, self.config_path = config, None
@@ -210,9 +210,10 @@ class ChainPolicySource:
                     continue
                 self._recovered()
             except ChainError as e:
+                # reconnect (config re-read, policy re-read at the head: nothing missed meanwhile);
+                # after ChainResetError nothing is believed from that chain until the config names it
                 self._failed(f"{type(e).__name__}: {e}")
-                if isinstance(e, ChainResetError):
-                    connected = False  # a chain nobody deployed to: nothing is believed from it
+                if connected:
                     self._stop_stream()
-                if not connected:
-                    self._stop.wait(backoff.next())
+                    connected = False
+                self._stop.wait(backoff.next())

@@ -7,6 +7,11 @@ policy, e.g. `max_stake`, and signs), then re-reads the machine's standing every
 through a read-only chain client. A missing wallet or an unreachable chain is reported in the
 message's `error` and retried at the next period; a request the wallet refuses (policy, invalid,
 revert) is reported and not repeated until a parameter changes.
+
+Which chain: the genesis is checked every period (``ChainWatch``). After a chain reset the
+config is re-read and the identity ensured again; so it is when the chain no longer shows the
+DID attribute or the stake (e.g. restored from a state file older than that write). An outage
+is logged once when it starts and once when it ends, not every period.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pydantic import Field
 from rclpy.node import Node
 
 from depai.msg import MachineIdentity
-from depai_nodes.common.params import ParamsModel, declare_params
+from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
 
@@ -27,11 +32,11 @@ from .core import IdentityState, read_identity
 
 
 class IdentityParams(ParamsModel):
-    machine_name: str = Field("", max_length=2560, description="DID attribute value; empty: the node's namespace")
+    machine_name: str = Field("", max_length=2560, description="DID attribute value; empty: the node's namespace", json_schema_extra=READ_ONLY)
     stake: str = Field("0", pattern=r"^[0-9]{1,78}$", description="TaskMarket stake to hold, token base units (0: do not register)")
     ensure: bool = Field(True, description="ask the wallet to write the DID attribute / stake when missing (False: only read)")
     period: float = Field(10.0, ge=0.5, le=3600.0, description="s between re-reads of the on-chain standing")
-    chain_config: str = Field("", description="chain config (read-only use); empty: $DEPAI_CHAIN_CONFIG or .depai/chain.local.json")
+    chain_config: str = Field("", description="chain config (read-only use); empty: $DEPAI_CHAIN_CONFIG or .depai/chain.local.json", json_schema_extra=READ_ONLY)
     wallet_timeout: float = Field(90.0, ge=1.0, le=3600.0, description="s to wait for the wallet's answer to a request")
 
 
@@ -47,6 +52,9 @@ class IdentityNode(Node):
         self.name = self.params.machine_name or (self.get_namespace().strip("/") or self.get_name())
         self.pub = self.create_publisher(MachineIdentity, "identity", LATCHED_QOS)
         self.inbox: queue.Queue = queue.Queue()
+        from depai_nodes.common.logthrottle import CauseThrottle
+
+        self.throttle = CauseThrottle(60.0)
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.reensure = threading.Event()
@@ -62,13 +70,25 @@ class IdentityNode(Node):
         self.wake.set()
 
     def _work(self) -> None:
+        try:
+            self._work_loop()
+        except Exception as e:  # noqa: BLE001 - logged; the runner ends the process (exit 1) on a dead thread
+            self.inbox.put(("log", f"identity worker failed: {type(e).__name__}: {e}"))
+            raise
+
+    def _work_loop(self) -> None:
+        from depai_nodes.chain.config import default_config_path
         from depai_nodes.chain.errors import ChainError
         from depai_nodes.chain.fleet import Fleet
         from depai_nodes.chain.intents import IdentityRequest
+        from depai_nodes.chain.watch import ChainWatch
+        from depai_nodes.common.logthrottle import Outage
 
         fleet = None
         ensured = not self.params.ensure
         refused = ""  # the wallet refused the request as is: not repeated until a parameter changes
+        watch = ChainWatch(self.config, self.params.chain_config or default_config_path(), period_s=0.0)
+        self.outage = Outage(f"identity: chain ({self.config.rpc_url})")
         while not self.stop_event.is_set():
             if self.reensure.is_set():
                 self.reensure.clear()
@@ -90,12 +110,31 @@ class IdentityNode(Node):
                         refused = out.describe()
                         self.inbox.put(("log", f"the wallet refused the identity request: {refused}"))
                 try:
+                    change = watch.check(self.client)
+                    if change is not None:  # a reset: the new chain knows nothing of this machine yet
+                        self.client.adopt(change.config)
+                        self.config = change.config
+                        fleet = None
+                        ensured, refused = not self.params.ensure, ""
+                        self.inbox.put(("warn", f"{change.describe()}: ensuring the identity again"))
                     if fleet is None or fleet.me != address:
                         self.client.verify_chain()
                         fleet = Fleet(self.client, address)
                     state = read_identity(fleet)
+                    line = self.outage.recovered()
+                    if line:
+                        self.inbox.put(("log", line))
+                    if ensured and self.params.ensure and (state.machine_name != self.name or (
+                            int(self.params.stake) > 0 and state.stake < int(self.params.stake))):
+                        ensured = False  # the chain lost what was written (restored from an older state?)
+                        self.inbox.put(("warn", f"the chain no longer shows DID {self.name!r} / stake {self.params.stake}: "
+                                                "asking the wallet again"))
+                        self.wake.set()
                 except ChainError as e:
                     error = error or f"{type(e).__name__}: {e}"
+                    line = self.outage.failed(error)
+                    if line:
+                        self.inbox.put(("warn", line))
             self.inbox.put(("state", state, address, error or refused))
             self.wake.wait(self.params.period)
             self.wake.clear()
@@ -108,6 +147,9 @@ class IdentityNode(Node):
                 return
             if item[0] == "log":
                 self.get_logger().info(item[1])
+                continue
+            if item[0] == "warn":
+                self.get_logger().warning(item[1])
                 continue
             _, state, address, error = item
             self._publish(state, address, error)
@@ -129,7 +171,10 @@ class IdentityNode(Node):
             msg.active_tasks = state.active_tasks
             msg.block_number = state.block_number
         else:
-            self.get_logger().warning(f"{error}; retrying in {self.params.period:g} s")
+            ok, suppressed = self.throttle.check(error.split(":", 1)[0])  # per cause, with a count
+            if ok:
+                self.get_logger().warning(f"{error}; retrying every {self.params.period:g} s"
+                                          + (f" ({suppressed} more since the last report)" if suppressed else ""))
         self.pub.publish(msg)
 
     def destroy_node(self) -> None:
