@@ -242,7 +242,14 @@ class WalletNode(Node):
             except queue.Empty:
                 return
             if item[0] == "log":
-                getattr(self.get_logger(), item[1])(item[2])
+                # one call site per severity: rclpy refuses a call site whose severity changes
+                logger, level, text = self.get_logger(), item[1], item[2]
+                if level == "error":
+                    logger.error(text)
+                elif level == "warning":
+                    logger.warning(text)
+                else:
+                    logger.info(text)
                 continue
             _, request_id, status, tx_hash, block, error = item
             out = TxStatus()
