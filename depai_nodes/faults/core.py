@@ -18,6 +18,7 @@ Each check returns a list of ``Violation``; an empty list means the invariant he
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
@@ -92,13 +93,19 @@ class Trace:
 
     def policy_at(self, t: float) -> PolicySample | None:
         """The last policy message received at or before ``t``."""
-        last = None
-        for p in self.policy:
-            if p.t <= t:
-                last = p
-            else:
-                break
-        return last
+        i = bisect.bisect_right(self._policy_times(), t)
+        return self.policy[i - 1] if i else None
+
+    def policies_between(self, t0: float, t1: float) -> list[PolicySample]:
+        """Policy messages received in (t0, t1]."""
+        times = self._policy_times()
+        return self.policy[bisect.bisect_right(times, t0):bisect.bisect_right(times, t1)]
+
+    def _policy_times(self) -> list[float]:
+        if getattr(self, "_times_n", -1) != len(self.policy):
+            self._times = [p.t for p in self.policy]
+            self._times_n = len(self.policy)
+        return self._times
 
     def unbacked_windows(self) -> list[Window]:
         """Intervals in which the policy had no live source: from a fault that cut it until the
@@ -171,7 +178,7 @@ def check_speed_limit(trace: Trace, margin: float = 1.0, tolerance: float = 0.05
         if s.robot in out:
             continue
         in_force = [p for p in (trace.policy_at(s.t - margin),) if p is not None]
-        in_force += [p for p in trace.policy if s.t - margin < p.t <= s.t]
+        in_force += trace.policies_between(s.t - margin, s.t)
         if not in_force:
             continue
         limit = max(p.max_speed for p in in_force)

@@ -38,6 +38,37 @@ def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "c
     raise TimeoutError(f"{what} not met within {timeout:g} s")
 
 
+def live_node_processes(domain: int) -> list[str]:
+    """Fully qualified names of the DePAI node processes alive on ROS domain ``domain``."""
+    names = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+            if "--ros-args" not in argv or not any(a.startswith("depai_nodes.") and a.endswith(".node") for a in argv):
+                continue
+            with open(f"/proc/{entry.name}/stat") as f:
+                if f.read().rsplit(") ", 1)[1].startswith(("Z", "X")):
+                    continue
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                env = dict(kv.split("=", 1) for kv in f.read().decode(errors="replace").split("\0") if "=" in kv)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if env.get("ROS_DOMAIN_ID", "0") != str(domain):
+            continue
+        name = ns = ""
+        for i, a in enumerate(argv[:-1]):
+            if a == "-r" and argv[i + 1].startswith("__node:="):
+                name = argv[i + 1].split(":=", 1)[1]
+            if a == "-r" and argv[i + 1].startswith("__ns:="):
+                ns = argv[i + 1].split(":=", 1)[1]
+        if name:
+            names.append(f"{ns.rstrip('/')}/{name}")
+    return names
+
+
 def speed_of(msg) -> float:
     t = msg.twist.twist.linear
     return math.hypot(t.x, t.y)
@@ -47,6 +78,7 @@ class Recorder:
     """An rclpy node that records odometry, policy and the node graph into a ``Trace``."""
 
     def __init__(self, domain: int, robots: list[str], graph_period: float = 0.5) -> None:
+        self.domain = domain
         import rclpy
         from nav_msgs.msg import Odometry
         from rclpy.executors import SingleThreadedExecutor
@@ -62,6 +94,13 @@ class Recorder:
         for robot in robots:
             self.node.create_subscription(Odometry, f"/{robot}/odom", lambda m, r=robot: self._on_odom(r, m), SENSOR_QOS)
         self.node.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
+        self.sim_time = 0.0      # simulated seconds seen on /clock, summed across simulator restarts
+        self._last_clock: float | None = None
+        from rosgraph_msgs.msg import Clock
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+        self.node.create_subscription(Clock, "/clock", self._on_clock,
+                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.node.create_timer(graph_period, self._sample_graph)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
@@ -81,6 +120,12 @@ class Recorder:
         with self._lock:
             self.trace.odom.append(OdomSample(time.monotonic(), robot, p.x, p.y, speed_of(msg)))
 
+    def _on_clock(self, msg) -> None:
+        t = msg.clock.sec + msg.clock.nanosec * 1e-9
+        if self._last_clock is not None and t > self._last_clock:
+            self.sim_time += t - self._last_clock  # a restarted simulator starts its clock at 0 again
+        self._last_clock = t
+
     def _on_policy(self, msg) -> None:
         zones = tuple((z.id, tuple((q.x, q.y) for q in z.polygon.points)) for z in msg.keep_out_zones)
         sample = PolicySample(time.monotonic(), int(msg.version), msg.source, bool(msg.paused), float(msg.max_speed), zones)
@@ -88,7 +133,11 @@ class Recorder:
             self.trace.policy.append(sample)
 
     def _sample_graph(self) -> None:
-        names = [f"{ns.rstrip('/')}/{n}" for n, ns in self.node.get_node_names_and_namespaces() if n != "fault_recorder"]
+        """The node processes alive on this ROS domain, by fully qualified name.
+
+        Processes, not the DDS graph: a node killed with SIGKILL says no goodbye, so discovery
+        shows it beside its successor until its lease runs out — two entries, one process."""
+        names = live_node_processes(self.domain)
         with self._lock:
             self.trace.graph.append((time.monotonic(), names))
 
