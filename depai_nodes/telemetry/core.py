@@ -563,6 +563,11 @@ class Anchorer:
                 pass
         attempts = 0
         while not self._stop.is_set():
+            if attempts and self.precheck is not None:  # after a failure: the chain may have come back reset
+                try:
+                    self.precheck()
+                except Exception:  # noqa: BLE001
+                    pass
             queue = self.pending()
             if not queue:
                 return
@@ -637,10 +642,12 @@ def _mark(folder: Path, update: dict) -> None:
     write_sidecar(folder, side)
 
 
-def reanchor_if_reset(directory: Path, genesis: str, is_anchored: Callable[[str, str], bool] | None = None) -> list[Path]:
+def reanchor_if_reset(directory: Path, genesis: str, is_anchored: Callable[[str, str], bool] | None = None,
+                      check_all: bool = False) -> list[Path]:
     """After a chain reset, put anchored batches back to pending: those recorded against another
-    genesis, and (``is_anchored(machine, batch_id)``) the newest anchored one when it is gone
-    from the chain - then every other anchored one that is gone too. Returns the folders reset."""
+    genesis, and (``is_anchored(machine, batch_id)``) those gone from the chain - every anchored
+    one with ``check_all`` (after an outage: a chain restarted from an older state), else the
+    newest, and all of them when the newest is gone. Returns the folders reset."""
     reset = []
     anchored = [(f, s) for f, s in list_batches(directory) if s and s.get("state") == "anchored"]
     for f, s in anchored:
@@ -649,7 +656,7 @@ def reanchor_if_reset(directory: Path, genesis: str, is_anchored: Callable[[str,
     if is_anchored is not None and anchored:
         # not again for a batch the wallet re-anchored on this very chain (views that disagree)
         rest = [(f, s) for f, s in anchored if f not in reset and s.get("reanchored_on") != genesis]
-        if rest and s_machine(rest[-1][1]) and not is_anchored(s_machine(rest[-1][1]), rest[-1][1]["batch_id"]):
+        if rest and (check_all or (s_machine(rest[-1][1]) and not is_anchored(s_machine(rest[-1][1]), rest[-1][1]["batch_id"]))):
             reset += [f for f, s in rest if s_machine(s) and not is_anchored(s_machine(s), s["batch_id"])]
     for f in reset:
         _mark(f, {"state": "pending", "reanchored_on": genesis, "previous_tx": read_sidecar(f).get("tx_hash", ""),

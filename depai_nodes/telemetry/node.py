@@ -87,6 +87,7 @@ class TelemetryNode(Node):
         self.wallet = WalletProxy(self)
         self._chain = None
         self._genesis_seen = ""
+        self._check_all = True  # at start: the chain may have been reset while this node was down
         if self.params.chain_check:
             self._chain = self._read_only_chain()
         for folder, side in list_batches(self.dir):  # what a crash left open: keep what the file holds, seal it
@@ -148,9 +149,13 @@ class TelemetryNode(Node):
             def is_anchored(machine: str, batch_id: str) -> bool:
                 return bool(registry.call("isAnchored", machine, id32(batch_id)))
 
-            reset = reanchor_if_reset(self.dir, genesis, is_anchored)
+            reset = reanchor_if_reset(self.dir, genesis, is_anchored, check_all=self._check_all)
         except (ChainError, TelemetryError, OSError):
-            return  # chain down: the wallet's answers say so; checked again at the next rescan
+            # chain down (the wallet's answers say so too): once it is back, every anchored batch is
+            # checked, since a chain restarted from an older state may have lost the latest anchors
+            self._check_all = True
+            return
+        self._check_all = False
         if reset:
             self.get_logger().warning(f"chain reset detected (genesis {genesis[:12]}...): {len(reset)} anchored "
                                       "batch(es) are not on this chain any more; anchoring them again")
