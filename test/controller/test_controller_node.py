@@ -181,6 +181,7 @@ def test_empty_path_stops_and_goal_is_reached(controller, ros_node):
     status.wait_for(lambda s: s.state == NavigationStatus.IDLE, timeout=5)
     # A robot at the end of its path has arrived (a path starting where it stands).
     feeder.odom.pose.pose.position.x = 9.93
+    time.sleep(0.3)  # the controller hears the new pose first (else the path's start is refused)
     plan_pub.publish(_path(n=2, step=0.02, x0=9.93))
     st = status.wait_for(lambda s: s.state == NavigationStatus.ARRIVED, timeout=10)
     assert st.progress == pytest.approx(1.0)
