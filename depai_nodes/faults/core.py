@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from depai_nodes.common.polygon import signed_distance as polygon_signed_distance
+
 __all__ = ["OdomSample", "PolicySample", "Fault", "Trace", "Violation", "Window",
            "disc_overlaps_polygon", "signed_distance", "check_no_motion_without_policy", "check_pause", "check_speed_limit",
            "check_keep_out", "check_duplicate_nodes", "check_all"]
@@ -187,33 +189,9 @@ def check_speed_limit(trace: Trace, margin: float = 1.0, tolerance: float = 0.05
     return list(out.values())
 
 
-def _point_in_polygon(x: float, y: float, poly: np.ndarray) -> bool:
-    inside = False
-    n = len(poly)
-    for i in range(n):
-        (x1, y1), (x2, y2) = poly[i], poly[(i + 1) % n]
-        if (y1 > y) != (y2 > y):
-            xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-            if x < xc:
-                inside = not inside
-    return inside
-
-
-def _distance_to_boundary(x: float, y: float, poly: np.ndarray) -> float:
-    a = poly
-    b = np.roll(poly, -1, axis=0)
-    ab = b - a
-    ap = np.array([x, y]) - a
-    t = np.clip(np.einsum("ij,ij->i", ap, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-12), 0.0, 1.0)
-    closest = a + t[:, None] * ab
-    return float(np.min(np.hypot(closest[:, 0] - x, closest[:, 1] - y)))
-
-
 def signed_distance(x: float, y: float, polygon) -> float:
-    """Distance from (x, y) to the polygon's boundary, negative inside."""
-    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-    d = _distance_to_boundary(x, y, poly)
-    return -d if _point_in_polygon(x, y, poly) else d
+    """Distance from (x, y) to the polygon's boundary, negative inside (common.polygon's)."""
+    return float(polygon_signed_distance(polygon, np.array([x], dtype=np.float64), np.array([y], dtype=np.float64))[0])
 
 
 def disc_overlaps_polygon(x: float, y: float, radius: float, polygon) -> bool:
