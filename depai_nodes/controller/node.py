@@ -197,7 +197,7 @@ class ControllerNode(Node):
 
     def _on_policy(self, msg: FleetPolicy) -> None:
         was = self.policies.current
-        offer = self.policies.offer(msg, time.monotonic())
+        offer = self.policies.offer(msg, time.monotonic(), self.params.policy_timeout)
         if not offer.accepted:
             # No policy: it neither replaces nor refreshes the one in force (which goes stale).
             log, held = self._policy_log.check(offer.reason)
@@ -215,6 +215,9 @@ class ControllerNode(Node):
             self.get_logger().warning(
                 f"policy source {cur.source} (v{cur.version}) in force" + (f", replacing {was.source} v{was.version}: "
                                                                           "its versions start a new sequence" if was else ""))
+        if offer.restarted:
+            self.get_logger().warning(f"policy v{was.version} from {cur.source} had gone stale: v{cur.version} "
+                                      "starts its sequence again")
         if was is not None and was.policy.paused != cur.policy.paused:
             self.get_logger().warning(f"fleet {'paused' if cur.policy.paused else 'resumed'} (policy v{cur.version})")
         self.get_logger().info(f"policy v{cur.version} from {cur.source}: max_speed {cur.policy.max_speed:.2f} m/s, "

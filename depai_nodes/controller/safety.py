@@ -7,8 +7,10 @@ zones, but a bug, a custom start or a stale plan there must not move the robot i
 * ``PolicyTracker``: no valid policy, no motion. A FleetPolicy message is adopted only when it is
   valid (``policy_from_msg``: finite speed in range, simple non-degenerate zones, ...), in the
   controller's frame, from an accepted source, and not older than the one in force: versions
-  compare only within one source identity; a new identity (a restarted file listener, a reset
-  chain) starts a new sequence. Its age is measured from the controller's own receipt time (a
+  compare only within one source identity, and only against a policy that is still fresh; a new
+  identity (a restarted file listener, a reset chain) starts a new sequence, and so does any
+  valid policy once the one in force has gone stale (a chain restored to an older state counts
+  its versions from there: the robots hold still for ``policy_timeout``, then follow it). Its age is measured from the controller's own receipt time (a
   monotonic clock), so a dead listener, however its clock runs, makes the policy stale.
 * ``ZoneGuard``: the robot footprint (a circle of ``robot_radius``) rolled out along the command's
   arc must stay out of every keep-out zone; a robot already overlapping a zone may only move so
@@ -48,6 +50,7 @@ class Offer:
     reason: str = ""           # why it was refused (empty when accepted)
     changed: bool = False      # a different policy is now in force (not just a refresh)
     new_source: bool = False   # it started a new source sequence
+    restarted: bool = False    # same source, but the policy in force was stale: a new sequence
 
 
 class PolicyTracker:
@@ -58,8 +61,9 @@ class PolicyTracker:
         self.source_prefix = source_prefix
         self.current: ActivePolicy | None = None
 
-    def offer(self, msg, now: float) -> Offer:
-        """Consider a FleetPolicy message received at monotonic time ``now``."""
+    def offer(self, msg, now: float, timeout: float = math.inf) -> Offer:
+        """Consider a FleetPolicy message received at monotonic time ``now``; ``timeout`` is the
+        policy_timeout (a stale policy in force does not hold back a lower version)."""
         source = str(msg.source)
         version = int(msg.version)
         frame = str(msg.header.frame_id)
@@ -75,7 +79,8 @@ class PolicyTracker:
         except PolicyError as exc:
             return Offer(False, f"invalid policy v{version} from {source}: {exc}")
         cur = self.current
-        if cur is not None and cur.source == source:
+        stale = cur is not None and now - cur.received > timeout
+        if cur is not None and cur.source == source and not stale:
             if version < cur.version:
                 return Offer(False, f"policy v{version} from {source} is older than v{cur.version} in force")
             if version == cur.version:
@@ -85,7 +90,11 @@ class PolicyTracker:
                 return Offer(True)
         zones = [(z.id, np.asarray(z.polygon, dtype=np.float64)) for z in policy.keep_out_zones]
         self.current = ActivePolicy(source, version, policy, now, zones)
-        return Offer(True, changed=True, new_source=cur is None or cur.source != source)
+        same = cur is not None and cur.source == source
+        if same and version == cur.version and policy == cur.policy:
+            cur.received = now  # the stale policy, received again: fresh again
+            return Offer(True)
+        return Offer(True, changed=True, new_source=not same, restarted=same)
 
     def age(self, now: float) -> float:
         return math.inf if self.current is None else now - self.current.received

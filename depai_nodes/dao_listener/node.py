@@ -98,11 +98,17 @@ class DaoListenerNode(Node):
                 self.get_logger().error(f"{item[1]} (policy v{self._version} from {self._source or 'nowhere'} stays in force)")
                 continue
             _, policy, version, source = item
-            if source == self._source and (version < self._version or (version == self._version and policy == self._current)):
-                continue  # already published, or older than the one in force (same source only)
+            if source == self._source and version == self._version and policy == self._current:
+                continue  # already published
             if source != self._source and self._source:
                 self.get_logger().warning(f"policy source changed: {self._source} -> {source}; "
                                           "its versions are a new sequence")
+            elif source == self._source and version < self._version:
+                # The chain went back (restored from an older state): what it says now is the
+                # policy. Robots refuse a lower version while the old one is fresh, so they hold
+                # still for their policy_timeout, then follow this one.
+                self.get_logger().warning(f"{source} went back from policy v{self._version} to v{version}; "
+                                          "publishing what the chain says now")
             self._adopt(policy, version, source)
 
     def _adopt(self, policy: Policy, version: int, source: str) -> None:

@@ -67,6 +67,21 @@ def test_versions_compare_only_within_one_source():
     assert fresh.accepted and fresh.new_source and t.current.version == 1 and not t.current.policy.paused
 
 
+def test_a_lower_version_is_refused_only_while_the_policy_in_force_is_fresh():
+    """A chain restored to an older state counts from an older version under the same identity:
+    refused while the newer policy is fresh (a stale duplicate), taken once that one is stale."""
+    t = PolicyTracker("map")
+    src = "chain:1:0xaaa:0x1"
+    assert t.offer(fleet_policy(version=9, source=src, paused=True), 0.0, 5.0).accepted
+    assert not t.offer(fleet_policy(version=6, source=src), 4.0, 5.0).accepted
+    assert t.hold_reason(5.5, 5.0).startswith("policy stale")
+    offer = t.offer(fleet_policy(version=6, source=src), 5.5, 5.0)
+    assert offer.accepted and offer.restarted and t.current.version == 6 and not t.current.policy.paused
+    assert t.hold_reason(5.6, 5.0) is None
+    # ... and from there the sequence is compared again.
+    assert not t.offer(fleet_policy(version=5, source=src), 6.0, 5.0).accepted
+
+
 def test_a_configured_source_prefix_refuses_other_sources():
     t = PolicyTracker("map", source_prefix="chain:3338:")
     assert not t.offer(fleet_policy(source="file:/tmp/p.yaml@x"), 0.0).accepted
