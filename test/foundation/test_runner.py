@@ -9,10 +9,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 NODE = textwrap.dedent("""
-    import sys, threading
+    import sys, threading, time
     from rclpy.node import Node
     from depai_nodes.common.runner import run_node
 
@@ -34,6 +36,13 @@ NODE = textwrap.dedent("""
                     raise RuntimeError("boom in a timer callback")
                 elif FAULT == "caught":
                     threading.Thread(target=self.careful, name="careful").start()
+                elif FAULT == "wedged":  # a worker dies while the executor is stuck in a callback
+                    threading.Timer(0.2, self.work).start()
+                    time.sleep(120)
+
+        def on_shutdown(self):
+            if FAULT == "hang_on_stop":
+                time.sleep(120)
 
         def work(self):
             raise ZeroDivisionError("boom in a worker thread")
@@ -69,6 +78,14 @@ def test_an_exception_escaping_the_executor_ends_the_process_with_code_1(ros_dom
     assert "RuntimeError: boom in a timer callback" in done.stderr
 
 
+def test_a_fatal_fault_ends_the_process_even_when_the_executor_is_wedged(ros_domain):
+    started = time.monotonic()
+    done = run_faulty("wedged")
+    assert done.returncode == 1, done.stderr
+    assert "uncaught exception in thread" in done.stderr and "exiting hard" in done.stderr
+    assert time.monotonic() - started < 25  # not the callback's 120 s
+
+
 def test_a_thread_that_handles_its_errors_lives_on(ros_domain):
     process = subprocess.Popen([sys.executable, "-c", NODE, "caught"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=REPO)
@@ -97,7 +114,7 @@ def test_a_node_whose_supervisor_is_already_gone_does_not_start(ros_domain):
 # the node's own runner must tie its life to it, as under `ros2 launch`.
 PARENT = textwrap.dedent("""
     import os, subprocess, sys, time
-    child = subprocess.Popen([sys.executable, "-c", sys.argv[1], "none"],
+    child = subprocess.Popen([sys.executable, "-c", sys.argv[1], sys.argv[2]],
                              env={**os.environ, "DEPAI_SUPERVISOR_PID": str(os.getpid())}, stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().strip() == "up"
     print(child.pid, flush=True)
@@ -113,8 +130,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_supervised_node_dies_with_its_parent_killed_by_sigkill(ros_domain):
-    parent = subprocess.Popen([sys.executable, "-c", PARENT, NODE], stdout=subprocess.PIPE, text=True, cwd=REPO,
+
+
+
+@pytest.mark.parametrize("fault", ["none", "hang_on_stop"])
+def test_a_supervised_node_dies_with_its_parent_killed_by_sigkill(ros_domain, fault):
+    # "hang_on_stop": its clean shutdown never ends; an orphan then ends itself after ORPHAN_GRACE_S.
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, NODE, fault], stdout=subprocess.PIPE, text=True, cwd=REPO,
                               start_new_session=True)
     child = None
     try:
