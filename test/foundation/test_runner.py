@@ -130,9 +130,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-
-
-
 @pytest.mark.parametrize("fault", ["none", "hang_on_stop"])
 def test_a_supervised_node_dies_with_its_parent_killed_by_sigkill(ros_domain, fault):
     # "hang_on_stop": its clean shutdown never ends; an orphan then ends itself after ORPHAN_GRACE_S.
