@@ -138,6 +138,8 @@ class DaoListenerNode(Node):
     def _on_params(self, params: DaoListenerParams) -> None:
         """All or nothing: a new policy_file that does not load fails the set, the old one stays."""
         old = self.params
+        if params.source == "chain" and params.policy_file != old.policy_file:
+            raise ParameterError("policy_file", "has no effect with source 'chain' (the policy comes from the chain)")
         if params.source == "file" and params.policy_file != old.policy_file:
             try:
                 self._load(params.policy_file)
