@@ -113,8 +113,13 @@ class Supervisor:
 
     def say(self, label: str, text: str) -> None:
         with self._print_lock:
-            self.out.write(f"[{label}] {text}\n")
-            self.out.flush()
+            try:
+                self.out.write(f"[{label}] {text}\n")
+                self.out.flush()
+            except (OSError, ValueError):
+                # Our own output is gone (a closed pipe: `depai launch | head`). Keep supervising
+                # and keep draining the nodes' pipes, or a node blocks on a full one.
+                pass
 
     def stop(self, *_args) -> None:
         """Ask `run()` to shut everything down (safe to call from a signal handler)."""
@@ -131,7 +136,7 @@ class Supervisor:
         child.process = subprocess.Popen(
             command_for(child.instance, child.params_file),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, text=True, bufsize=1, preexec_fn=_death_signal_preexec(), pass_fds=self.lock_fds,
+            env=env, text=True, errors="replace", bufsize=1, preexec_fn=_death_signal_preexec(), pass_fds=self.lock_fds,
         )
         child.started_at = time.monotonic()
         child.restart_at = None
@@ -140,8 +145,22 @@ class Supervisor:
         # Always logged, even in a throttled crash loop: tools and operators find pids by this line.
         self.say("depai", f"started {child.instance.label} (pid {child.process.pid})")
 
+    def _start(self, child: _Child, now: float) -> None:
+        """Spawn, and treat a failure to spawn (no memory, no file descriptors) like a crash: retry later."""
+        try:
+            self._spawn(child)
+        except OSError as exc:
+            child.process = None
+            child.backoff = min(max(child.backoff * 2, 1.0), MAX_BACKOFF_S)
+            child.restart_at = now + child.backoff
+            log_now, held_back = self._restart_log.check((child.instance.label, "spawn"))
+            if log_now:
+                self.say("depai", with_count(f"could not start {child.instance.label}: {exc}; retrying in {child.backoff:.1f} s", held_back))
+
     def _pump(self, child: _Child, process: subprocess.Popen) -> None:
         assert process.stdout is not None
+        # Undecodable bytes are replaced and our own output errors are swallowed (say()), so this
+        # thread drains the node's pipe until the node closes it, whatever the node writes.
         for line in process.stdout:
             self.say(child.instance.label, line.rstrip("\n"))
 
@@ -150,7 +169,7 @@ class Supervisor:
             return
         if child.process is None:
             if child.restart_at is not None and now >= child.restart_at:
-                self._spawn(child)
+                self._start(child, now)
             return
         code = child.process.poll()
         if code is None:
@@ -205,7 +224,7 @@ class Supervisor:
         with tempfile.TemporaryDirectory(prefix="depai-params-") as tmp:
             self._children = [_Child(i, write_params_file(i, Path(tmp))) for i in self.instances]
             for child in self._children:
-                self._spawn(child)
+                self._start(child, time.monotonic())
             end = None if duration_s is None else time.monotonic() + duration_s
             while not self._stopping.is_set():
                 now = time.monotonic()

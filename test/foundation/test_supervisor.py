@@ -123,3 +123,39 @@ def test_a_crash_loop_is_logged_per_cause_with_counts_not_once_per_restart(tmp_p
     logged = [int(n) for n, _ in lines]
     counted = sum(int(c or 0) for _, c in lines)
     assert logged[-1] - 1 == counted + len(lines) - 1
+
+
+def _one_process(monkeypatch, code: str):
+    from depai_nodes.bringup import supervisor as sup
+    from depai_nodes.bringup.stack import NodeInstance
+
+    monkeypatch.setattr(sup, "command_for", lambda instance, params: [sys.executable, "-c", code])
+    return sup, NodeInstance(name="chatty", concern="monitor", namespace="", parameters={}, respawn=False, respawn_delay=0.0)
+
+
+def test_undecodable_node_output_does_not_stop_the_supervisor_reading_it(tmp_path, monkeypatch):
+    import io
+
+    sup, instance = _one_process(monkeypatch, "import sys; sys.stdout.buffer.write(b'\\xff\\xfe bad\\n'); print('still read', flush=True)")
+    out = io.StringIO()
+    supervisor = sup.Supervisor([instance], out=out)
+    supervisor.run(duration_s=20.0)
+    text = out.getvalue()
+    assert "[chatty] \ufffd\ufffd bad" in text and "[chatty] still read" in text
+    assert "chatty exited with code 0; respawn is off" in text
+
+
+def test_a_lost_console_does_not_wedge_a_chatty_node(tmp_path, monkeypatch):
+    class ClosedPipe:
+        def write(self, _text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    # 2 MB of output: far more than a pipe holds. If the reader thread died on the first failed
+    # write, the node would block on its full pipe and never exit by itself.
+    sup, instance = _one_process(monkeypatch, "import sys\nfor i in range(40000): print('x' * 50)\n")
+    supervisor = sup.Supervisor([instance], out=ClosedPipe())
+    supervisor.run(duration_s=60.0)
+    assert supervisor._children[0].final_code == 0  # it exited on its own, it was not killed at shutdown
