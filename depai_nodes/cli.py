@@ -93,6 +93,7 @@ def cmd_launch(args) -> int:
         supervisor = Supervisor(instances, lock_fds=tuple(locks.fds))
         signal.signal(signal.SIGINT, supervisor.stop)
         signal.signal(signal.SIGTERM, supervisor.stop)
+        signal.signal(signal.SIGHUP, supervisor.stop)  # the terminal closed: an orderly stop too
         supervisor.say("depai", f"launching {len(instances)} node(s) from {args.stack} on ROS_DOMAIN_ID={domain}; Ctrl-C stops")
         return supervisor.run(duration_s=args.duration)
     finally:
