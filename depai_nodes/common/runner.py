@@ -118,6 +118,7 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
     # context under the constructor's feet.
     stop = threading.Event()
     fatal: list[str] = []  # set by a thread that died: the process must end with EXIT_CRASH
+    stopping: list[bool] = []  # set once a stop was asked for (signal) or the node is being torn down
 
     def node_name() -> str:
         try:
@@ -128,6 +129,7 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
     def request_shutdown(_signum, _frame):
         if supervisor is not None and not stop.is_set() and not _pid_alive(supervisor):
             _hard_exit_after(ORPHAN_GRACE_S, EXIT_CRASH, f"orphaned (supervisor pid {supervisor} died) and not stopped within {ORPHAN_GRACE_S:g} s")
+        stopping.append(True)
         stop.set()
 
     def thread_died(hook_args: threading.ExceptHookArgs) -> None:
@@ -135,6 +137,12 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
             return
         thread = hook_args.thread.name if hook_args.thread is not None else "?"
         text = "".join(traceback.format_exception(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback))
+        if stopping and not fatal:
+            # A worker tripping over the teardown of a node that was asked to stop: logged, but the
+            # stop stays a clean one (the supervisor is not about to restart anything).
+            print(f"[ERROR] [{node_name()}]: uncaught exception in thread '{thread}' while stopping\n{text}",
+                  file=sys.stderr, end="", flush=True)
+            return
         print(f"[FATAL] [{node_name()}]: uncaught exception in thread '{thread}'; ending the process (code 1)\n{text}",
               file=sys.stderr, end="", flush=True)
         if not fatal:
@@ -164,6 +172,7 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
               file=sys.stderr, end="", flush=True)
         code = EXIT_CRASH
     finally:
+        stopping.append(True)
         if fatal:
             code = EXIT_CRASH
         executor.shutdown(timeout_sec=1.0)
