@@ -14,6 +14,7 @@ tightest speed limit last of all.
 from __future__ import annotations
 
 import math
+import re
 import sys
 import time
 from typing import Literal
@@ -284,7 +285,8 @@ class ControllerNode(Node):
             t.linear.x = float(cmd.linear)
             t.angular.z = float(cmd.angular)
             self.cmd_pub.publish(t)
-        key = (cmd.state, cmd.reason if cmd.state == NavState.STOPPED else "")
+        # Logged on a change of state or cause (numbers in the reason, like an age, do not count).
+        key = (cmd.state, re.sub(r"\d+(\.\d+)?", "#", cmd.reason) if cmd.state == NavState.STOPPED else "")
         if key != self._last_key:
             text = f"state {cmd.state.name}{': ' + cmd.reason if key[1] else ''}"
             if cmd.state == NavState.STOPPED:
