@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import yaml
 
+from depai_nodes.common.yamlfile import safe_load_unique
+
 from .errors import MapLoadError
 
 FREE = 0
@@ -241,7 +243,7 @@ def load_map(yaml_path: str, frame_id: str = "map") -> OccupancyMap:
         raise MapLoadError(f"map YAML not found: {yaml_path}")
     try:
         with open(yaml_path, encoding="utf-8") as f:
-            meta = yaml.safe_load(f)
+            meta = safe_load_unique(f.read())  # a key given twice is an error, not "last one wins"
     except yaml.YAMLError as exc:
         raise MapLoadError(f"{yaml_path}: malformed YAML ({exc.__class__.__name__})") from None
     except UnicodeDecodeError:
