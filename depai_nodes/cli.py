@@ -1,6 +1,7 @@
 """The `depai` command line.
 
     depai launch      bring the stack up (config/stack.yaml), supervised, until Ctrl-C
+                      (exit 3: another launch owns this ROS domain or wallet key; bringup/lock.py)
     depai nodes       list the node instances the stack would run
     depai test        run the test suite (arguments go to pytest)
     depai bench NAME  run bench/NAME.py (arguments go to the benchmark)
@@ -82,7 +83,7 @@ def cmd_launch(args) -> int:
     from depai_nodes.bringup.supervisor import Supervisor
 
     instances = _instances(args)
-    domain = os.environ.get("ROS_DOMAIN_ID", "0")
+    domain = os.environ.get("ROS_DOMAIN_ID", "").strip() or "0"  # unset or empty: DDS uses domain 0
     locks = launch_locks(instances, args.stack, domain)
     try:
         locks.acquire()
