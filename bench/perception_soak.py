@@ -50,7 +50,7 @@ def main() -> int:
     sim_log, per_log = tmp / "simulator.log", tmp / "perception.log"
     py = sys.executable
     per = subprocess.Popen([py, "-m", "depai_nodes.perception.node", "--ros-args", "-r", "__ns:=/robot1",
-                            "-p", "expected_frame:=lidar_link", "-p", "sensor_height:=0.5"],
+                            "-p", "expected_frame:=robot1/lidar_link", "-p", "sensor_height:=0.5"],
                            stdout=open(per_log, "w"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     time.sleep(2.0)
     sim = subprocess.Popen([py, "-m", "depai_nodes.simulator.node", "--ros-args",

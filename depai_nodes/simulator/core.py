@@ -30,7 +30,7 @@ from .sdf import Shape, World, load_world
 
 __all__ = [
     "SimulatorError", "SimParams", "LidarConfig", "RobotState", "Sweep", "Simulator",
-    "resolve_world", "shape_mesh", "CLOUD_DTYPE",
+    "resolve_world", "shape_mesh", "CLOUD_DTYPE", "robot_frames",
 ]
 
 WORLDS_DIR = Path(__file__).resolve().parents[2] / "worlds"
@@ -39,6 +39,12 @@ WORLDS_DIR = Path(__file__).resolve().parents[2] / "worlds"
 CLOUD_DTYPE = np.dtype({"names": ["x", "y", "z", "intensity", "ring"],
                         "formats": ["<f4", "<f4", "<f4", "<f4", "<u2"],
                         "offsets": [0, 4, 8, 12, 16], "itemsize": 20})
+
+
+def robot_frames(robot: str, prefixed: bool = True) -> tuple[str, str, str]:
+    """(odom, base_link, lidar_link) frame ids of `robot` (REP-105; prefixed for multi-robot)."""
+    prefix = f"{robot}/" if prefixed and robot else ""
+    return f"{prefix}odom", f"{prefix}base_link", f"{prefix}lidar_link"
 
 
 class SimulatorError(ValueError):
@@ -72,11 +78,14 @@ class SimParams(ParamsModel):
     seed: int = Field(0, ge=0, description="Random seed of the LiDAR noise", json_schema_extra={"read_only": True})
     publish_map: bool = Field(True, description="Publish a ground-truth occupancy map of the world on <r>/map (latched)", json_schema_extra={"read_only": True})
     map_resolution: float = Field(0.1, ge=0.02, le=1.0, description="Cell size of the ground-truth map, m", json_schema_extra={"read_only": True})
+    frame_prefix: bool = Field(True, description="Frames per robot prefixed with its name (robot1/odom, robot1/base_link, robot1/lidar_link; REP-105 multi-robot); false: odom, base_link, lidar_link (one robot only)", json_schema_extra={"read_only": True})
 
     @model_validator(mode="after")
     def _consistent(self):
         if self.lidar_vfov_max_deg < self.lidar_vfov_min_deg:
             raise ValueError("lidar_vfov_max_deg must be >= lidar_vfov_min_deg")
+        if not self.frame_prefix and len(self.robots) > 1:
+            raise ValueError("frame_prefix is needed with more than one robot: their frames would collide on /tf")
         if self.lidar_max_range <= self.lidar_min_range:
             raise ValueError("lidar_max_range must be greater than lidar_min_range")
         if not self.robots:

@@ -3,10 +3,14 @@
 Per robot ``<r>`` (relative names, so ``robots: [robot1, robot2]`` gives ``/robot1/...``):
 
 * subscribes ``<r>/cmd_vel`` (geometry_msgs/Twist);
-* publishes ``<r>/odom`` (nav_msgs/Odometry, ``odom`` -> ``base_link``) and ``<r>/points``
-  (sensor_msgs/PointCloud2 in ``lidar_link``, organized beams x horizontal, reliable keep-last-5);
+* publishes ``<r>/odom`` (nav_msgs/Odometry, ``<r>/odom`` -> ``<r>/base_link``) and ``<r>/points``
+  (sensor_msgs/PointCloud2 in ``<r>/lidar_link``, organized beams x horizontal, reliable keep-last-5);
 
-and once, ``/clock`` (rosgraph_msgs/Clock). The simulator owns time: a wall-clock timer runs at
+once, ``/clock`` (rosgraph_msgs/Clock); and the TF tree per REP-105 (tf2_msgs/TFMessage): on
+``/tf``, with every odometry message and the same stamp, ``map -> <r>/odom`` (what a localiser
+would publish: ground truth here, and since this odometry does not drift it is the identity) and
+``<r>/odom -> <r>/base_link`` (the odometry); on ``/tf_static`` (latched) ``<r>/base_link ->
+<r>/lidar_link`` (the LiDAR mount). Frames carry the robot's name as prefix (``frame_prefix``). The simulator owns time: a wall-clock timer runs at
 ``physics_rate * real_time_factor`` and each tick advances simulated time by one fixed step, so
 every consumer with ``use_sim_time`` sees a consistent clock. If a tick takes longer than its
 period (a slow machine), simulated time slows down instead of skipping sweeps.
@@ -21,30 +25,46 @@ import time
 import numpy as np
 
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Twist
+from geometry_msgs.msg import TransformStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2
+from tf2_msgs.msg import TFMessage
 
 from depai_nodes.common.params import ParameterError, declare_params
 from depai_nodes.common.pointcloud2 import CloudBuffer
 from depai_nodes.common.qos import CLOUD_QOS, LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import CLOUD_DTYPE, LidarConfig, SimParams, Simulator, SimulatorError
+from .core import CLOUD_DTYPE, LidarConfig, SimParams, Simulator, SimulatorError, robot_frames
 from .sdf import SdfError
 
 # Parameters that shape the world or the set of robots cannot change while running.
 _RESTART_ONLY = {"world", "robots", "spawn_poses", "physics_rate", "seed"}
 _CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# As tf2_ros's broadcasters: /tf reliable keep-last 100; /tf_static reliable, transient local.
+TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+TF_STATIC_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MAP_FRAME = "map"
 
 
 def _stamp(t: float) -> Time:
     """builtin_interfaces/Time of t seconds (rounded to the nanosecond, carry included)."""
     ns = int(round(t * 1e9))
     return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def _transform(stamp: Time, parent: str, child: str, z: float = 0.0) -> TransformStamped:
+    """parent -> child, a translation along z (0: the identity)."""
+    t = TransformStamped()
+    t.header.stamp = stamp
+    t.header.frame_id = parent
+    t.child_frame_id = child
+    t.transform.translation.z = float(z)
+    t.transform.rotation.w = 1.0
+    return t
 
 
 def _topic(robot: str, name: str) -> str:
@@ -75,6 +95,10 @@ class SimulatorNode(Node):
             # Fast DDS defaults (bench/transport.py); reliable writers also serve best-effort readers.
             self.cloud_pubs[name] = self.create_publisher(PointCloud2, _topic(name, "points"), CLOUD_QOS)
             self.buffers[name] = CloudBuffer(CLOUD_DTYPE, n)
+        self.frames = {name: robot_frames(name, p.frame_prefix) for name in p.robots}
+        self.tf_pub = self.create_publisher(TFMessage, "/tf", TF_QOS)
+        self.tf_static_pub = self.create_publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+        self._publish_static_tf()
         self.map_pubs = {}
         if p.publish_map:
             self._publish_maps()
@@ -94,7 +118,7 @@ class SimulatorNode(Node):
         t0 = time.monotonic()
         grid, ox, oy = self.sim.occupancy_map(self.params.map_resolution)
         msg = OccupancyGrid()
-        msg.header.frame_id = "map"
+        msg.header.frame_id = MAP_FRAME
         msg.header.stamp = _stamp(self.sim.time)
         msg.info.map_load_time = msg.header.stamp
         msg.info.resolution = float(self.params.map_resolution)
@@ -123,6 +147,8 @@ class SimulatorNode(Node):
             for name in self.buffers:
                 self.buffers[name] = CloudBuffer(CLOUD_DTYPE, params.lidar_beams * params.lidar_horizontal)
         self.timer.timer_period_ns = int(1e9 / (params.physics_rate * params.real_time_factor))
+        if "lidar_mount_height" in changed:
+            self._publish_static_tf()
 
     def _tick(self) -> None:
         try:
@@ -142,19 +168,39 @@ class SimulatorNode(Node):
         self.clock_pub.publish(Clock(clock=stamp))
         if now + 1e-9 >= self._next_odom:
             self._next_odom += 1.0 / p.odom_rate
+            transforms = []
             for name, r in self.sim.robots.items():
-                self.odom_pubs[name].publish(self._odom(r, stamp))
+                odom = self._odom(r, stamp, *self.frames[name][:2])
+                self.odom_pubs[name].publish(odom)
+                transforms += [_transform(stamp, MAP_FRAME, odom.header.frame_id), self._odom_tf(odom)]
+            self.tf_pub.publish(TFMessage(transforms=transforms))
         if now + 1e-9 >= self._next_lidar:
             self._next_lidar += 1.0 / p.lidar_rate
             for name in self.sim.robots:
                 self._publish_sweep(name, stamp)
 
+    def _publish_static_tf(self) -> None:
+        """base_link -> lidar_link of every robot, in one latched message (a late subscriber gets all)."""
+        stamp = _stamp(self.sim.time)
+        self.tf_static_pub.publish(TFMessage(transforms=[
+            _transform(stamp, base, lidar, z=self.params.lidar_mount_height)
+            for _, base, lidar in self.frames.values()
+        ]))
+
     @staticmethod
-    def _odom(r, stamp) -> Odometry:
+    def _odom_tf(odom: Odometry) -> TransformStamped:
+        t = _transform(odom.header.stamp, odom.header.frame_id, odom.child_frame_id)
+        p = odom.pose.pose
+        t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = p.position.x, p.position.y, p.position.z
+        t.transform.rotation = p.orientation
+        return t
+
+    @staticmethod
+    def _odom(r, stamp, odom_frame: str = "odom", base_frame: str = "base_link") -> Odometry:
         o = Odometry()
         o.header.stamp = stamp
-        o.header.frame_id = "odom"
-        o.child_frame_id = "base_link"
+        o.header.frame_id = odom_frame
+        o.child_frame_id = base_frame
         o.pose.pose.position.x, o.pose.pose.position.y, o.pose.pose.position.z = r.x, r.y, r.z
         o.pose.pose.orientation.z = math.sin(r.yaw / 2)
         o.pose.pose.orientation.w = math.cos(r.yaw / 2)
@@ -168,7 +214,7 @@ class SimulatorNode(Node):
         buf.xyz[:] = sweep.xyz.reshape(-1, 3)
         buf.points["intensity"] = sweep.intensity.reshape(-1)
         buf.points["ring"] = self._rings()  # row index: 0 = lowest beam
-        msg = buf.to_msg("lidar_link", stamp, height=self.params.lidar_beams)
+        msg = buf.to_msg(self.frames[name][2], stamp, height=self.params.lidar_beams)
         self.cloud_pubs[name].publish(msg)
         self.sweeps_published += 1
 

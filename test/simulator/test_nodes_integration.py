@@ -23,7 +23,7 @@ SIM = {"world": "warehouse", "robots": ["robot1", "robot2"], "spawn_poses": [0.0
 
 def test_sim_and_perception_processes_exchange_clouds_obstacles_and_costmaps(ros_node, start_node):
     sim = start_node("simulator", parameters=SIM)
-    start_node("perception", namespace="robot1", parameters={"expected_frame": "lidar_link", "sensor_height": 0.5})
+    start_node("perception", namespace="robot1", parameters={"expected_frame": "robot1/lidar_link", "sensor_height": 0.5})
     clock = ros_node.subscribe(Clock, "/clock", RELIABLE_QOS)
     points = ros_node.subscribe(PointCloud2, "/robot1/points", SENSOR_QOS)
     points2 = ros_node.subscribe(PointCloud2, "/robot2/points", SENSOR_QOS)
@@ -33,7 +33,7 @@ def test_sim_and_perception_processes_exchange_clouds_obstacles_and_costmaps(ros
     sim.wait_for_log("simulating world 'warehouse'", timeout=30)
 
     cloud = points.wait_for(timeout=30)
-    assert (cloud.height, cloud.width, cloud.header.frame_id) == (32, 512, "lidar_link")
+    assert (cloud.height, cloud.width, cloud.header.frame_id) == (32, 512, "robot1/lidar_link")
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "intensity", "ring"]
     xyz = cloud_to_xyz(cloud)
     assert np.isfinite(xyz).all(axis=1).sum() > 1000 and not cloud.is_dense
@@ -46,7 +46,7 @@ def test_sim_and_perception_processes_exchange_clouds_obstacles_and_costmaps(ros
         return any(abs(o.centroid.x) < 0.6 and abs(o.centroid.y + 3.5) < 0.6 for o in m.obstacles)
 
     obs = obstacles.wait_for(lambda m: len(m.obstacles) >= 5 and column_seen(m), timeout=30)
-    assert obs.header.frame_id == "lidar_link"
+    assert obs.header.frame_id == "robot1/lidar_link"
     for o in obs.obstacles:
         assert o.box_min.x <= o.centroid.x <= o.box_max.x and o.point_count > 0
     grid = costmap.wait_for(timeout=30)
@@ -71,7 +71,7 @@ def test_sim_and_perception_processes_exchange_clouds_obstacles_and_costmaps(ros
             moved = last
             break
     assert moved is not None, "robot1 did not move on cmd_vel"
-    assert moved.header.frame_id == "odom" and moved.child_frame_id == "base_link"
+    assert moved.header.frame_id == "robot1/odom" and moved.child_frame_id == "robot1/base_link"
     assert math.isclose(moved.twist.twist.linear.x, 0.5, abs_tol=0.05)
 
 
