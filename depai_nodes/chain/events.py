@@ -60,6 +60,7 @@ class EventStream:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ws = None
+        self._behind = False
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -130,6 +131,15 @@ class EventStream:
         """Deliver every log from next_block up to head - confirmations (paged)."""
         head = self.client.block_number()
         safe = head - self.confirmations
+        if head + 1 < (self.next_block or 0) - self.confirmations:
+            # the chain is behind what was already delivered: reset or restored from an older
+            # state. Waiting would silently skip every event until it catches up: say so (once).
+            if not self._behind:
+                self._behind = True
+                self.on_error(EventStreamError(f"chain head {head} is behind block {self.next_block - 1} already delivered "
+                                               "(chain reset or rewound?); the owner must re-read its state"))
+            return
+        self._behind = False
         if safe < self.next_block:
             return
         logs = self.client.get_logs(self.contract.address, self.topics, self.next_block, safe)
