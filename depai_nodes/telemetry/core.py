@@ -24,19 +24,25 @@ pending batch cannot be anchored (chain or wallet down) the later ones wait behi
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import math
 import os
 import shutil
+import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
 import yaml
 from mcap.exceptions import McapError
-from mcap.records import Channel, Message, Schema
+import lz4.frame
+import zstandard
+from mcap.data_stream import ReadDataStream
+from mcap.records import Channel, Chunk, Message, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
@@ -321,8 +327,10 @@ def read_batch(path: Path, *, tolerant: bool = False) -> BatchInfo:
             raise TelemetryError(f"{f}: not an MCAP file (no MCAP magic bytes)")
         stream.seek(0)
         try:
-            for rec in StreamReader(stream, validate_crcs=True).records:
-                if isinstance(rec, Message):
+            for rec in StreamReader(stream, validate_crcs=True, emit_chunks=True).records:
+                if isinstance(rec, Chunk):
+                    _chunk_messages(rec, schemas, channels, messages)
+                elif isinstance(rec, Message):
                     ch = channels.get(rec.channel_id)
                     if ch is None:
                         raise TelemetryError(f"message {len(messages)} names an unknown channel {rec.channel_id}")
@@ -345,6 +353,50 @@ def read_batch(path: Path, *, tolerant: bool = False) -> BatchInfo:
     return BatchInfo(folder, f, messages, meta, complete=not problem, problem=problem)
 
 
+_MSG_HEAD = struct.Struct("<BQHIQQ")  # opcode, record length, channel id, sequence, log time, publish time
+
+
+def _chunk_messages(chunk: Chunk, schemas: dict, channels: dict, messages: list) -> None:
+    """The records of one chunk (CRC of its uncompressed bytes checked), parsed in place: the
+    mcap reader's per-field stream reads cost ~3x more than the hashing this feeds."""
+    if chunk.compression == "zstd":
+        data = zstandard.decompress(chunk.data, max_output_size=chunk.uncompressed_size)
+    elif chunk.compression == "lz4":
+        data = lz4.frame.decompress(chunk.data)
+    elif chunk.compression == "":
+        data = chunk.data
+    else:
+        raise TelemetryError(f"unknown chunk compression {chunk.compression!r}")
+    if len(data) != chunk.uncompressed_size or (chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc):
+        raise TelemetryError("checksum mismatch in a chunk: the bytes were altered")
+    view, off, end, unpack = memoryview(data), 0, len(data), _MSG_HEAD.unpack_from
+    while off < end:
+        if end - off < 9:
+            raise TelemetryError("a chunk ends inside a record header")
+        opcode = data[off]
+        (length,) = struct.unpack_from("<Q", data, off + 1)
+        stop = off + 9 + length
+        if stop > end:
+            raise TelemetryError("a chunk record runs past the end of its chunk")
+        if opcode == 0x05:
+            if length < 22:
+                raise TelemetryError("a message record too short for its header")
+            _, _, cid, _, log_time, _ = unpack(data, off)
+            ch = channels.get(cid)
+            if ch is None:
+                raise TelemetryError(f"message {len(messages)} names an unknown channel {cid}")
+            messages.append(RecordedMessage(ch[0], ch[1], log_time, bytes(view[off + 31:stop])))
+        elif opcode in (0x03, 0x04):
+            body = ReadDataStream(io.BytesIO(bytes(view[off + 9:stop])))
+            if opcode == 0x03:
+                sc = Schema.read(body)
+                schemas[sc.id] = sc.name
+            else:
+                c = Channel.read(body)
+                channels[c.id] = (c.topic, schemas.get(c.schema_id, ""))
+        off = stop
+
+
 def _describe(e: Exception) -> str:
     name = type(e).__name__
     if name in ("EndOfFile", "EOFError") or "end of file" in str(e).lower():
@@ -356,9 +408,6 @@ def _describe(e: Exception) -> str:
 
 def _check_summary_crc(f: Path) -> None:
     """The footer's CRC over the summary section (the stream reader does not check it)."""
-    import struct
-    import zlib
-
     with open(f, "rb") as s:
         s.seek(0, 2)
         size = s.tell()

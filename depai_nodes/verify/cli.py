@@ -3,6 +3,7 @@
     depai verify .depai/telemetry/robot1_telemetry/tlm_20261201T090000_123456789
     depai verify BATCH --topic /robot1/odom --index 17     # and prove that message on chain
     depai verify BATCH --chain chain/networks/agung.yaml   # peaq / agung by configuration alone
+    depai verify .depai/telemetry/robot1_telemetry         # every batch of a robot, one line each
 
 Exit codes: 0 valid, 1 tampered, 2 usage or input that is not a batch, 3 not anchored,
 4 signer not a machine with a valid DID (or another machine anchored it), 5 chain unreachable,
@@ -22,7 +23,7 @@ def _run(args) -> int:
     from depai_nodes.chain.config import default_config_path, load_config
     from depai_nodes.chain.errors import ChainError
 
-    from .core import verify_batch
+    from .core import batch_folders, verify_batch
 
     if args.index is not None and args.index < 0:
         print("depai verify: --index must be >= 0", file=sys.stderr)
@@ -33,7 +34,10 @@ def _run(args) -> int:
         config = load_config(cfg_path)
     except ChainError as e:
         error = f"chain configuration {cfg_path}: {e}"
+    folders = batch_folders(Path(args.path))
     try:
+        if folders and args.topic is None and args.index is None and args.time is None:
+            return _many(args, folders, config, error)
         rep = verify_batch(args.path, config, machine=args.machine, topic=args.topic, index=args.index,
                            at_time=args.time, config_error=error)
     except KeyboardInterrupt:
@@ -41,6 +45,24 @@ def _run(args) -> int:
     print(f"depai verify {args.path}")
     print(rep.render())
     return int(rep.verdict)
+
+
+def _many(args, folders, config, error) -> int:
+    """A telemetry output directory: one line per batch, the gravest verdict as exit code."""
+    import time
+
+    from .core import verify_many, worst
+
+    t0 = time.perf_counter()
+    results = verify_many(folders, config, machine=args.machine, config_error=error)
+    print(f"depai verify {args.path}: {len(folders)} batches")
+    for folder, rep in results:
+        print(f"  {rep.verdict.name:<12} {folder.name}  {rep.summary}")
+    verdict = worst(rep.verdict for _, rep in results)
+    valid = sum(rep.verdict == Verdict.VALID for _, rep in results)
+    print(f"{verdict.name.replace('_', ' ')}: {valid} of {len(folders)} batches valid "
+          f"(checked in {time.perf_counter() - t0:.2f} s)")
+    return int(verdict)
 
 
 def register(sub) -> None:

@@ -23,7 +23,7 @@ from depai_nodes.chain.merkle import MerkleTree
 from depai_nodes.telemetry.core import PROOFS, TelemetryError, _seconds, fmt_time, read_batch, read_sidecar
 from depai_nodes.telemetry.leaves import LeafError, leaf_of, preimage
 
-__all__ = ["Verdict", "Report", "verify_batch", "MACHINE_ATTRIBUTE"]
+__all__ = ["Verdict", "Report", "verify_batch", "verify_many", "batch_folders", "worst", "MACHINE_ATTRIBUTE"]
 
 MACHINE_ATTRIBUTE = b"depai:machine"  # = depai_nodes.chain.fleet.MACHINE_ATTRIBUTE
 
@@ -139,7 +139,8 @@ def verify_batch(path: Path, config: ChainConfig | None, *, machine: str | None 
         from depai_nodes.chain.client import ChainClient
 
         c = client or ChainClient(config, None, verify_chain=False)
-        c.verify_chain()
+        if client is None:  # a shared client (many batches) was checked once by its owner
+            c.verify_chain()
         registry = c.contract("DataRegistry")
         did = c.contract("MachineDID", config.did_address)
     except WrongChainError as e:
@@ -156,11 +157,11 @@ def verify_batch(path: Path, config: ChainConfig | None, *, machine: str | None 
         from depai_nodes.chain.models import id32
 
         bid = id32(claimed_id)
-        found = _anchors(c, registry, bid, config.deploy_block)
-        record = None
-        if machine:
-            record = _record(registry, machine, bid)
-        if record is None:
+        record = _record(registry, machine, bid) if machine else None
+        if record is not None:  # its event sits in the anchoring block: no scan of the chain
+            found = _anchors(c, registry, bid, record["anchoredAt"], record["anchoredAt"])
+        else:
+            found = _anchors(c, registry, bid, config.deploy_block)
             others = [a for a in found if not machine or a["machine"] != machine]
             if machine and others:
                 who = ", ".join(sorted({a["machine"] for a in others}))
@@ -233,10 +234,10 @@ def _record(registry, machine: str, bid: bytes) -> dict | None:
         raise
 
 
-def _anchors(c, registry, bid: bytes, from_block: int) -> list[dict]:
+def _anchors(c, registry, bid: bytes, from_block: int, to_block: int | str = "latest") -> list[dict]:
     """BatchAnchored events for this batch id, oldest first (machine, block, tx)."""
     topic0 = registry.abi.topic("BatchAnchored")
-    logs = c.get_logs(registry.address, [topic0, None, "0x" + bid.hex()], from_block)
+    logs = c.get_logs(registry.address, [topic0, None, "0x" + bid.hex()], from_block, to_block)
     out = []
     for raw in logs:
         ev = registry.abi.decode_log(raw)
@@ -333,3 +334,36 @@ def _select(msgs, topic, index, at_time) -> int | str:
     if not 0 <= n < len(pool):
         return f"--index {n} out of range: {len(pool)} message(s){' on ' + topic if topic else ''} (0..{len(pool) - 1})"
     return pool[n]
+
+
+# Which verdict a set of batches gets: the gravest finding about the data first.
+_GRAVITY = [Verdict.TAMPERED, Verdict.BAD_SIGNER, Verdict.NOT_ANCHORED, Verdict.CHAIN, Verdict.USAGE, Verdict.VALID]
+
+
+def worst(verdicts) -> Verdict:
+    vs = set(verdicts)
+    return next((v for v in _GRAVITY if v in vs), Verdict.VALID)
+
+
+def batch_folders(path: Path) -> list[Path]:
+    """The batch folders under a telemetry output directory (oldest first); [] when ``path`` is
+    itself a batch (or not a folder)."""
+    path = Path(path)
+    if not path.is_dir() or any(path.glob("*.mcap")):
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and any(p.glob("*.mcap")))
+
+
+def verify_many(folders: list[Path], config: ChainConfig | None, *, machine: str | None = None,
+                config_error: str = "") -> list[tuple[Path, Report]]:
+    """verify_batch for each folder with one chain client (its chain checked once)."""
+    client = None
+    if config is not None:
+        from depai_nodes.chain.client import ChainClient
+
+        try:
+            client = ChainClient(config, None, verify_chain=False)
+            client.verify_chain()
+        except ChainError:
+            client = None  # each report then says what is wrong with the chain
+    return [(f, verify_batch(f, config, machine=machine, client=client, config_error=config_error)) for f in folders]

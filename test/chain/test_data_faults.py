@@ -91,6 +91,7 @@ def test_chain_killed_mid_run_and_restarted_nothing_lost_nothing_twice(tmp_path,
         pub = ros_node.publisher(Odometry, "/robot1/odom", RELIABLE_QOS)
         tlm.wait_for_log("recording", timeout=20)
         ros_node.wait_for_subscribers(pub)
+        time.sleep(0.5)  # discovery settles on the subscriber's side too
         p = _Publisher(pub)
         p.start()
         wait_for(lambda: "anchored tlm_" in tlm.log() or " in block " in tlm.log(), timeout_s=30)
@@ -128,6 +129,7 @@ def test_wallet_killed_while_anchoring_causes_no_duplicate(tmp_path, start_node,
         pub = ros_node.publisher(Odometry, "/robot1/odom", RELIABLE_QOS)
         tlm.wait_for_log("recording", timeout=20)
         ros_node.wait_for_subscribers(pub)
+        time.sleep(0.5)  # discovery settles on the subscriber's side too
         p = _Publisher(pub)
         p.start()
         time.sleep(1.5)

@@ -354,6 +354,7 @@ def test_node_records_a_bag_anchors_it_and_the_arrival_record_verifies_on_chain(
     node.wait_for_log("recording", timeout=20)
     ros_node.wait_for_subscribers(pub)
     ros_node.wait_for_subscribers(arrivals)
+    time.sleep(0.5)  # discovery settles on the subscriber's side too (a reliable first message)
     _publish_odoms(pub, range(30))
     me = chain.address(MACHINE)
     arrival = ArrivalRecord(task_id=3, machine=me, x=4.25, y=-1.5, yaw=1.0)
@@ -400,6 +401,7 @@ def test_node_killed_mid_batch_keeps_what_it_flushed(chain, tmp_path, start_node
     pub = ros_node.publisher(Odometry, "/robot1/odom", RELIABLE_QOS)
     node.wait_for_log("recording", timeout=20)
     ros_node.wait_for_subscribers(pub)
+    time.sleep(0.5)  # discovery settles on the subscriber's side too (a reliable first message)
     _publish_odoms(pub, range(50))
     time.sleep(1.0)  # several flush periods
     os.kill(node.process.pid, signal.SIGKILL)

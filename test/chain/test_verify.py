@@ -225,3 +225,17 @@ def test_bad_input_gets_a_clear_message_and_its_exit_code(chain, anchored, tmp_p
     broken.write_text(json.dumps({"rpc_url": 5}))
     code, out = _cli(folder, broken)
     assert code == 5 and "chain configuration" in out, out
+
+
+def test_a_robots_output_directory_is_verified_batch_by_batch(chain, anchored):
+    folder, cfg = anchored
+    directory = folder.parent
+    second = _record(directory, t0=T0 + 10**11)
+    _anchor(chain, directory)
+    code, out = _cli(directory, cfg)
+    assert code == 0 and "2 of 2 batches valid" in out and out.count("VALID ") == 2, out
+    raw = bytearray(mcap_path(second).read_bytes())
+    raw[len(raw) // 3] ^= 1
+    mcap_path(second).write_bytes(bytes(raw))
+    code, out = _cli(directory, cfg)
+    assert code == Verdict.TAMPERED and "1 of 2 batches valid" in out and f"TAMPERED     {second.name}" in out, out
