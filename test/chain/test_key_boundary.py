@@ -22,7 +22,7 @@ from depai_nodes.chain.fleet import Fleet
 from depai_nodes.chain.models import id32
 from depai_nodes.chain.signer import create_keystore
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
-from depai_nodes.telemetry.core import prove
+from depai_nodes.telemetry.core import list_batches, prove
 
 PASS_ENV = "DEPAI_KEYSTORE_PASSPHRASE"
 KEYLIKE = re.compile(r"key|keystore|passphrase|demo|mnemonic|private|secret|seed", re.I)
@@ -79,7 +79,8 @@ def test_only_the_wallet_process_holds_the_key(chain, tmp_path, start_node, ros_
     monkeypatch.delenv(PASS_ENV)
     identity = start_node("identity", namespace="rover", parameters={"chain_config": str(cfg), "stake": str(100 * TOKEN), "period": 0.5})
     telemetry = start_node("telemetry", namespace="rover", parameters={
-        "batch_period": 0.5, "output_dir": str(tmp_path / "tlm"), "topics": ["odom nav_msgs/msg/Odometry"]})
+        "batch_period": 0.5, "output_dir": str(tmp_path / "tlm"), "topics": ["odom nav_msgs/msg/Odometry"],
+        "chain_config": str(cfg)})
 
     accounts = ros_node.subscribe(MachineAccount, "/rover/wallet/account", LATCHED_QOS)
     standing = ros_node.subscribe(MachineIdentity, "/rover/identity", LATCHED_QOS)
@@ -98,7 +99,8 @@ def test_only_the_wallet_process_holds_the_key(chain, tmp_path, start_node, ros_
         time.sleep(0.02)
     done = anchored.wait_for(lambda s: s.status == TxStatus.CONFIRMED, timeout=30)
     reader = Fleet(chain.client(DEPLOYER))
-    record, proof, root = prove(tmp_path / "tlm" / f"{done.request_id}.dpb", 0)
+    folder = next(f for f, s in list_batches(tmp_path / "tlm") if s and s.get("batch_id") == done.request_id)
+    record, proof, root = prove(folder, 0)
     assert reader.batch_record(account.address, id32(done.request_id)).root == root
     assert reader.verify_message(account.address, id32(done.request_id), record, proof)
 
