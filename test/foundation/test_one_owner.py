@@ -69,7 +69,7 @@ def test_kill_9_of_the_launcher_takes_its_nodes_down_and_frees_the_stack(ros_dom
 
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
-        assert wait_gone(pids, timeout=10) == [], "nodes outlived their supervisor's kill -9"
+        assert wait_gone(pids, timeout=15) == [], "nodes outlived their supervisor's kill -9"
 
         # Its lock file still names the dead launch; that does not block the next one.
         holder = json.loads((launch_locks / f"domain-{ros_domain}.lock").read_text())
