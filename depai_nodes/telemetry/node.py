@@ -171,12 +171,27 @@ class TelemetryNode(Node):
     def _record(self, topic: str, type_name: str, raw: bytes) -> None:
         with self.lock:
             try:
-                self.recorder.add(topic, type_name, time.time_ns(), canonical(type_name, bytes(raw)))
+                data = canonical(type_name, bytes(raw))
+                if type_name == ARRIVAL_TYPE:
+                    self._check_arrival(data)
+                self.recorder.add(topic, type_name, time.time_ns(), data)
             except LeafError as e:
                 self.get_logger().warning(f"refused a record on {topic}: {e}")
                 return
             if self.recorder.bytes >= self.params.max_bytes or self.recorder.count >= self.params.max_messages:
                 self._seal_locked()
+
+    def _check_arrival(self, data: bytes) -> None:
+        """A typed record is signed into this machine's batch: it must name this machine (fail
+        closed: none is accepted before the wallet has announced the machine's account)."""
+        from .leaves import ArrivalRecord as Arrival
+
+        rec = Arrival.from_cdr(data)
+        me = self.wallet.address
+        if not me:
+            raise LeafError("no machine account from the wallet yet: an arrival record cannot be checked")
+        if rec.machine.lower() != me.lower():
+            raise LeafError(f"names machine {rec.machine}, not this machine {me}")
 
     def _tick(self) -> None:
         with self.lock:

@@ -10,7 +10,7 @@ import time
 
 import eth_abi
 import pytest
-from chainkit import MACHINE, wait_for
+from chainkit import MACHINE, MACHINE2, wait_for
 
 from depai.msg import ArrivalRecord, TxStatus
 from depai_nodes.chain.client import ChainClient
@@ -355,17 +355,15 @@ def test_node_records_a_bag_anchors_it_and_the_arrival_record_verifies_on_chain(
     ros_node.wait_for_subscribers(pub)
     ros_node.wait_for_subscribers(arrivals)
     time.sleep(0.5)  # discovery settles on the subscriber's side too (a reliable first message)
-    _publish_odoms(pub, range(30))
+    _publish_odoms(pub, range(40))
     me = chain.address(MACHINE)
     arrival = ArrivalRecord(task_id=3, machine=me, x=4.25, y=-1.5, yaw=1.0)
     arrival.stamp.sec = int(time.time())
-    arrivals.publish(arrival)
-    arrivals.publish(ArrivalRecord(task_id=0, machine="nonsense"))  # refused: not a valid record
-    _publish_odoms(pub, range(30, 40))
+    arrivals.publish(arrival)  # refused: no wallet has announced this machine's account yet (fail closed)
+    node.wait_for_log("refused a record on /robot1/arrival: no machine account from the wallet yet")
     # no wallet yet: bounded retries, then the batch waits on disk
     gave_up = status.wait_for(lambda s: "gave up after 2 attempts" in s.error, timeout=30)
     assert gave_up.status == TxStatus.FAILED and "WALLET_UNAVAILABLE" in gave_up.error
-    node.wait_for_log("refused a record on /robot1/arrival")
     start_node("wallet", namespace="robot1", parameters={"chain_config": str(cfg), "demo_index": MACHINE})
     done = status.wait_for(lambda s: s.status == TxStatus.CONFIRMED and s.request_id == gave_up.request_id, timeout=30)
     assert done.tx_hash.startswith("0x") and done.block_number > 0 and done.error == ""
@@ -375,7 +373,16 @@ def test_node_records_a_bag_anchors_it_and_the_arrival_record_verifies_on_chain(
     # rosbags reads back exactly what was published, in order, nothing lost or invented
     bag = _rosbag_xs(folder)
     assert [m.pose.pose.position.x for m in bag["/robot1/odom"]] == [float(i) for i in range(40)]
-    (rec,) = bag["/robot1/arrival"]
+    assert "/robot1/arrival" not in bag
+    # with the wallet's account known: a record for this machine is recorded, others are refused
+    arrivals.publish(ArrivalRecord(task_id=0, machine="nonsense"))
+    node.wait_for_log("refused a record on /robot1/arrival: task_id")
+    arrivals.publish(ArrivalRecord(task_id=3, machine=chain.address(MACHINE2), x=4.25, y=-1.5, yaw=1.0))
+    node.wait_for_log(f"names machine {chain.address(MACHINE2)}, not this machine {me}")
+    arrivals.publish(arrival)
+    done = status.wait_for(lambda s: s.status == TxStatus.CONFIRMED and s.request_id != gave_up.request_id, timeout=30)
+    folder = next(f for f, s in list_batches(out) if s and s.get("batch_id") == done.request_id)
+    (rec,) = _rosbag_xs(folder)["/robot1/arrival"]
     assert (rec.task_id, rec.machine, rec.x, rec.y, rec.yaw) == (3, me, 4.25, -1.5, 1.0)
     # the arrival record's leaf, built from its typed fields alone, is proven by DataRegistry
     b = read_batch(folder)
