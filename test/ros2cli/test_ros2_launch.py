@@ -139,8 +139,16 @@ def test_one_robot_shipped_stack(ros2, launched):
     assert nodes == run.expected  # exactly the stack's nodes: nothing extra, nothing missing
 
     odom = _echo_once(ros2, "/robot1/odom", "nav_msgs/msg/Odometry")
-    assert odom["header"]["frame_id"].endswith("odom") and odom["child_frame_id"].endswith("base_link")
+    assert (odom["header"]["frame_id"], odom["child_frame_id"]) == ("robot1/odom", "robot1/base_link")
     assert all(math.isfinite(odom["pose"]["pose"]["position"][k]) for k in "xyz")
+
+    # TF (REP-105) read by the stock CLI: tf2_msgs is the same type whether ours or the system's.
+    static = ros2.run("topic", "echo", "--once", "--no-daemon", "--timeout", "20", "--qos-durability", "transient_local",
+                      "--qos-reliability", "reliable", "/tf_static", "tf2_msgs/msg/TFMessage", timeout=60).stdout
+    mount = yaml.safe_load(static.split("\n---")[0])["transforms"]
+    assert [(t["header"]["frame_id"], t["child_frame_id"]) for t in mount] == [("robot1/base_link", "robot1/lidar_link")]
+    tf = _echo_once(ros2, "/tf", "tf2_msgs/msg/TFMessage")["transforms"]
+    assert {(t["header"]["frame_id"], t["child_frame_id"]) for t in tf} == {("map", "robot1/odom"), ("robot1/odom", "robot1/base_link")}
 
     # The simulator sweeps at lidar_rate (10 Hz sim time); on a loaded machine the simulation
     # may run slower than real time, so only "it flows, and not faster than configured".
