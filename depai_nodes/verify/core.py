@@ -289,7 +289,7 @@ def _compare(rep, batch, msgs, leaves, root, record, damaged, bad_leaf, anchored
         s, e = _seconds(batch.start_ns, batch.end_ns)
         if s < record["startTime"] or e > record["endTime"]:
             return f"messages lie outside the anchored time range ({s}..{e} s vs {record['startTime']}..{record['endTime']})"
-        rep.add("content", f"root, {len(leaves)} messages and time range match the anchored record")
+        rep.add("match", f"root, {len(leaves)} messages and time range match the anchored record")
         return ""
     where = first_bad() or ("no proofs sidecar matching the anchored root, so the altered message cannot be named"
                             if anchored is None else "")
