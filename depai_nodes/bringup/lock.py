@@ -7,16 +7,20 @@ Two launches conflict when
 - both run a wallet on the same chain config: two processes would sign with the same machine
   key, race for its nonce and write one request ledger.
 
-Each is an advisory `flock` on a small file (the domain's under the temp directory, shared by
-every user's launches on the host; the key's next to the chain config). The locks are inherited
+Each is an advisory `flock` on a small file (the domain's in a private per-user directory,
+`$XDG_RUNTIME_DIR/depai-launch-<uid>` or the temp directory's; the key's next to the chain
+config). Lock files are opened without following symbolic links and must be regular files, and
+the per-user directory must be ours and not a link: a lock in a world-writable place must not let
+another user make a launch truncate one of our files. The locks are inherited
 by the launch's node processes (their file descriptor is passed on), so they are released only
 when the launcher *and every one of its nodes* are gone: a second launch refuses while the first
 one's nodes still live, even after the first launcher was killed with -9, and starts as soon as
 they are gone. A lock file left behind by a dead launch holds no lock (the kernel drops a flock
 with its last holder), so it never blocks; its text only says who held it last.
 
-DDS discovery reaches past this host when ROS_AUTOMATIC_DISCOVERY_RANGE allows it; a lock file
-cannot see another machine, so keep robots on separate domains (or ranges) there.
+DDS discovery reaches past this host when ROS_AUTOMATIC_DISCOVERY_RANGE allows it, and the
+domain lock is per user; a lock file cannot see another machine or another user's launches, so
+keep robots on separate domains (or discovery ranges) there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,7 +43,18 @@ class LaunchLockedError(RuntimeError):
 
 
 def _lock_root() -> Path:
-    return Path(os.environ.get("DEPAI_LAUNCH_LOCKS", Path(tempfile.gettempdir()) / "depai-launch"))
+    if os.environ.get("DEPAI_LAUNCH_LOCKS"):
+        return Path(os.environ["DEPAI_LAUNCH_LOCKS"])
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"depai-launch-{os.getuid()}"
+
+
+def _private_dir(path: Path) -> None:
+    """Create `path` 0700, or check that an existing one is a real directory of ours."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise LaunchLockedError(f"refusing to use lock directory {path}: not a directory owned by this user")
 
 
 def domain_lock_path(domain: str) -> Path:
@@ -80,18 +96,17 @@ class LaunchLock:
             raise
 
     def _take(self, path: Path, what: str) -> int:
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.parent == _lock_root():
-            try:
-                path.parent.chmod(0o1777)  # shared by every user's launches, like /tmp
-            except PermissionError:
-                pass
+            _private_dir(path.parent)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-            writable = True
-        except PermissionError:  # another user's lock file: a read-only descriptor can still flock
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            writable = False
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:  # ELOOP: a symbolic link where the lock file should be
+            raise LaunchLockedError(f"cannot open lock file {path} ({what}): {exc.strerror}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LaunchLockedError(f"refusing lock file {path} ({what}): not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -100,9 +115,8 @@ class LaunchLock:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise LaunchLockedError(f"cannot lock {path} ({what}): {exc.strerror}") from None
             raise LaunchLockedError(self._refusal(path, what, holder)) from None
-        if writable:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (json.dumps({**self.info, "pid": os.getpid(), "since": time.time()}) + "\n").encode(), 0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps({**self.info, "pid": os.getpid(), "since": time.time()}) + "\n").encode(), 0)
         return fd
 
     @staticmethod

@@ -192,3 +192,38 @@ nodes:
                 first.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(first.pid, signal.SIGKILL)
+
+
+def test_a_lock_file_planted_as_a_link_is_refused_and_its_target_untouched(tmp_path):
+    # An attacker who can write where a lock file lives plants a link to one of our files.
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate me\n")
+    planted = tmp_path / "domain-0.lock"
+    planted.symlink_to(precious)
+    with pytest.raises(LaunchLockedError, match="cannot open lock file"):
+        LaunchLock({planted: "ROS_DOMAIN_ID=0"}).acquire()
+    assert precious.read_text() == "do not truncate me\n"
+
+
+def test_the_domain_lock_directory_is_private(tmp_path, monkeypatch):
+    from depai_nodes.bringup.lock import domain_lock_path
+
+    monkeypatch.delenv("DEPAI_LAUNCH_LOCKS", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    path = domain_lock_path("5")
+    assert path.parent == tmp_path / f"depai-launch-{os.getuid()}"
+    lock = LaunchLock({path: "ROS_DOMAIN_ID=5"})
+    lock.acquire()
+    try:
+        assert (path.parent.stat().st_mode & 0o777) == 0o700
+        assert (path.stat().st_mode & 0o777) == 0o600
+    finally:
+        lock.release()
+    # A link in place of the directory (pointing somewhere else) is refused.
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime2"))
+    (tmp_path / "runtime2").mkdir()
+    (tmp_path / "runtime2" / f"depai-launch-{os.getuid()}").symlink_to(other)
+    with pytest.raises(LaunchLockedError, match="not a directory owned by this user"):
+        LaunchLock({domain_lock_path("5"): "ROS_DOMAIN_ID=5"}).acquire()
