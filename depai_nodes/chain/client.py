@@ -134,6 +134,11 @@ class ChainClient:
         self._fees = _FeeCache()
         self._verified = False
         self._genesis: str | None = None
+        # strict: single transactions take the node's pending count as their nonce (one RPC each),
+        # so a chain that lost blocks (restored from an older state) or another sender of this key
+        # never leaves this client signing with a nonce the node will not mine. The wallet sets it.
+        self.strict_nonce = False
+        self.nonce_corrections = 0
         if verify_chain:
             self.verify_chain()
 
@@ -229,10 +234,13 @@ class ChainClient:
 
     # ------------------------------------------------------------------ nonces and fees
 
-    def _next_nonce(self) -> int:
+    def _next_nonce(self, *, fresh: bool = False) -> int:
         with self._nonce_lock:
-            if self._nonce is None:
-                self._nonce = self.pending_nonce()
+            if self._nonce is None or (fresh and self.strict_nonce):
+                pending = self.pending_nonce()
+                if self._nonce is not None and pending != self._nonce:
+                    self.nonce_corrections += 1
+                self._nonce = pending
             n = self._nonce
             self._nonce += 1
             return n
@@ -314,7 +322,7 @@ class ChainClient:
         signer = self._require_signer()
         gas = gas or call.gas or self.estimate_gas(call)
         with self._nonce_lock:
-            nonce = self._next_nonce()
+            nonce = self._next_nonce(fresh=True)
             raw, tx_hash = signer.sign_transaction(self._tx_dict(call, nonce, gas))
             return raw, tx_hash, nonce
 
@@ -360,7 +368,7 @@ class ChainClient:
         signer = self._require_signer()
         gas = call.gas or self.estimate_gas(call)
         with self._nonce_lock:
-            nonce = self._next_nonce()
+            nonce = self._next_nonce(fresh=True)
             raw, tx_hash = signer.sign_transaction(self._tx_dict(call, nonce, gas))
             try:
                 self.rpc.call("eth_sendRawTransaction", [raw])

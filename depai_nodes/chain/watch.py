@@ -6,7 +6,8 @@ of the old state (DIDs, the guardian's pause, anchored batches, nonces). The gen
 does. ``ChainWatch.check(client)`` asks the node for block 0 (one small RPC) and compares it with
 the genesis this process works on:
 
-- the same: nothing changed (returns None);
+- the same: nothing changed (returns None), unless the head went back (an older state restored:
+  a ``ChainChange`` with ``rewound``; nonces and what was written lately must be re-read);
 - another one: the deployment config is read again from its file (``depai chain up --fresh`` or a
   redeploy rewrites it). When the file now names this genesis (or names none), the change is
   adopted and returned as a ``ChainChange`` carrying the new config: the caller re-synchronises
@@ -38,8 +39,16 @@ class ChainChange:
     old_genesis: str
     new_genesis: str
     config: ChainConfig
+    rewound_from: int = -1  # same genesis, but the head went back from this block (an older state restored)
+
+    @property
+    def rewound(self) -> bool:
+        return self.rewound_from >= 0
 
     def describe(self) -> str:
+        if self.rewound:
+            return (f"chain went back from block {self.rewound_from} (same genesis {self.new_genesis[:10]}: "
+                    "restored from an older state?)")
         return (f"chain reset detected: genesis {self.old_genesis[:10]} -> {self.new_genesis[:10]} "
                 f"(chain id {self.config.chain_id}, deploy block {self.config.deploy_block})")
 
@@ -53,6 +62,7 @@ class ChainWatch:
         self.config_path = config_path
         self.period_s = period_s
         self.genesis: str | None = config.genesis_hash
+        self.head = -1
         self._clock = clock
         self._next = 0.0
 
@@ -64,11 +74,16 @@ class ChainWatch:
         """One identity check (RpcError when the node is down; ChainResetError: unknown chain)."""
         self._next = self._clock() + self.period_s
         actual = client.genesis_hash(refresh=True)
+        head = client.block_number()
         if self.genesis is None:
-            self.genesis = actual
+            self.genesis, self.head = actual, head
             return None
         if actual == self.genesis:
+            before, self.head = self.head, head
+            if head < before:
+                return ChainChange(actual, actual, self.config, rewound_from=before)
             return None
+        self.head = head
         fresh = self._reload(actual)
         if fresh.genesis_hash is not None and fresh.genesis_hash != actual:
             raise ChainResetError(fresh.genesis_hash, actual, fresh.rpc_url)

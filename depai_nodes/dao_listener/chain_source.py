@@ -88,7 +88,6 @@ class ChainPolicySource:
         self.outage = Outage(f"chain policy source ({self.config.rpc_url})")
         self.resets = 0
         self._last_version = -1
-        self._head = -1
         self._stop = threading.Event()
         self._trouble = threading.Event()
         self._lock = threading.Lock()
@@ -169,7 +168,7 @@ class ChainPolicySource:
                 self._last_version = -1  # a new source identity starts a new version sequence
             self.source = source
         head = self.client.block_number()
-        self._head = head
+        self.watch.head = head
         self._publish(max(head - self.config.confirmations, 0))
         self.stream = EventStream(self.client, policy, self._on_event, events=["PolicyChanged"],
                                   from_block=head - self.config.confirmations + 1, mode=self.transport,
@@ -178,17 +177,14 @@ class ChainPolicySource:
     def _check(self) -> bool:
         """One identity/progress check; True when the source must reconnect (reset or rewind)."""
         change = self.watch.check(self.client)
-        if change is not None:
-            self.config = change.config  # reported by _connect, once
-            return True
-        head = self.client.block_number()
-        if head < self._head:
-            self.on_error(f"chain went back from block {self._head} to {head} (restored from an older state?): "
-                          "re-reading the policy")
+        if change is not None and change.rewound:
+            self.on_error(f"{change.describe()}: re-reading the policy")
             with self._lock:
                 self._last_version = -1
             return True
-        self._head = head
+        if change is not None:
+            self.config = change.config  # reported by _connect, once
+            return True
         return False
 
     def _run(self) -> None:

@@ -111,6 +111,9 @@ class IdentityNode(Node):
                         self.inbox.put(("log", f"the wallet refused the identity request: {refused}"))
                 try:
                     change = watch.check(self.client)
+                    if change is not None and change.rewound:
+                        self.inbox.put(("warn", f"{change.describe()}: re-checking the identity"))
+                        change = None  # the read below sees whether the DID is still there
                     if change is not None:  # a reset: the new chain knows nothing of this machine yet
                         self.client.adopt(change.config)
                         self.config = change.config

@@ -304,6 +304,10 @@ class Wallet:
 
     def _adopt(self, change) -> None:
         client = self.fleet.client
+        if change.rewound:
+            self._resync()
+            self.on_log("warning", f"{change.describe()}: nonce re-synchronised ({client._nonce})")
+            return
         client.adopt(change.config)
         self.fleet = Fleet(client)
         if self.on_chain_change is not None:

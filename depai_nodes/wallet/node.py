@@ -88,6 +88,7 @@ class WalletNode(Node):
         from .state import WalletState, WalletStateError, state_path
 
         config, client = load_node_chain(self.params, signing=True)
+        client.strict_nonce = True  # each transaction's nonce from the node: a rewound chain cannot wedge it
         signer = client.signer
         self.machine_name = self.params.machine_name or (self.get_namespace().strip("/") or self.get_name())
         self.outbox: queue.Queue = queue.Queue()

@@ -156,3 +156,33 @@ def test_up_without_saved_state_refuses_to_replace_the_chain(tmp_path):
         assert load_config(cfg_path).genesis_hash == genesis  # untouched
     finally:
         _depai("down", "--config", str(cfg_path))
+
+
+def test_a_chain_that_lost_recent_blocks_is_noticed_by_identity_and_wallet(chain, tmp_path, start_node, ros_node):
+    """What `chain up` after a kill -9 can do (up to the last state interval lost), made exact
+    with evm_revert: the DID and stake the wallet wrote are gone, the wallet's nonce is ahead of
+    the chain. Identity notices and asks again, the wallet takes the node's nonce: registered again."""
+    from depai.msg import MachineIdentity
+    from depai_nodes.chain.config import save_config
+    from depai_nodes.common.qos import LATCHED_QOS
+
+    from chainkit import MACHINE2
+
+    cfg = save_config(chain.config.model_copy(update={"receipt_timeout_s": 5.0}), tmp_path / "chain.json")
+    c = chain.client()
+    snap = c.rpc_local("evm_snapshot")
+    c.mine(3)  # the head must really go back below what the nodes saw first
+    wallet = start_node("wallet", namespace="robot2", parameters={"chain_config": str(cfg), "demo_index": MACHINE2,
+                                                                 "max_stake": str(100 * TOKEN), "chain_check_period": 0.5})
+    inbox = ros_node.subscribe(MachineIdentity, "/robot2/identity", LATCHED_QOS)
+    identity = start_node("identity", namespace="robot2", parameters={"chain_config": str(cfg), "stake": str(100 * TOKEN), "period": 0.5})
+    inbox.wait_for(lambda m: m.market_registered and m.machine_name == "robot2", timeout=40)
+    assert c.rpc_local("evm_revert", [snap]) is True  # the writes are gone, the head is back
+    inbox.wait_for(lambda m: not m.market_registered, timeout=20)
+    identity.wait_for_log("chain went back", timeout=20)
+    again = inbox.wait_for(lambda m: m.market_registered and m.machine_name == "robot2" and m.error == "", timeout=60)
+    assert again.stake == str(100 * TOKEN)
+    assert identity.log().count("chain went back") == 1
+    assert "TIMEOUT" not in wallet.log()  # its nonce followed the chain at once: nothing got stuck
+    assert wallet.process.poll() is None and identity.process.poll() is None
+    assert "Traceback" not in wallet.log() + identity.log()
