@@ -274,8 +274,10 @@ class ControllerNode(Node):
     def _last_stage(self, cmd: Command, active, limit: float) -> Command:
         """Independent of how the command was made: keep-out zones along its arc, then the clamp."""
         p = self.params
-        guard = ZoneGuard(p.robot_radius, p.collision_horizon, p.collision_min_distance)
-        out = last_stage(cmd, self._odom, active.zones, guard, limit, p.max_angular_vel)
+        guard = ZoneGuard(p.robot_radius, p.collision_horizon, p.collision_min_distance, 1.0 / p.control_frequency,
+                          p.max_linear_accel)
+        out = last_stage(cmd, self._odom, active.zones, guard, limit, p.max_angular_vel,
+                         max_distance=cmd.distance_remaining)
         self.follower.last = (out.linear, out.angular)
         return out
 

@@ -130,21 +130,32 @@ def rollout(pose: tuple[float, float, float], v: float, w: float, horizon: float
 
 
 class ZoneGuard:
-    """Footprint (circle of ``radius``) against keep-out polygons along a commanded arc."""
+    """Footprint (circle of ``radius``) against keep-out polygons along a commanded arc.
 
-    def __init__(self, radius: float, horizon: float, min_distance: float) -> None:
+    The arc is rolled out for ``horizon`` s, at least ``min_distance`` m, but not beyond
+    ``max_distance`` (the rest of the path: the follower stops at its end, so a goal next to a
+    zone stays reachable, and a path ending in one is still stopped short), and never shorter than what one more control period and
+    a stop at ``brake_accel`` take (``dt`` s at the commanded speed, then v^2 / 2a).
+    """
+
+    def __init__(self, radius: float, horizon: float, min_distance: float, dt: float = 0.05,
+                 brake_accel: float = 2.5) -> None:
         self.radius, self.horizon, self.min_distance = radius, horizon, min_distance
+        self.dt, self.brake_accel = dt, brake_accel
 
     def inside(self, pose, zones) -> list[str]:
         """Ids of the zones the footprint overlaps at ``pose``."""
         x, y = pose[0], pose[1]
         return [zid for zid, poly in zones if float(signed_distance(poly, [x], [y])[0]) < self.radius]
 
-    def check(self, pose, v: float, w: float, zones) -> str | None:
+    def check(self, pose, v: float, w: float, zones, max_distance: float = math.inf) -> str | None:
         """Why the command (v, w) at ``pose`` is refused (None: allowed)."""
         if not zones or abs(v) < 1e-9:
             return None  # holding still or turning in place: a circle sweeps nothing new
-        xs, ys = rollout(pose, v, w, self.horizon, self.min_distance)
+        speed = abs(v)
+        length = min(max(self.min_distance, speed * self.horizon), max_distance)
+        length = max(length, speed * self.dt + speed * speed / (2.0 * self.brake_accel))
+        xs, ys = rollout(pose, v, w, length / speed, 0.0)
         for zid, poly in zones:
             here = float(signed_distance(poly, [pose[0]], [pose[1]])[0])
             d = signed_distance(poly, xs, ys)
@@ -177,11 +188,13 @@ def path_problem(points: np.ndarray, frames: list[str], pose: tuple[float, float
     return None
 
 
-def last_stage(cmd: Command, pose, zones, guard: ZoneGuard, limit: float, max_angular: float) -> Command:
+def last_stage(cmd: Command, pose, zones, guard: ZoneGuard, limit: float, max_angular: float,
+               max_distance: float = math.inf) -> Command:
     """The command that may leave the controller, whatever made ``cmd``: zero (STOPPED, the zone
     named) when its arc brings the footprint into a keep-out zone, else clamped to
-    ``|v| <= limit`` and ``|w| <= max_angular`` (non-finite values become zero)."""
-    reason = guard.check(pose, cmd.linear, cmd.angular, zones) if math.isfinite(cmd.linear) and \
+    ``|v| <= limit`` and ``|w| <= max_angular`` (non-finite values become zero).
+    ``max_distance`` caps the roll-out (see ZoneGuard)."""
+    reason = guard.check(pose, cmd.linear, cmd.angular, zones, max_distance) if math.isfinite(cmd.linear) and \
         math.isfinite(cmd.angular) else None
     if reason:
         return stop(NavState.STOPPED, reason, distance_remaining=cmd.distance_remaining,

@@ -131,7 +131,8 @@ def _drive(path, zones, pose, steps=600, radius=0.22, limit=0.8):
     cmd = None
     for _ in range(steps):
         cmd = follower.step(pose, dt, limit)
-        cmd = last_stage(cmd, pose, zones, guard, limit, cfg.max_angular_vel)
+        cmd = last_stage(cmd, pose, zones, guard, limit, cfg.max_angular_vel,
+                         max_distance=cmd.distance_remaining)
         follower.last = (cmd.linear, cmd.angular)
         x, y, th = pose
         pose = (x + cmd.linear * math.cos(th) * dt, y + cmd.linear * math.sin(th) * dt, th + cmd.angular * dt)
@@ -152,6 +153,19 @@ def test_a_robot_following_a_path_through_a_zone_never_overlaps_it(y0):
     assert d.min() >= 0.22 - 1e-9, d.min()
     assert cmd.state == NavState.STOPPED and "keep-out zone 'dock'" in cmd.reason
     assert poses[-1, 0] > 1.0  # it did drive up to the zone, it did not just refuse to move
+
+
+@pytest.mark.parametrize(("gap", "arrives"), [(0.12, True), (0.06, True), (-0.05, False)])
+def test_a_goal_next_to_a_zone_is_reached_and_one_overlapping_it_is_not(gap, arrives):
+    """The roll-out ends where the path does: a path whose last pose leaves the footprint ``gap`` m
+    clear of the zone is driven to its end; one whose last footprint would overlap it is not."""
+    end = 2.0 - 0.22 - gap
+    xs = np.arange(0.0, end + 1e-9, 0.05)
+    xs = np.append(xs[xs < end - 1e-6], end)
+    poses, cmd = _drive(np.column_stack([xs, np.zeros_like(xs)]), ZONES, (0.0, 0.0, 0.0))
+    d = signed_distance(SQUARE, poses[:, 0], poses[:, 1])
+    assert d.min() >= 0.22 - 1e-9
+    assert (cmd.state == NavState.ARRIVED) == arrives, cmd
 
 
 def test_without_zones_the_same_path_is_driven_to_the_end():
