@@ -43,3 +43,23 @@ def test_deploy_records_genesis_and_verify_chain_refuses_another_chain(deployed)
             ChainClient(moved)
         assert isinstance(e.value, ChainError)
         assert e.value.expected == cfg.genesis_hash and e.value.actual != cfg.genesis_hash
+
+
+def test_backoff_is_bounded_and_never_overflows():
+    from depai_nodes.chain.backoff import Backoff, backoff_delay
+
+    b = Backoff(0.002, 0.02)
+    delays = [b.next() for _ in range(5000)]  # the old 0.002 * 2**n raised OverflowError at n = 1024
+    assert delays[:4] == [0.002, 0.004, 0.008, 0.016] and max(delays) == 0.02 and delays[-1] == 0.02
+    assert backoff_delay(0.5, 30.0, 10**9) == 30.0 and backoff_delay(0.5, 30.0, 0) == 0.5
+
+
+def test_a_long_receipt_wait_ends_in_a_timeout_not_an_overflow(deployed):
+    """Thousands of polls (1 ms apart for 3 s): the wait ends with the typed TxTimeoutError."""
+    from depai_nodes.chain.errors import TxTimeoutError
+
+    c = deployed.client(receipt_poll_s=0.001)
+    missing = "0x" + "ab" * 32
+    with pytest.raises(TxTimeoutError) as e:
+        c.wait_receipt(missing, timeout_s=3.0)
+    assert e.value.tx_hash == missing

@@ -143,3 +143,24 @@ def test_strangers_on_dds_cannot_make_the_wallet_act_for_them(chain, tmp_path, s
     assert not [s for s in status.messages if s.request_id == "steal-1" and s.status != TxStatus.FAILED]
     assert reader.token.call("balanceOf", chain.address(STRANGER)) == before
     assert wallet.process.poll() is None and "Traceback" not in wallet.log()
+
+
+def test_a_ledger_that_cannot_be_written_ends_the_process(chain, tmp_path, start_node, ros_node):
+    """Fatal: without its memory the wallet must not pay; it exits 1 (the supervisor restarts it)."""
+    cfg = save_config(chain.config, tmp_path / "chain.json")
+    state_dir = tmp_path / "state"
+    wallet = start_node("wallet", namespace="robot1", parameters={
+        "chain_config": str(cfg), "demo_index": MACHINE, "state_dir": str(state_dir), "follow_policy": False,
+        "spending_cap": str(10 * TOKEN), "allowed_payees": [chain.address(MACHINE2)]})
+    wallet.wait_for_log("wallet of", timeout=20)
+    ledger = state_dir / f"wallet-{chain.address(MACHINE).lower()}.json"
+    assert ledger.exists()  # the cap was recorded at start
+    ledger.unlink()
+    ledger.mkdir()  # the next write cannot replace it
+    pub = ros_node.publisher(TokenTransfer, "/robot1/wallet/transfer", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(pub)
+    before = Fleet(chain.client(STRANGER)).token.call("balanceOf", chain.address(MACHINE2))
+    pub.publish(TokenTransfer(request_id="pay-x", to=chain.address(MACHINE2), amount=str(TOKEN)))
+    assert wallet.wait_exit(timeout=20) == 1
+    assert "cannot write wallet state" in wallet.log()
+    assert Fleet(chain.client(STRANGER)).token.call("balanceOf", chain.address(MACHINE2)) == before
