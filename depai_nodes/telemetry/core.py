@@ -52,7 +52,7 @@ from depai_nodes.chain.merkle import MerkleTree
 from .leaves import ARRIVAL_TYPE, LeafError, leaf_of
 from .msgdefs import full_definition
 
-__all__ = ["TelemetryError", "BatchRecorder", "BatchInfo", "RecordedMessage", "read_batch", "recover", "seal_folder",
+__all__ = ["TelemetryError", "BatchRecorder", "BatchInfo", "RecordedMessage", "read_batch", "recover", "reanchor_if_reset",
            "read_sidecar", "write_sidecar", "list_batches", "prune", "prove", "anchor_request", "Anchorer",
            "AnchorStatus", "LEAF_ENCODING", "SIDE", "PROOFS"]
 
@@ -327,7 +327,8 @@ def read_batch(path: Path, *, tolerant: bool = False) -> BatchInfo:
             raise TelemetryError(f"{f}: not an MCAP file (no MCAP magic bytes)")
         stream.seek(0)
         try:
-            for rec in StreamReader(stream, validate_crcs=True, emit_chunks=True).records:
+            size = os.fstat(stream.fileno()).st_size  # no record can be larger than the file
+            for rec in StreamReader(stream, validate_crcs=True, emit_chunks=True, record_size_limit=size).records:
                 if isinstance(rec, Chunk):
                     _chunk_messages(rec, schemas, channels, messages)
                 elif isinstance(rec, Message):
@@ -353,12 +354,15 @@ def read_batch(path: Path, *, tolerant: bool = False) -> BatchInfo:
     return BatchInfo(folder, f, messages, meta, complete=not problem, problem=problem)
 
 
+_MAX_CHUNK = 256 * 2**20
 _MSG_HEAD = struct.Struct("<BQHIQQ")  # opcode, record length, channel id, sequence, log time, publish time
 
 
 def _chunk_messages(chunk: Chunk, schemas: dict, channels: dict, messages: list) -> None:
     """The records of one chunk (CRC of its uncompressed bytes checked), parsed in place: the
     mcap reader's per-field stream reads cost ~3x more than the hashing this feeds."""
+    if chunk.uncompressed_size > _MAX_CHUNK:  # a hostile file must not make the verifier allocate gigabytes
+        raise TelemetryError(f"a chunk claims {chunk.uncompressed_size} uncompressed bytes (over {_MAX_CHUNK})")
     if chunk.compression == "zstd":
         data = zstandard.decompress(chunk.data, max_output_size=chunk.uncompressed_size)
     elif chunk.compression == "lz4":
@@ -401,6 +405,8 @@ def _describe(e: Exception) -> str:
     name = type(e).__name__
     if name in ("EndOfFile", "EOFError") or "end of file" in str(e).lower():
         return "the file ends early (truncated: no footer)"
+    if name == "RecordLengthLimitExceeded":
+        return "a record runs past the end of the file (truncated, or its length altered)"
     if name == "CRCValidationError":
         return f"checksum mismatch ({e}): the bytes were altered"
     return f"unreadable record ({name}: {str(e)[:120]})"
@@ -494,11 +500,6 @@ def list_batches(directory: Path) -> list[tuple[Path, dict | None]]:
         except TelemetryError:
             out.append((folder, None))
     return out
-
-
-def seal_folder(folder: Path) -> dict:
-    """The pending sidecar of a sealed folder (for callers that sealed elsewhere)."""
-    return read_sidecar(folder)
 
 
 # ------------------------------------------------------------------------------------ retention

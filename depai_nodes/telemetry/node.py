@@ -23,6 +23,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from depai.msg import ArrivalRecord, TxStatus
+from depai_nodes.common.logthrottle import CauseThrottle, with_count
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import RELIABLE_QOS
 from depai_nodes.common.runner import run_node
@@ -82,7 +83,9 @@ class TelemetryNode(Node):
             except MsgDefError as e:
                 raise ParameterError("topics", str(e)) from None
         self.status_pub = self.create_publisher(TxStatus, "anchor_status", RELIABLE_QOS)
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # the open batch (subscriptions, timers)
+        self.dir_lock = threading.Lock()  # retention vs the chain-reset check (anchorer thread)
+        self._disk_throttle = CauseThrottle(30.0)
         self.recorder = BatchRecorder(self.dir, compression=self.params.compression)
         self.wallet = WalletProxy(self)
         self._chain = None
@@ -149,7 +152,8 @@ class TelemetryNode(Node):
             def is_anchored(machine: str, batch_id: str) -> bool:
                 return bool(registry.call("isAnchored", machine, id32(batch_id)))
 
-            reset = reanchor_if_reset(self.dir, genesis, is_anchored, check_all=self._check_all)
+            with self.dir_lock:
+                reset = reanchor_if_reset(self.dir, genesis, is_anchored, check_all=self._check_all)
         except (ChainError, TelemetryError, OSError):
             # chain down (the wallet's answers say so too): once it is back, every anchored batch is
             # checked, since a chain restarted from an older state may have lost the latest anchors
@@ -178,6 +182,9 @@ class TelemetryNode(Node):
             except LeafError as e:
                 self.get_logger().warning(f"refused a record on {topic}: {e}")
                 return
+            except OSError as e:  # disk full, folder gone: this message is lost, the node lives on
+                self._disk_error(f"cannot write to {self.dir}: {e.strerror or e}")
+                return
             if self.recorder.bytes >= self.params.max_bytes or self.recorder.count >= self.params.max_messages:
                 self._seal_locked()
 
@@ -202,8 +209,19 @@ class TelemetryNode(Node):
         with self.lock:
             self.recorder.flush()
 
+    def _disk_error(self, text: str) -> None:
+        log_now, suppressed = self._disk_throttle.check(text)
+        if log_now:
+            self.get_logger().error(with_count(text, suppressed))
+
     def _seal_locked(self) -> None:
-        folder = self.recorder.seal()
+        folder_open = self.recorder.folder
+        try:
+            folder = self.recorder.seal()
+        except OSError as e:  # the batch stays `recording` on disk: recovered at the next start
+            self._disk_error(f"cannot seal {folder_open}: {e.strerror or e}; it is recovered at the next start")
+            self.recorder.abandon()
+            return
         if folder is None:
             return
         from .core import read_sidecar
@@ -219,7 +237,8 @@ class TelemetryNode(Node):
 
     def _prune(self) -> None:
         if self.params.disk_budget:
-            removed = prune(self.dir, self.params.disk_budget)
+            with self.dir_lock:  # not while the chain check moves a batch back to pending
+                removed = prune(self.dir, self.params.disk_budget)
             if removed:
                 self.get_logger().info(f"retention: deleted {len(removed)} anchored batch(es) beyond the "
                                        f"{self.params.disk_budget} byte budget (oldest first)")

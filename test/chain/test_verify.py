@@ -203,7 +203,20 @@ def test_bad_input_gets_a_clear_message_and_its_exit_code(chain, anchored, tmp_p
     raw = mcap_path(folder).read_bytes()
     (cut / mcap_path(folder).name).write_bytes(raw[: len(raw) // 2])
     code, out = _cli(cut, cfg)
-    assert code in (Verdict.TAMPERED, Verdict.NOT_ANCHORED) and "ends early" in out, out
+    assert code in (Verdict.TAMPERED, Verdict.NOT_ANCHORED) and "truncated" in out, out
+    # a hostile chunk claiming 1 TiB uncompressed: refused before anything is allocated
+    import struct
+
+    hostile = tmp_path / "hostile"
+    shutil.copytree(folder, hostile)
+    raw = bytearray(mcap_path(folder).read_bytes())
+    chunk = 8
+    while raw[chunk] != 0x06:  # walk the records to the first chunk
+        chunk += 9 + struct.unpack_from("<Q", raw, chunk + 1)[0]
+    struct.pack_into("<Q", raw, chunk + 9 + 16, 2**40)
+    (hostile / mcap_path(folder).name).write_bytes(bytes(raw))
+    code, out = _cli(hostile, cfg)
+    assert code == Verdict.TAMPERED and "claims 1099511627776 uncompressed bytes" in out, out
     # a sidecar from another batch
     other = _record(tmp_path / "other", t0=T0 + 10**11)
     mixed = tmp_path / "mixed"
