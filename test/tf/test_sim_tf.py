@@ -14,6 +14,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry
 from sensor_msgs.msg import PointCloud2
 from tf2_msgs.msg import TFMessage
 
+from depai.msg import ObstacleArray
 from depai_nodes.common.pointcloud2 import cloud_to_xyz
 from depai_nodes.common.qos import CLOUD_QOS, LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.tfbuffer import Transform, TransformBuffer, TransformError, stamp_ns
@@ -72,7 +73,10 @@ def _yaw(q) -> float:
 
 def test_tf_tree_resolves_and_agrees_with_ground_truth(ros_node, start_node):
     sim = start_node("simulator", parameters=SIM)
+    start_node("perception", namespace="robot1", parameters={"expected_frame": "robot1/lidar_link", "use_sim_time": True})
     tf = TfListener(ros_node)
+    obstacles = ros_node.subscribe(ObstacleArray, "/robot1/obstacles", RELIABLE_QOS)
+    costmaps = ros_node.subscribe(OccupancyGrid, "/robot1/local_costmap", RELIABLE_QOS)
     clouds = ros_node.subscribe(PointCloud2, "/robot1/points", CLOUD_QOS)
     odom = ros_node.subscribe(Odometry, "/robot1/odom", RELIABLE_QOS)
     ground_truth = ros_node.subscribe(OccupancyGrid, "/robot1/map", LATCHED_QOS)
@@ -136,6 +140,11 @@ def test_tf_tree_resolves_and_agrees_with_ground_truth(ros_node, start_node):
     np.testing.assert_allclose(robot2.translation[:2], SPAWN2[:2], atol=1e-6)
     assert math.isclose(robot2.yaw, SPAWN2[2], abs_tol=1e-6)
     assert math.isclose(robot2.translation[2], 0.5, abs_tol=0.05)
+    # What perception derives from a sweep names a frame that resolves to map at its stamp.
+    for derived in (obstacles.wait_for(timeout=30), costmaps.wait_for(timeout=30)):
+        assert derived.header.frame_id == "robot1/lidar_link"
+        tf.lookup("map", derived.header.frame_id, stamp_ns(derived.header.stamp))
+
     # Both robots' frames hang off the one map frame.
     assert tf.buffer.frames() >= {"map", "robot1/odom", "robot1/base_link", "robot1/lidar_link",
                                   "robot2/odom", "robot2/base_link", "robot2/lidar_link"}
