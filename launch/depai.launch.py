@@ -13,8 +13,12 @@ parameter can hold stops the launch before any node starts, naming `node.paramet
 Run it outside the repository root: there `ros2 launch depai ...` takes the `./depai` script for
 the launch file. Stop it with SIGINT (Ctrl-C): SIGTERM to `ros2 launch` leaves its nodes running
 (ros2/launch#666); under systemd use KillSignal=SIGINT, under docker `STOPSIGNAL SIGINT`.
+Whatever ends the `ros2 launch` process (kill -9 included), its nodes end with it: each is
+started with DEPAI_SUPERVISOR_PID, so its runner asks the kernel for SIGTERM when the launch
+process dies (PR_SET_PDEATHSIG; depai_nodes/common/runner.py).
 """
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -69,6 +73,8 @@ def _nodes(context):
             respawn_delay=inst.respawn_delay,
             output="screen",
             emulate_tty=True,
+            # Die with `ros2 launch`, kill -9 included (depai_nodes/common/runner.py: PR_SET_PDEATHSIG).
+            additional_env={"DEPAI_SUPERVISOR_PID": str(os.getpid())},
         )
         actions += [node, _no_respawn_on_bad_config(node, inst.label)]
     return actions
