@@ -6,6 +6,8 @@ end to end (rosbags reads back what was published, the typed arrival record prov
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import eth_abi
@@ -344,6 +346,7 @@ def _publish_odoms(pub, xs, delay=0.01):
 
 def test_node_records_a_bag_anchors_it_and_the_arrival_record_verifies_on_chain(chain, tmp_path, start_node, ros_node):
     cfg = save_config(chain.config, tmp_path / "chain.json")
+    Fleet(chain.client(MACHINE)).register_did(b"robot1")  # a registered machine (checked by depai verify below)
     out = tmp_path / "tlm"
     node = start_node("telemetry", namespace="robot1", parameters={
         "batch_period": 1.5, "output_dir": str(out), "topics": ["odom nav_msgs/msg/Odometry"], "reliable": True,
@@ -396,6 +399,10 @@ def test_node_records_a_bag_anchors_it_and_the_arrival_record_verifies_on_chain(
                             [ARRIVAL_TYPEHASH, 3, me, 4251, -1500, 1000, arrival.stamp.sec])
     assert not fleet.verify_message(me, id32(done.request_id), forged, proof)
     assert fleet.data.call("batchCount", me) == len([1 for _, s in list_batches(out) if s and s["state"] == "anchored"])
+    # a third party checks the real run's batch, and the arrival's inclusion, with `depai verify`
+    p = subprocess.run([sys.executable, "-m", "depai_nodes.cli", "verify", str(folder), "--chain", str(cfg),
+                        "--topic", "/robot1/arrival", "--index", "0"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "DataRegistry.verifyMessage -> true" in p.stdout and "VALID:" in p.stdout, p.stdout + p.stderr
 
 
 def test_node_killed_mid_batch_keeps_what_it_flushed(chain, tmp_path, start_node, ros_node):
