@@ -198,6 +198,8 @@ class Wallet:
             self.fleet.client._nonce = None  # re-read at the next transaction
 
     def _chain_failed(self, e: ChainError) -> None:
+        if self.watch is not None:
+            self.watch._next = 0.0  # on errors, check which chain this is at once (a reset shows as errors first)
         line = self.outage.failed(f"{type(e).__name__}: {e}")
         if line:
             self.on_log("warning", line)

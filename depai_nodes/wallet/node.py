@@ -92,6 +92,9 @@ class WalletNode(Node):
         signer = client.signer
         self.machine_name = self.params.machine_name or (self.get_namespace().strip("/") or self.get_name())
         self.outbox: queue.Queue = queue.Queue()
+        from depai_nodes.common.logthrottle import CauseThrottle
+
+        self.throttle = CauseThrottle(60.0)
         self.status_pub = self.create_publisher(TxStatus, "wallet/tx_status", RELIABLE_QOS)
         self.fleet = Fleet(client)
         try:
@@ -127,6 +130,12 @@ class WalletNode(Node):
         self._start_intent_services()
         self.get_logger().info(f"wallet of {signer.address} ({account.key_kind} key) on {config.name} (chain {config.chain_id}), "
                                f"machine {self.machine_name!r}, {len(self.wallet.allowed)} allowed payee(s), ledger {ledger.path}")
+
+    def _warn(self, cause, text: str) -> None:
+        """Refusals and failures, throttled per cause (a stranger's flood is one line a minute, with a count)."""
+        ok, suppressed = self.throttle.check(cause)
+        if ok:
+            self.get_logger().warning(text + (f" ({suppressed} more like it since the last report)" if suppressed else ""))
 
     def _on_chain_change(self, fleet) -> None:
         self.fleet = fleet
@@ -179,7 +188,7 @@ class WalletNode(Node):
             self.get_logger().info(f"anchored batch {request.batch_id!r} in block {out.block_number}"
                                    + (" (already anchored)" if out.already_anchored else f" ({out.tx_hash})"))
         else:
-            self.get_logger().warning(f"anchor {request.batch_id!r}: {out.describe()}")
+            self._warn(("anchor", out.result, out.error), f"anchor {request.batch_id!r:.40}: {out.describe()}")
         return response
 
     def _on_ensure(self, request, response):
@@ -195,7 +204,7 @@ class WalletNode(Node):
             for step in out.steps:
                 self.get_logger().info(f"identity: {step}")
         else:
-            self.get_logger().warning(f"identity {request.machine_name!r}: {out.describe()}")
+            self._warn(("identity", out.result, out.error), f"identity {request.machine_name!r:.40}: {out.describe()}")
         return response
 
     # ------------------------------------------------------------------ payments
@@ -258,7 +267,7 @@ class WalletNode(Node):
             out.request_id, out.status, out.tx_hash, out.block_number, out.error = request_id, status, tx_hash or "", int(block), error
             self.status_pub.publish(out)
             if error:
-                self.get_logger().warning(f"transfer {request_id}: {error}")
+                self._warn(("transfer", status, ":".join(error.split(":")[:2])), f"transfer {request_id!r:.60}: {error}")
 
     def destroy_node(self) -> None:
         self.wallet.stop()

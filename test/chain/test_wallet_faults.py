@@ -142,6 +142,12 @@ def test_strangers_on_dds_cannot_make_the_wallet_act_for_them(chain, tmp_path, s
     wait_for(lambda: len([s for s in status.messages if s.request_id == "steal-1" and s.status == TxStatus.FAILED]) == 2, timeout_s=15)
     assert not [s for s in status.messages if s.request_id == "steal-1" and s.status != TxStatus.FAILED]
     assert reader.token.call("balanceOf", chain.address(STRANGER)) == before
+    # a flood of them: each answered, logged once per cause (with a count later), not 50 times
+    for i in range(50):
+        pub.publish(TokenTransfer(request_id=f"flood-{i}", to=chain.address(STRANGER), amount="1"))
+    wait_for(lambda: len([s for s in status.messages if s.request_id.startswith("flood-")]) == 50, timeout_s=20)
+    assert wallet.log().count("PayeeNotAllowed") == 1
+    assert reader.token.call("balanceOf", chain.address(STRANGER)) == before
     assert wallet.process.poll() is None and "Traceback" not in wallet.log()
 
 
