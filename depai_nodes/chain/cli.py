@@ -240,6 +240,7 @@ def _summary(cfg: ChainConfig, path: Path, machines: list[str] | None = None) ->
     print(f"rpc        {cfg.rpc_url}")
     print(f"ws         {cfg.ws_url or '-'}")
     print(f"config     {path}")
+    print(f"genesis    {cfg.genesis_hash or '-'} (deploy block {cfg.deploy_block})")
     for name, addr in cfg.contracts.model_dump().items():
         print(f"{name:<14} {addr or '-'}")
     print(f"{'DID':<14} {cfg.did_address}")
