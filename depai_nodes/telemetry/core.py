@@ -54,7 +54,7 @@ from .msgdefs import full_definition
 
 __all__ = ["TelemetryError", "BatchRecorder", "BatchInfo", "RecordedMessage", "read_batch", "recover", "reanchor_if_reset",
            "read_sidecar", "write_sidecar", "list_batches", "prune", "prove", "anchor_request", "Anchorer",
-           "AnchorStatus", "LEAF_ENCODING", "SIDE", "PROOFS"]
+           "AnchorStatus", "LEAF_ENCODING", "SIDE", "PROOFS", "ArrivalAnswer", "arrival_proof", "arrival_entry"]
 
 SIDE = "anchor.json"
 PROOFS = "proofs.json"
@@ -135,6 +135,7 @@ class BatchRecorder:
         self._channels: dict[str, int] = {}
         self._schemas: dict[str, int] = {}
         self.leaves: list[bytes] = []
+        self.arrivals: list[dict] = []  # typed arrival records of this batch (arrival_entry), for arrival_proof
         self.topics: dict[str, list] = {}  # topic -> [type, count]
         self.start_ns = 0
         self.end_ns = 0
@@ -184,6 +185,8 @@ class BatchRecorder:
         self.start_ns = min(self.start_ns, log_time)
         self.end_ns = max(self.end_ns, log_time)
         self._writer.add_message(cid, log_time, data, log_time, sequence=len(self.leaves))
+        if type_name == ARRIVAL_TYPE:
+            self.arrivals.append(arrival_entry(data, len(self.leaves)))
         self.leaves.append(leaf)
         self.topics[topic][1] += 1
         self.bytes += len(data)
@@ -197,23 +200,28 @@ class BatchRecorder:
         if self._writer is not None and self.leaves:
             self._writer.flush()
 
-    def seal(self) -> Path | None:
-        """Finish the batch: MCAP footer, metadata.yaml, proofs, sidecar ``pending``; all fsynced."""
+    def seal(self, machine: str = "") -> Path | None:
+        """Finish the batch: MCAP footer, metadata.yaml, proofs, sidecar ``pending``; all fsynced.
+        ``machine``: the account expected to anchor it (written into the file as a claim that a
+        verifier checks against the chain; "" when not known yet)."""
         if self._writer is None:
             return None
         folder, writer, f = self.folder, self._writer, self._file
         try:
             info = _batch_metadata(self.leaves, self.start_ns, self.end_ns)
-            writer.add_metadata("depai.batch", {k: str(v) for k, v in info.items()})
+            meta = {k: str(v) for k, v in info.items()}
+            if machine:
+                meta["machine"] = machine
+            writer.add_metadata("depai.batch", meta)
             writer.finish()
             f.flush()
             os.fsync(f.fileno())
         finally:
             f.close()
         topics = {t: (ty, n) for t, (ty, n) in self.topics.items()}
-        leaves, start, end = self.leaves, self.start_ns, self.end_ns
+        leaves, start, end, arrivals = self.leaves, self.start_ns, self.end_ns, self.arrivals
         self._reset()
-        _finish_folder(folder, leaves, topics, start, end, info)
+        _finish_folder(folder, leaves, topics, start, end, info, {"arrivals": arrivals})
         return folder
 
     def abandon(self) -> None:
@@ -484,7 +492,8 @@ def recover(folder: Path) -> tuple[Path | None, int]:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, f)
-    _finish_folder(folder, leaves, topics, start, end, info, {"recovered": True})
+    arrivals = [arrival_entry(m.data, i) for i, m in enumerate(msgs) if m.type_name == ARRIVAL_TYPE]
+    _finish_folder(folder, leaves, topics, start, end, info, {"recovered": True, "arrivals": arrivals})
     return folder, len(msgs)
 
 
@@ -542,6 +551,109 @@ def anchor_request(side: dict, uri: str) -> AnchorRequest:
     """What the wallet is asked to sign for a sealed batch (its sidecar)."""
     return AnchorRequest(batch_id=side["batch_id"], root=side["root"], message_count=int(side["messages"]),
                          start_time=int(side["start_time"]), end_time=int(side["end_time"]), uri=uri)
+
+
+# ------------------------------------------------------------------------------------ arrival proofs
+
+def arrival_entry(data: bytes, index: int) -> dict:
+    """What the sidecar keeps of one typed arrival record: its leaf index and fields (leaf units)."""
+    from .leaves import ArrivalRecord as Arrival
+
+    task_id, machine, x, y, yaw, t = Arrival.from_cdr(data).typed()
+    return {"index": index, "task_id": task_id, "machine": machine, "x_mm": x, "y_mm": y, "yaw_mrad": yaw, "time": t}
+
+
+@dataclass
+class ArrivalAnswer:
+    """Where the arrival record of one task stands (= depai/ArrivalProof): ANCHORED (with the
+    batch id, root, fields and Merkle proof), PENDING (recorded; its batch open, pending or not
+    anchored yet) or UNKNOWN (no record, or only in a batch the wallet refused for good)."""
+
+    result: str
+    batch_id: str = ""
+    root: str = ""
+    record: dict = field(default_factory=dict)
+    proof: list[str] = field(default_factory=list)
+    anchored_block: int = 0
+    reason: str = ""
+
+
+def _folder_arrivals(folder: Path, side: dict) -> list[dict]:
+    found = side.get("arrivals")
+    if isinstance(found, list):
+        return [a for a in found if isinstance(a, dict)]
+    # a batch sealed before sidecars listed their arrivals: read the bag (once per question)
+    try:
+        b = read_batch(folder)
+    except TelemetryError:
+        return []
+    out = []
+    for i, m in enumerate(b.messages):
+        if m.type_name == ARRIVAL_TYPE:
+            try:
+                out.append(arrival_entry(m.data, i))
+            except LeafError:
+                continue
+    return out
+
+
+def _proof_from_file(folder: Path, index: int, root: str) -> list[str]:
+    """The Merkle proof of leaf ``index`` from proofs.json (every level stored), checked against ``root``."""
+    from depai_nodes.chain.merkle import verify
+
+    try:
+        tree = json.loads((Path(folder) / PROOFS).read_text())
+        levels = [[bytes.fromhex(x) for x in level] for level in tree["levels"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TelemetryError(f"{folder}/{PROOFS}: unreadable: {e}") from None
+    if not levels or not 0 <= index < len(levels[0]):
+        raise TelemetryError(f"{folder}/{PROOFS}: no leaf {index}")
+    proof, i = [], index
+    for level in levels[:-1]:
+        if (i ^ 1) < len(level):
+            proof.append(level[i ^ 1])
+        i //= 2
+    if "0x" + levels[-1][0].hex() != root or not verify(levels[0][index], proof, bytes.fromhex(root[2:])):
+        raise TelemetryError(f"{folder}/{PROOFS}: the proof of leaf {index} does not lead to the batch root")
+    return ["0x" + p.hex() for p in proof]
+
+
+def arrival_proof(directory: Path, task_id: int, open_arrivals: Iterable[dict] = ()) -> ArrivalAnswer:
+    """Answer ``depai/ArrivalProof`` for ``task_id`` from the batches on disk and the open batch's
+    ``open_arrivals`` (BatchRecorder.arrivals). An anchored record wins over a pending one (a
+    machine that restarted may have recorded its arrival twice); the newest anchored one is given."""
+    if isinstance(task_id, bool) or not isinstance(task_id, int) or not 1 <= task_id < 2**64:
+        return ArrivalAnswer("UNKNOWN", reason=f"task_id must be 1..2**64-1, got {task_id!r:.40}")
+    pending_reason = ""
+    failed_reason = ""
+    for folder, side in reversed(list_batches(directory)):
+        if side is None:
+            continue
+        state = side.get("state")
+        if state == "recording":  # what a crash left open is sealed at the next start
+            continue
+        for a in _folder_arrivals(folder, side):
+            if a.get("task_id") != task_id:
+                continue
+            if state == "anchored":
+                try:
+                    proof = _proof_from_file(folder, int(a["index"]), side["root"])
+                except (TelemetryError, KeyError, ValueError) as e:
+                    failed_reason = failed_reason or str(e)
+                    continue
+                record = {k: a[k] for k in ("machine", "x_mm", "y_mm", "yaw_mrad", "time")}
+                return ArrivalAnswer("ANCHORED", side["batch_id"], side["root"], record, proof, int(side.get("block") or 0),
+                                     f"in batch {side['batch_id']} ({folder.name}), anchored in block {side.get('block')}")
+            if state == "pending":
+                pending_reason = pending_reason or (f"in batch {side.get('batch_id')} ({folder.name}), sealed, not anchored yet"
+                                                    + (f" (last: {side['error']})" if side.get("error") else ""))
+            elif state == "failed":
+                failed_reason = failed_reason or f"only in batch {side.get('batch_id')}, which was refused for good: {side.get('error', '')}"
+    if any(a.get("task_id") == task_id for a in open_arrivals):
+        return ArrivalAnswer("PENDING", reason="in the open batch (not sealed yet)")
+    if pending_reason:
+        return ArrivalAnswer("PENDING", reason=pending_reason)
+    return ArrivalAnswer("UNKNOWN", reason=failed_reason or f"no arrival record of task {task_id} in any batch on disk")
 
 
 # ------------------------------------------------------------------------------------ anchoring

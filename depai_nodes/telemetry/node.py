@@ -5,7 +5,8 @@ deserialisation cost, and what is anchored is what was received) plus the typed 
 records, writes them into the current batch (a rosbag2 folder with one MCAP file), flushes
 finished chunks every `flush_period` s, seals a batch after `batch_period` s, `max_bytes` or
 `max_messages`, and has the machine's wallet anchor its Merkle root in DataRegistry over
-`wallet/anchor_batch`, oldest first, from a worker thread. This node holds no key. With a chain
+`wallet/anchor_batch`, oldest first, from a worker thread; serves `telemetry/arrival_proof` (where a
+task's arrival record stands: pending, or anchored with its Merkle proof). This node holds no key. With a chain
 config it also reads the chain (read-only) to notice a reset and anchor again what the chain lost.
 """
 
@@ -23,12 +24,13 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from depai.msg import ArrivalRecord, TxStatus
+from depai.srv import ArrivalProof
 from depai_nodes.common.logthrottle import CauseThrottle, with_count
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import Anchorer, BatchRecorder, TelemetryError, list_batches, prune, reanchor_if_reset, recover
+from .core import Anchorer, BatchRecorder, TelemetryError, arrival_proof, list_batches, prune, reanchor_if_reset, recover
 from .leaves import ARRIVAL_TYPE, LeafError, canonical
 
 # Best effort subscribes to reliable and best-effort publishers alike.
@@ -112,6 +114,7 @@ class TelemetryNode(Node):
         arrival = self.resolve_topic_name(self.params.arrival_topic)
         self.create_subscription(ArrivalRecord, self.params.arrival_topic,
                                  lambda raw: self._record(arrival, ARRIVAL_TYPE, raw), _ARRIVAL_QOS, raw=True)
+        self.create_service(ArrivalProof, "telemetry/arrival_proof", self._on_arrival_proof)
         self.timer = self.create_timer(min(0.25, self.params.batch_period / 2), self._tick)
         self.flush_timer = self.create_timer(self.params.flush_period, self._flush)
         self.rescan_timer = self.create_timer(self.params.rescan_period, self._rescan)
@@ -188,6 +191,26 @@ class TelemetryNode(Node):
             if self.recorder.bytes >= self.params.max_bytes or self.recorder.count >= self.params.max_messages:
                 self._seal_locked()
 
+    def _on_arrival_proof(self, request: ArrivalProof.Request, response: ArrivalProof.Response) -> ArrivalProof.Response:
+        """Where the arrival record of a task stands, from the batches on disk and the open one."""
+        with self.lock:
+            open_arrivals = list(self.recorder.arrivals)
+        try:
+            answer = arrival_proof(self.dir, int(request.task_id), open_arrivals)
+        except (OSError, TelemetryError) as e:  # the folder unreadable: say so, never a traceback
+            response.result = ArrivalProof.Response.UNKNOWN
+            response.reason = f"cannot read {self.dir}: {e}"
+            return response
+        response.result = getattr(ArrivalProof.Response, answer.result)
+        response.reason = answer.reason
+        if answer.result == "ANCHORED":
+            r = answer.record
+            response.batch_id, response.root = answer.batch_id, answer.root
+            response.x_mm, response.y_mm, response.yaw_mrad, response.time = int(r["x_mm"]), int(r["y_mm"]), int(r["yaw_mrad"]), int(r["time"])
+            response.proof = list(answer.proof)
+            response.anchored_block = answer.anchored_block
+        return response
+
     def _check_arrival(self, data: bytes) -> None:
         """A typed record is signed into this machine's batch: it must name this machine (fail
         closed: none is accepted before the wallet has announced the machine's account)."""
@@ -217,7 +240,7 @@ class TelemetryNode(Node):
     def _seal_locked(self) -> None:
         folder_open = self.recorder.folder
         try:
-            folder = self.recorder.seal()
+            folder = self.recorder.seal(self.wallet.address)
         except OSError as e:  # the batch stays `recording` on disk: recovered at the next start
             self._disk_error(f"cannot seal {folder_open}: {e.strerror or e}; it is recovered at the next start")
             self.recorder.abandon()
