@@ -16,6 +16,8 @@ import yaml
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from depai_nodes.common.yamlfile import safe_load_unique
+
 from .errors import ConfigError, InvalidAddressError
 
 __all__ = [
@@ -191,7 +193,7 @@ def load_config(path: str | Path | None = None) -> ChainConfig:
         hint = " (start a local chain with: depai chain up)" if path is None else ""
         raise ConfigError(f"no chain config at {p}{hint}")
     try:
-        raw = yaml.safe_load(p.read_text())  # YAML is a superset of JSON
+        raw = safe_load_unique(p.read_text())  # YAML is a superset of JSON; a key twice is an error
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML/JSON: {e}") from None
     if not isinstance(raw, dict):
