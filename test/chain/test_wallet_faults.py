@@ -91,8 +91,17 @@ def test_no_receipt_restart_in_flight_and_replay(chain, tmp_path, start_node, ro
     pub.publish(TokenTransfer(request_id="pay-2", to=payee, amount=str(4 * TOKEN)))
     capped = status.wait_for(lambda s: s.request_id == "pay-2" and s.status in FINAL, timeout=15)
     assert capped.status == TxStatus.FAILED and "spending cap exceeded: 6000000000000000000 > 5000000000000000000" in capped.error
-    pub.publish(TokenTransfer(request_id="pay-3", to=payee, amount=str(3 * TOKEN)))
+    pub.publish(TokenTransfer(request_id="pay-3", to=payee, amount=str(2 * TOKEN)))
     assert status.wait_for(lambda s: s.request_id == "pay-3" and s.status in FINAL, timeout=15).status == TxStatus.CONFIRMED
+    # a payment whose receipt does not come in time: still tracked by its hash, confirmed once mined
+    c.rpc_local("evm_setAutomine", [False])
+    pub.publish(TokenTransfer(request_id="pay-4", to=payee, amount=str(TOKEN)))
+    slow = status.wait_for(lambda s: s.request_id == "pay-4" and "TxTimeoutError" in s.error, timeout=20)
+    assert slow.status == TxStatus.SUBMITTED and "still tracked" in slow.error
+    c.rpc_local("evm_setAutomine", [True])
+    c.mine(1)
+    late_ok = status.wait_for(lambda s: s.request_id == "pay-4" and s.status == TxStatus.CONFIRMED, timeout=20)
+    assert late_ok.tx_hash == slow.tx_hash
     assert token.call("balanceOf", payee) == start + 5 * TOKEN
     assert wallet.process.poll() is None and "Traceback" not in wallet.log()
     state = tmp_path / "state" / f"wallet-{chain.address(MACHINE).lower()}.json"
