@@ -37,6 +37,8 @@ PERMANENT_REFUSALS = frozenset({"GOAL_OFF_MAP", "GOAL_IN_OBSTACLE", "GOAL_IN_KEE
 TRANSIENT_REFUSALS = frozenset({"MAP_NOT_READY", "STALE_COSTMAP", "START_INVALID", "START_IN_KEEPOUT", "NO_PATH"})
 # Controller STOPPED reasons that mean "the fleet says: do not move" (a wait without deadline).
 FLEET_HOLDS = ("fleet paused", "no valid policy", "policy stale", "speed limit is zero")
+# The planner's note on a GOAL_IN_OBSTACLE caused by the local costmap alone (planner/core.py TRANSIENT_OBSTACLE)
+TRANSIENT_OBSTACLE_MARK = "transient obstacle"
 GOAL_MATCH_M = 0.01  # the planner ends every path exactly at the requested goal
 PROGRESS_M = 0.05    # distance_remaining must shrink by this much to count as progress
 
@@ -142,10 +144,15 @@ class PatrolAgent:
             return self.current
         return None
 
-    def on_plan_result(self, result: str, now: float, length: float = math.inf, tolerance: float = 0.15) -> str:
-        """React to the planner's answer for the current waypoint; returns a log line."""
+    def on_plan_result(self, result: str, now: float, length: float = math.inf, tolerance: float = 0.15,
+                       message: str = "") -> str:
+        """React to the planner's answer for the current waypoint; returns a log line. ``message``:
+        the planner's reason (a goal blocked only by what the sensors see now, e.g. another robot
+        standing there, is marked transient: waited for, not skipped for good)."""
         if self.phase != AgentPhase.PLANNING:
             return Note(f"ignored a late plan result {result}", cause="late result")
+        if result == "GOAL_IN_OBSTACLE" and TRANSIENT_OBSTACLE_MARK in message:
+            result = "GOAL_BLOCKED_FOR_NOW"
         wp = self.current
         if result == "SUCCESS":
             self.phase = AgentPhase.DRIVING
@@ -160,10 +167,14 @@ class PatrolAgent:
         if result in PERMANENT_REFUSALS:
             return self._skip(now, f"waypoint {self.index} ({wp.x:.2f}, {wp.y:.2f}) can never be reached: {result}; skipping it")
         if self.attempts >= self.max_attempts:
+            if result == "GOAL_BLOCKED_FOR_NOW":  # yield: move on; the lap still counts as one that may reach things
+                self._lap_visited += 1
             return self._skip(now, f"waypoint {self.index} refused {self.attempts} times (last: {result}); skipping it")
         self.phase = AgentPhase.WAITING
-        self.retry_at = now + self.retry_period
-        return Note(f"waypoint {self.index}: {result}; retrying in {self.retry_period:g} s (attempt {self.attempts}/{self.max_attempts})",
+        # Backoff: a robot in the way leaves sooner or later; two robots asking in lock-step drift apart
+        delay = self.retry_period * (min(self.attempts, 5) if result == "GOAL_BLOCKED_FOR_NOW" else 1)
+        self.retry_at = now + delay
+        return Note(f"waypoint {self.index}: {result}; retrying in {delay:g} s (attempt {self.attempts}/{self.max_attempts})",
                     cause=f"refused {result}", warn=True)
 
     def on_request_failed(self, now: float, why: str) -> str:

@@ -120,7 +120,7 @@ class AgentNode(Node):
                     return
                 self._log(self._planner_down.recovered())
                 name = _RESULT_NAMES.get(response.result, f"UNKNOWN({response.result})")
-                line = self.agent.on_plan_result(name, now, response.length, self.params.goal_tolerance)
+                line = self.agent.on_plan_result(name, now, response.length, self.params.goal_tolerance, response.message)
                 if name != "SUCCESS" and response.message:
                     line = Note(f"{line} ({response.message})", cause=getattr(line, "cause", line), warn=True)
                 self._log(line, warn=name != "SUCCESS")
