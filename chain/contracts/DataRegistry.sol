@@ -29,6 +29,7 @@ contract DataRegistry is EIP712 {
         uint64 startTime;
         uint64 endTime;
         uint64 anchoredAt; // block number
+        uint64 anchoredTime; // that block's timestamp: the chain's own word on when the batch existed
         address submitter;
         string uri;
     }
@@ -89,6 +90,7 @@ contract DataRegistry is EIP712 {
             startTime: b.startTime,
             endTime: b.endTime,
             anchoredAt: uint64(block.number),
+            anchoredTime: uint64(block.timestamp),
             submitter: msg.sender,
             uri: b.uri
         });
@@ -107,6 +109,16 @@ contract DataRegistry is EIP712 {
     function getBatch(address machine, bytes32 batchId) external view returns (Record memory r) {
         r = _records[machine][batchId];
         if (r.anchoredAt == 0) revert BatchNotFound(machine, batchId);
+    }
+
+    /// @notice What a proof needs of an anchored batch, without its URI (root 0: not anchored).
+    function batchRoot(address machine, bytes32 batchId)
+        external
+        view
+        returns (bytes32 root, uint64 startTime, uint64 endTime, uint64 anchoredTime)
+    {
+        Record storage r = _records[machine][batchId];
+        return (r.root, r.startTime, r.endTime, r.anchoredTime);
     }
 
     function isAnchored(address machine, bytes32 batchId) external view returns (bool) {

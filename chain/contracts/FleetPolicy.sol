@@ -30,22 +30,29 @@ contract FleetPolicy is Ownable {
     uint64 public pausedSince; // timestamp the current pause began; 0 while not paused
     uint256 public minTaskPrice;
     uint256 public spendingCap; // per machine per day, token base units; 0 = no cap
+    /// @notice The widest arrival tolerance a task may be posted with (mm); the DAO sets it.
+    uint32 public maxArrivalToleranceMm = 2000;
     address public guardian;
 
     bytes32[] private _zoneIds;
     mapping(bytes32 => Zone) private _zones;
     mapping(bytes32 => uint256) private _zoneIndexPlusOne;
+    /// @dev Every pause that has ended, oldest first: [start, end) in unix seconds. Kept so that a
+    ///      report can be judged by a pause that was already lifted when it was settled.
+    uint64[2][] private _pastPauses;
 
     event PolicyChanged(uint64 indexed version, bytes32 indexed what);
     event MaxSpeedSet(uint32 maxSpeedMmPerS);
     event PausedSet(bool paused, address by);
     event MinTaskPriceSet(uint256 minTaskPrice);
     event SpendingCapSet(uint256 spendingCap);
+    event MaxArrivalToleranceSet(uint32 maxArrivalToleranceMm);
     event KeepOutZoneSet(bytes32 indexed id, int64[] xs, int64[] ys);
     event KeepOutZoneRemoved(bytes32 indexed id);
     event GuardianSet(address guardian);
 
     error NotGuardianOrOwner(address sender);
+    error InvalidTolerance(uint32 value);
     error InvalidZone(bytes32 id, string reason);
     error TooManyZones(uint256 max);
     error ZoneNotFound(bytes32 id);
@@ -74,7 +81,10 @@ contract FleetPolicy is Ownable {
             revert NotGuardianOrOwner(msg.sender);
         }
         if (value && !paused) pausedSince = uint64(block.timestamp);
-        if (!value) pausedSince = 0;
+        if (!value) {
+            if (paused) _pastPauses.push([pausedSince, uint64(block.timestamp)]);
+            pausedSince = 0;
+        }
         paused = value;
         emit PausedSet(value, msg.sender);
         _bump("paused");
@@ -90,6 +100,14 @@ contract FleetPolicy is Ownable {
         spendingCap = cap;
         emit SpendingCapSet(cap);
         _bump("spendingCap");
+    }
+
+    /// @notice The cap on a task's arrival tolerance (mm, >= 1). Tasks posted earlier keep theirs.
+    function setMaxArrivalTolerance(uint32 toleranceMm) external onlyOwner {
+        if (toleranceMm == 0) revert InvalidTolerance(toleranceMm);
+        maxArrivalToleranceMm = toleranceMm;
+        emit MaxArrivalToleranceSet(toleranceMm);
+        _bump("maxArrivalTolerance");
     }
 
     function setGuardian(address g) external onlyOwner {
@@ -177,9 +195,26 @@ contract FleetPolicy is Ownable {
         return (false, bytes32(0));
     }
 
-    /// @notice Whether the fleet was (still) paused at `timestamp` by the pause in force now.
+    /// @notice Whether the fleet was paused at `timestamp` (by the pause in force now or by one
+    ///         already lifted).
     function pausedAt(uint64 timestamp) external view returns (bool) {
-        return paused && timestamp >= pausedSince;
+        return pausedBetween(timestamp, timestamp);
+    }
+
+    /// @notice Whether the fleet was paused at any moment of [from, to] (unix seconds). Scans the
+    ///         past pauses newest first and stops at the first that ended before `from`.
+    function pausedBetween(uint64 from, uint64 to) public view returns (bool) {
+        if (paused && pausedSince <= to) return true;
+        for (uint256 i = _pastPauses.length; i > 0; i--) {
+            uint64[2] storage p = _pastPauses[i - 1];
+            if (p[1] <= from) return false; // ended before the window (and every older one too)
+            if (p[0] <= to) return true;
+        }
+        return false;
+    }
+
+    function pastPauseCount() external view returns (uint256) {
+        return _pastPauses.length;
     }
 
     function _inside(int64[] storage xs, int64[] storage ys, int64 px, int64 py) private view returns (bool c) {

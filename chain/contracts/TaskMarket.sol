@@ -4,24 +4,38 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {MachineDID} from "./MachineDID.sol";
 import {FleetPolicy} from "./FleetPolicy.sol";
 import {DataRegistry} from "./DataRegistry.sol";
 
 /// @title TaskMarket
-/// @notice Requesters post tasks (a goal pose, a deadline, a reward escrowed in FleetToken);
-///         registered, staked machines accept them; a machine-signed (EIP-712) completion report
-///         that references an anchored data batch releases the reward. After the deadline the
-///         requester gets the reward back. A report that proves a violation of the fleet policy
-///         (the completion pose inside a keep-out zone, or completion while the fleet is paused,
-///         judged by the rules in force at the report's time) slashes the machine's stake
-///         instead, in favour of the requester.
-/// @dev Anyone may submit a machine-signed report (the requester, a relayer): the signature, not
-///      the sender, proves what the machine claimed, so a machine cannot hide a violation by not
-///      submitting its own report. Poses are millimetres / milliradians in the map frame.
-contract TaskMarket is EIP712 {
+/// @notice Requesters post tasks (a goal pose with an arrival tolerance, a station label, a
+///         deadline, a reward escrowed in FleetToken); machines the fleet admitted, with a valid
+///         DID and collateral for every task they hold, accept them; the reward is paid only for
+///         a PROVEN arrival: a machine-signed (EIP-712) report whose arrival record
+///         (task id, machine, pose, time) is a leaf, checked here with a Merkle inclusion proof,
+///         of a telemetry batch that this machine anchored in DataRegistry, that covers the
+///         arrival time and that no other task cited; and whose pose lies within the task's
+///         tolerance of its goal. After the deadline the requester gets the reward back. A report
+///         that proves a violation of the fleet policy (the arrival inside a keep-out zone, or
+///         while the fleet was paused, at the arrival's time) slashes the machine's stake instead,
+///         in favour of the requester.
+/// @dev Time. The arrival time is the machine's word, so it is bounded by chain facts: not before
+///      the acceptance (block time), inside the batch's range, not after the batch was anchored
+///      (that block's time). The rules are judged at the claimed time; and since the machine could
+///      claim an earlier time to slip out from under a pause or zone that began after it, a rule
+///      that took force between the claimed time and the anchoring settles nothing: the report is
+///      refused (RulesChangedBeforeAnchoring), neither paid nor slashed (the deadline refunds).
+///      Anyone may submit a machine-signed report (the requester, a relayer): the signature, not
+///      the sender, proves what the machine claimed. Poses are millimetres / milliradians in the
+///      map frame.
+///      Membership: ADMITTER_ROLE (the fleet owner, and the DAO's timelock) admits and revokes
+///      machines; DEFAULT_ADMIN_ROLE (the timelock) grants and revokes ADMITTER_ROLE.
+contract TaskMarket is EIP712, AccessControl {
     using SafeERC20 for IERC20;
 
     enum Status {
@@ -43,8 +57,10 @@ contract TaskMarket is EIP712 {
         int64 goalY; // mm
         int64 goalYaw; // mrad
         Status status;
-        bytes32 batchId; // the anchored batch the completion report referenced
-        uint64 acceptedAt; // timestamp of acceptTask; a report may not claim an earlier time
+        bytes32 batchId; // the anchored batch the completion report cited
+        uint64 acceptedAt; // block time of acceptTask; an arrival may not claim an earlier time
+        uint32 toleranceMm; // how close to the goal the arrival must be
+        bytes32 station; // the goal's station label (UTF-8, zero padded)
     }
 
     struct Machine {
@@ -53,37 +69,58 @@ contract TaskMarket is EIP712 {
         uint256 stake;
     }
 
+    /// @notice What a machine signs to claim a task done: its arrival record (the fields of the
+    ///         telemetry leaf) and the batch holding it.
     struct TaskReport {
         uint256 taskId;
         address machine;
         bytes32 batchId;
-        int64 x; // mm, where the machine claims it completed the task
-        int64 y;
-        uint64 timestamp;
+        int64 x; // mm
+        int64 y; // mm
+        int64 yaw; // mrad
+        uint64 time; // unix seconds of the arrival
     }
 
     bytes32 public constant REPORT_TYPEHASH = keccak256(
-        "TaskReport(uint256 taskId,address machine,bytes32 batchId,int64 x,int64 y,uint64 timestamp)"
+        "TaskReport(uint256 taskId,address machine,bytes32 batchId,int64 x,int64 y,int64 yaw,uint64 time)"
     );
-    /// @notice The DID attribute a machine must hold to register (its fleet membership).
+    /// @notice Telemetry's typed arrival leaf (depai_nodes/telemetry/leaves.py).
+    bytes32 public constant ARRIVAL_TYPEHASH =
+        keccak256("ArrivalRecord(uint256 taskId,address machine,int64 x,int64 y,int64 yaw,uint64 time)");
+    bytes32 public constant ADMITTER_ROLE = keccak256("ADMITTER_ROLE");
+    /// @notice The DID attribute a machine must hold (valid, unexpired) to register and accept.
     bytes public constant MACHINE_ATTRIBUTE = "depai:machine";
+    int64 public constant MAX_YAW_MRAD = 3142;
 
     IERC20 public immutable token;
     MachineDID public immutable did;
     FleetPolicy public immutable policy;
     DataRegistry public immutable data;
+    /// @notice Stake needed to register, and the collateral each accepted task locks.
     uint256 public immutable minStake;
     uint16 public immutable slashBps;
 
     uint256 public taskCount;
     mapping(uint256 => Task) private _tasks;
     mapping(address => Machine) private _machines;
+    mapping(address => bool) public admitted;
+    mapping(address => mapping(bytes32 => uint256)) public batchCitedBy; // machine => batch => task id
     mapping(address => mapping(uint256 => uint256)) public spentOnDay; // requester => day => amount
 
+    event MachineAdmitted(address indexed machine, address by);
+    event MachineRevoked(address indexed machine, address by);
     event MachineRegistered(address indexed machine, uint256 stake);
     event StakeChanged(address indexed machine, uint256 stake);
     event TaskPosted(
-        uint256 indexed taskId, address indexed requester, uint256 reward, uint64 deadline, int64 goalX, int64 goalY, int64 goalYaw
+        uint256 indexed taskId,
+        address indexed requester,
+        uint256 reward,
+        uint64 deadline,
+        int64 goalX,
+        int64 goalY,
+        int64 goalYaw,
+        uint32 toleranceMm,
+        bytes32 station
     );
     event TaskAccepted(uint256 indexed taskId, address indexed machine);
     event TaskCompleted(uint256 indexed taskId, address indexed machine, bytes32 batchId, uint256 reward);
@@ -91,13 +128,19 @@ contract TaskMarket is EIP712 {
     event TaskCancelled(uint256 indexed taskId);
     event MachineSlashed(uint256 indexed taskId, address indexed machine, uint256 amount, bytes32 reason);
 
+    error NotAdmitted(address machine);
     error NoMachineDid(address machine);
+    error DidExpired(address machine, uint32 validity);
     error AlreadyRegistered(address machine);
     error NotRegistered(address machine);
     error StakeTooLow(uint256 stake, uint256 minStake);
     error StakeLocked(address machine, uint32 activeTasks);
+    error CollateralTooLow(address machine, uint256 stake, uint256 required);
     error RewardBelowMinimum(uint256 reward, uint256 minTaskPrice);
     error SpendingCapExceeded(address requester, uint256 wouldSpend, uint256 cap);
+    error ToleranceOutOfRange(uint32 toleranceMm, uint32 maxToleranceMm);
+    error InvalidGoalYaw(int64 goalYaw);
+    error GoalInKeepOut(bytes32 zoneId);
     error DeadlineInPast(uint64 deadline);
     error DeadlinePassed(uint256 taskId, uint64 deadline);
     error DeadlineNotPassed(uint256 taskId, uint64 deadline);
@@ -108,33 +151,79 @@ contract TaskMarket is EIP712 {
     error WrongMachine(uint256 taskId, address machine);
     error BadSignature(uint256 taskId);
     error BatchNotAnchored(address machine, bytes32 batchId);
-    error ReportFromFuture(uint64 timestamp);
-    error ReportBeforeAcceptance(uint64 timestamp, uint64 acceptedAt);
+    error BatchAlreadyCited(address machine, bytes32 batchId, uint256 taskId);
+    error ArrivalNotInBatch(uint256 taskId, bytes32 batchId);
+    error ReportFromFuture(uint64 time);
+    error ReportBeforeAcceptance(uint64 time, uint64 acceptedAt);
+    error ArrivalOutsideBatch(uint64 time, uint64 startTime, uint64 endTime);
+    error ArrivalAfterAnchoring(uint64 time, uint64 anchoredTime);
+    error ArrivalTooFar(uint256 taskId, int64 x, int64 y, uint32 toleranceMm);
+    error RulesChangedBeforeAnchoring(uint64 time, uint64 anchoredTime, bytes32 rule);
     error FleetPaused();
 
-    constructor(IERC20 token_, MachineDID did_, FleetPolicy policy_, DataRegistry data_, uint256 minStake_, uint16 slashBps_)
-        EIP712("DePAI TaskMarket", "1")
-    {
+    /// @param dao_ the fleet's timelock: DEFAULT_ADMIN_ROLE and ADMITTER_ROLE
+    /// @param fleetOwner_ may admit and revoke machines too (ADMITTER_ROLE); 0: only the DAO
+    constructor(
+        IERC20 token_,
+        MachineDID did_,
+        FleetPolicy policy_,
+        DataRegistry data_,
+        uint256 minStake_,
+        uint16 slashBps_,
+        address dao_,
+        address fleetOwner_
+    ) EIP712("DePAI TaskMarket", "1") {
         require(slashBps_ <= 10_000, "slashBps > 100%");
+        require(dao_ != address(0), "no DAO");
         token = token_;
         did = did_;
         policy = policy_;
         data = data_;
         minStake = minStake_;
         slashBps = slashBps_;
+        _grantRole(DEFAULT_ADMIN_ROLE, dao_);
+        _grantRole(ADMITTER_ROLE, dao_);
+        if (fleetOwner_ != address(0)) _grantRole(ADMITTER_ROLE, fleetOwner_);
+    }
+
+    // ------------------------------------------------------------------ membership
+
+    /// @notice Admit machines to the fleet (the fleet owner or a DAO vote).
+    function admitMachines(address[] calldata machines) external onlyRole(ADMITTER_ROLE) {
+        for (uint256 i = 0; i < machines.length; i++) {
+            if (!admitted[machines[i]]) {
+                admitted[machines[i]] = true;
+                emit MachineAdmitted(machines[i], msg.sender);
+            }
+        }
+    }
+
+    /// @notice Revoke a machine's membership: it accepts nothing more (tasks it holds can still
+    ///         be settled, its stake withdrawn when they are).
+    function revokeMachine(address machine) external onlyRole(ADMITTER_ROLE) {
+        if (admitted[machine]) {
+            admitted[machine] = false;
+            emit MachineRevoked(machine, msg.sender);
+        }
+    }
+
+    function _checkMember(address machine) private view {
+        if (!admitted[machine]) revert NotAdmitted(machine);
+        try did.readAttribute(machine, MACHINE_ATTRIBUTE) returns (MachineDID.Attribute memory a) {
+            if (block.number > a.validity) revert DidExpired(machine, a.validity);
+        } catch {
+            revert NoMachineDid(machine);
+        }
     }
 
     // ------------------------------------------------------------------ machines
 
-    /// @notice Join the market with `stake` tokens (approve first). Needs the DID attribute
-    ///         MACHINE_ATTRIBUTE on the caller's own DID.
+    /// @notice Join the market with `stake` tokens (approve first): admitted machines with a
+    ///         valid MACHINE_ATTRIBUTE on their own DID only.
     function registerMachine(uint256 stake) external {
         Machine storage m = _machines[msg.sender];
         if (m.registered) revert AlreadyRegistered(msg.sender);
-        try did.readAttribute(msg.sender, MACHINE_ATTRIBUTE) returns (MachineDID.Attribute memory) {}
-        catch {
-            revert NoMachineDid(msg.sender);
-        }
+        _checkMember(msg.sender);
         if (stake < minStake) revert StakeTooLow(stake, minStake);
         m.registered = true;
         m.stake = stake;
@@ -150,12 +239,12 @@ contract TaskMarket is EIP712 {
         emit StakeChanged(msg.sender, m.stake);
     }
 
-    /// @notice Withdraw stake; not while the machine has accepted tasks (the stake backs them).
+    /// @notice Withdraw stake; what the accepted tasks lock (minStake each) stays.
     function withdrawStake(uint256 amount) external {
         Machine storage m = _machines[msg.sender];
         if (!m.registered) revert NotRegistered(msg.sender);
-        if (m.activeTasks != 0) revert StakeLocked(msg.sender, m.activeTasks);
         if (amount > m.stake) revert StakeTooLow(m.stake, amount);
+        if (m.stake - amount < uint256(m.activeTasks) * minStake) revert StakeLocked(msg.sender, m.activeTasks);
         m.stake -= amount;
         token.safeTransfer(msg.sender, amount);
         emit StakeChanged(msg.sender, m.stake);
@@ -167,11 +256,44 @@ contract TaskMarket is EIP712 {
 
     // ------------------------------------------------------------------ tasks
 
-    function postTask(int64 goalX, int64 goalY, int64 goalYaw, uint64 deadline, uint256 reward)
-        public
-        returns (uint256 taskId)
-    {
+    /// @notice Post a task: goal (mm, mm, mrad), arrival tolerance (mm, 1..the DAO's cap), a
+    ///         deadline, a reward (escrowed now; approve first) and a station label.
+    function postTask(
+        int64 goalX,
+        int64 goalY,
+        int64 goalYaw,
+        uint32 toleranceMm,
+        uint64 deadline,
+        uint256 reward,
+        bytes32 station
+    ) public returns (uint256 taskId) {
         if (deadline <= block.timestamp) revert DeadlineInPast(deadline);
+        _checkGoal(goalX, goalY, goalYaw, toleranceMm);
+        _checkPrice(reward);
+        taskId = ++taskCount;
+        Task storage t = _tasks[taskId];
+        t.requester = msg.sender;
+        t.reward = reward;
+        t.deadline = deadline;
+        t.goalX = goalX;
+        t.goalY = goalY;
+        t.goalYaw = goalYaw;
+        t.status = Status.Open;
+        t.toleranceMm = toleranceMm;
+        t.station = station;
+        token.safeTransferFrom(msg.sender, address(this), reward);
+        _emitPosted(taskId, t);
+    }
+
+    function _checkGoal(int64 goalX, int64 goalY, int64 goalYaw, uint32 toleranceMm) private view {
+        uint32 maxTol = policy.maxArrivalToleranceMm();
+        if (toleranceMm == 0 || toleranceMm > maxTol) revert ToleranceOutOfRange(toleranceMm, maxTol);
+        if (goalYaw > MAX_YAW_MRAD || goalYaw < -MAX_YAW_MRAD) revert InvalidGoalYaw(goalYaw);
+        (bool inside, bytes32 zone) = policy.isInKeepOut(goalX, goalY);
+        if (inside) revert GoalInKeepOut(zone);
+    }
+
+    function _checkPrice(uint256 reward) private {
         uint256 minPrice = policy.minTaskPrice();
         if (reward < minPrice) revert RewardBelowMinimum(reward, minPrice);
         if (_machines[msg.sender].registered) {
@@ -182,21 +304,10 @@ contract TaskMarket is EIP712 {
             if (cap != 0 && would > cap) revert SpendingCapExceeded(msg.sender, would, cap);
             spentOnDay[msg.sender][day] = would;
         }
-        taskId = ++taskCount;
-        _tasks[taskId] = Task({
-            requester: msg.sender,
-            machine: address(0),
-            reward: reward,
-            deadline: deadline,
-            goalX: goalX,
-            goalY: goalY,
-            goalYaw: goalYaw,
-            status: Status.Open,
-            batchId: bytes32(0),
-            acceptedAt: 0
-        });
-        token.safeTransferFrom(msg.sender, address(this), reward);
-        emit TaskPosted(taskId, msg.sender, reward, deadline, goalX, goalY, goalYaw);
+    }
+
+    function _emitPosted(uint256 taskId, Task storage t) private {
+        emit TaskPosted(taskId, t.requester, t.reward, t.deadline, t.goalX, t.goalY, t.goalYaw, t.toleranceMm, t.station);
     }
 
     /// @notice postTask funded by an EIP-2612 permit instead of a prior approve (one transaction).
@@ -204,15 +315,17 @@ contract TaskMarket is EIP712 {
         int64 goalX,
         int64 goalY,
         int64 goalYaw,
+        uint32 toleranceMm,
         uint64 deadline,
         uint256 reward,
+        bytes32 station,
         uint256 permitDeadline,
         uint8 v,
         bytes32 r,
         bytes32 s
     ) external returns (uint256) {
         IERC20Permit(address(token)).permit(msg.sender, address(this), reward, permitDeadline, v, r, s);
-        return postTask(goalX, goalY, goalYaw, deadline, reward);
+        return postTask(goalX, goalY, goalYaw, toleranceMm, deadline, reward, station);
     }
 
     function cancelTask(uint256 taskId) external {
@@ -224,6 +337,8 @@ contract TaskMarket is EIP712 {
         emit TaskCancelled(taskId);
     }
 
+    /// @notice Take an open task. The caller must be an admitted, registered machine with a
+    ///         valid DID whose stake covers minStake for each task it holds, this one included.
     function acceptTask(uint256 taskId) external {
         Task storage t = _get(taskId);
         if (t.status != Status.Open) revert TaskNotOpen(taskId, t.status);
@@ -231,7 +346,11 @@ contract TaskMarket is EIP712 {
         if (policy.paused()) revert FleetPaused();
         Machine storage m = _machines[msg.sender];
         if (!m.registered) revert NotRegistered(msg.sender);
-        if (m.stake < minStake) revert StakeTooLow(m.stake, minStake);
+        _checkMember(msg.sender);
+        uint256 required = (uint256(m.activeTasks) + 1) * minStake;
+        if (m.stake < required) revert CollateralTooLow(msg.sender, m.stake, required);
+        (bool inside, bytes32 zone) = policy.isInKeepOut(t.goalX, t.goalY);
+        if (inside) revert GoalInKeepOut(zone);
         t.machine = msg.sender;
         t.status = Status.Accepted;
         t.acceptedAt = uint64(block.timestamp);
@@ -240,34 +359,32 @@ contract TaskMarket is EIP712 {
     }
 
     function hashReport(TaskReport calldata r) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(REPORT_TYPEHASH, r.taskId, r.machine, r.batchId, r.x, r.y, r.timestamp)));
+        return _hashTypedDataV4(
+            keccak256(abi.encode(REPORT_TYPEHASH, r.taskId, r.machine, r.batchId, r.x, r.y, r.yaw, r.time))
+        );
     }
 
-    /// @notice Settle a task with the machine's signed completion report: payout, or slashing
-    ///         when the report itself proves a policy violation.
-    function completeTask(TaskReport calldata r, bytes calldata signature) external {
+    /// @notice The telemetry leaf of the report's arrival record (OpenZeppelin's double hash).
+    function arrivalLeaf(TaskReport calldata r) public pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(ARRIVAL_TYPEHASH, r.taskId, r.machine, r.x, r.y, r.yaw, r.time))));
+    }
+
+    /// @notice Settle a task with the machine's signed report and the Merkle proof of its arrival
+    ///         record: payout, or slashing when the arrival itself proves a policy violation.
+    function completeTask(TaskReport calldata r, bytes32[] calldata proof, bytes calldata signature) external {
         Task storage t = _get(r.taskId);
         if (t.status != Status.Accepted) revert TaskNotAccepted(r.taskId, t.status);
         if (block.timestamp > t.deadline) revert DeadlinePassed(r.taskId, t.deadline);
         if (r.machine != t.machine) revert WrongMachine(r.taskId, r.machine);
-        if (r.timestamp > block.timestamp) revert ReportFromFuture(r.timestamp);
-        if (r.timestamp < t.acceptedAt) revert ReportBeforeAcceptance(r.timestamp, t.acceptedAt);
         if (!SignatureChecker.isValidSignatureNow(t.machine, hashReport(r), signature)) revert BadSignature(r.taskId);
-        if (!data.isAnchored(t.machine, r.batchId)) revert BatchNotAnchored(t.machine, r.batchId);
+
+        uint64 anchoredTime = _checkArrival(t, r, proof);
+        bytes32 violation = _judge(r, anchoredTime);
 
         Machine storage m = _machines[t.machine];
         m.activeTasks -= 1;
         t.batchId = r.batchId;
-
-        // judged by the rules in force at the report's time: a pause or a zone that came later
-        // cannot be held against the machine
-        bytes32 violation;
-        if (policy.pausedAt(r.timestamp)) {
-            violation = "fleet paused";
-        } else {
-            (bool inside,) = policy.isInKeepOutAt(r.x, r.y, r.timestamp);
-            if (inside) violation = "keep-out zone";
-        }
+        batchCitedBy[t.machine][r.batchId] = r.taskId;
         if (violation != bytes32(0)) {
             uint256 amount = (m.stake * slashBps) / 10_000;
             m.stake -= amount;
@@ -278,8 +395,49 @@ contract TaskMarket is EIP712 {
             return;
         }
         t.status = Status.Completed;
-        token.safeTransfer(t.machine, t.reward);
+        _pay(r.taskId, t.machine, t.reward);
         emit TaskCompleted(r.taskId, t.machine, r.batchId, t.reward);
+    }
+
+    /// @dev The proof (a leaf of a batch THIS machine anchored, cited by no other task), the
+    ///      claimed time bounded by chain facts, the pose within the tolerance. Returns the
+    ///      batch's anchoring time.
+    function _checkArrival(Task storage t, TaskReport calldata r, bytes32[] calldata proof)
+        private
+        view
+        returns (uint64 anchoredTime)
+    {
+        bytes32 root;
+        uint64 start;
+        uint64 end;
+        (root, start, end, anchoredTime) = data.batchRoot(t.machine, r.batchId);
+        if (root == bytes32(0)) revert BatchNotAnchored(t.machine, r.batchId);
+        uint256 cited = batchCitedBy[t.machine][r.batchId];
+        if (cited != 0) revert BatchAlreadyCited(t.machine, r.batchId, cited);
+        if (!MerkleProof.verifyCalldata(proof, root, arrivalLeaf(r))) revert ArrivalNotInBatch(r.taskId, r.batchId);
+        if (r.time > block.timestamp) revert ReportFromFuture(r.time);
+        if (r.time < t.acceptedAt) revert ReportBeforeAcceptance(r.time, t.acceptedAt);
+        if (r.time < start || r.time > end) revert ArrivalOutsideBatch(r.time, start, end);
+        if (r.time > anchoredTime) revert ArrivalAfterAnchoring(r.time, anchoredTime);
+        int256 dx = int256(r.x) - int256(t.goalX);
+        int256 dy = int256(r.y) - int256(t.goalY);
+        int256 tol = int256(uint256(t.toleranceMm));
+        if (dx * dx + dy * dy > tol * tol) revert ArrivalTooFar(r.taskId, r.x, r.y, t.toleranceMm);
+    }
+
+    /// @dev The rules in force at the claimed arrival time (a violation: the slashing reason). A
+    ///      rule that took force after the claimed time but before the anchoring cannot be escaped
+    ///      by that claim: nothing is settled (RulesChangedBeforeAnchoring).
+    function _judge(TaskReport calldata r, uint64 anchoredTime) private view returns (bytes32) {
+        if (policy.pausedAt(r.time)) return "fleet paused";
+        (bool inside,) = policy.isInKeepOutAt(r.x, r.y, r.time);
+        if (inside) return "keep-out zone";
+        if (policy.pausedBetween(r.time, anchoredTime)) {
+            revert RulesChangedBeforeAnchoring(r.time, anchoredTime, "fleet paused");
+        }
+        (bool later,) = policy.isInKeepOutAt(r.x, r.y, anchoredTime);
+        if (later) revert RulesChangedBeforeAnchoring(r.time, anchoredTime, "keep-out zone");
+        return bytes32(0);
     }
 
     /// @notice After the deadline, an unfinished task's reward returns to its requester (anyone may call).
@@ -293,8 +451,24 @@ contract TaskMarket is EIP712 {
         emit TaskRefunded(taskId, t.requester, t.reward);
     }
 
+    /// @dev The one place a reward leaves the escrow for a machine.
+    function _pay(uint256, /* taskId */ address machine, uint256 reward) private {
+        token.safeTransfer(machine, reward);
+    }
+
     function getTask(uint256 taskId) external view returns (Task memory) {
         return _get(taskId);
+    }
+
+    /// @notice Tasks fromId .. fromId+count-1 (as many as exist), in one call.
+    function getTasks(uint256 fromId, uint256 count) external view returns (Task[] memory out) {
+        if (fromId == 0) fromId = 1;
+        if (count == 0 || fromId > taskCount) return new Task[](0);
+        uint256 last = count > taskCount - fromId ? taskCount : fromId + count - 1;
+        out = new Task[](last - fromId + 1);
+        for (uint256 i = fromId; i <= last; i++) {
+            out[i - fromId] = _tasks[i];
+        }
     }
 
     function _get(uint256 taskId) private view returns (Task storage t) {

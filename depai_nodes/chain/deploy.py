@@ -15,7 +15,7 @@ from .client import ChainClient
 from .config import PEAQ_DID_PRECOMPILE, ChainConfig, ContractAddresses, checksum
 from .errors import ChainError, DeployError
 
-__all__ = ["DeployParams", "deploy_all", "fund_machines"]
+__all__ = ["DeployParams", "deploy_all", "fund_machines", "admit_machines"]
 
 ZERO = "0x0000000000000000000000000000000000000000"
 TOKEN = 10**18
@@ -40,6 +40,10 @@ class DeployParams(BaseModel):
     guardian: str | None = Field(None, description="may pause the fleet at once (default: deployer)")
     deploy_did: bool | None = Field(None, description="deploy MachineDID (default: on the local chain only)")
     token_owner_timelock: bool = Field(False, description="hand FleetToken's mint right to the timelock")
+    max_arrival_tolerance: float = Field(2.0, gt=0, le=1000, description="FleetPolicy's cap on a task's arrival tolerance, m")
+    fleet_owner: str | None = Field(None, description="may admit/revoke TaskMarket machines besides the DAO (default: deployer; zero address: DAO only)")
+    admit: list[str] = Field(default_factory=list, description="machines admitted to the TaskMarket at deploy")
+    admit_demo_machines: int = Field(3, ge=0, le=9, description="local chain: anvil demo accounts 1..N admitted too (`chain up`'s demo machines)")
 
 
 def deploy_all(client: ChainClient, params: DeployParams | None = None, *, progress: Callable[[str], None] | None = None) -> ChainConfig:
@@ -72,6 +76,8 @@ def deploy_all(client: ChainClient, params: DeployParams | None = None, *, progr
         say("deploying FleetPolicy")
         policy = client.deploy("FleetPolicy", me, int(round(p.max_speed * 1000)), p.min_task_price, p.spending_cap)
         policy.transact("setGuardian", checksum(p.guardian) if p.guardian else me)
+        if int(round(p.max_arrival_tolerance * 1000)) != policy.call("maxArrivalToleranceMm"):
+            policy.transact("setMaxArrivalTolerance", int(round(p.max_arrival_tolerance * 1000)))
         policy.transact("transferOwnership", timelock.address)
         deploy_did = client.config.is_local if p.deploy_did is None else p.deploy_did
         if deploy_did:
@@ -85,7 +91,17 @@ def deploy_all(client: ChainClient, params: DeployParams | None = None, *, progr
         data = client.deploy("DataRegistry")
         step = "TaskMarket"
         say("deploying TaskMarket")
-        market = client.deploy("TaskMarket", token.address, did_address, policy.address, data.address, p.min_stake, p.slash_bps)
+        owner = checksum(p.fleet_owner) if p.fleet_owner else me
+        market = client.deploy("TaskMarket", token.address, did_address, policy.address, data.address, p.min_stake, p.slash_bps,
+                               timelock.address, owner)
+        admit = [checksum(a) for a in p.admit]
+        if client.config.is_local:
+            from .signer import demo_signer
+            admit += [demo_signer(i, client.config.chain_id).address for i in range(1, p.admit_demo_machines + 1)]
+        if admit and owner == me:
+            step = "admit machines"
+            say(f"admitting {len(admit)} machine(s) to the TaskMarket")
+            market.transact("admitMachines", admit)
         step = "delegation"
         token.transact("delegate", me)  # the deployer's supply votes until it is distributed
         if p.token_owner_timelock:
@@ -105,6 +121,31 @@ def deploy_all(client: ChainClient, params: DeployParams | None = None, *, progr
     )
     return client.config.model_copy(update={"contracts": contracts, "did_address": did_address, "deploy_block": start_block,
                                             "genesis_hash": client.genesis_hash(refresh=True)})
+
+
+def admit_machines(client: ChainClient, machines: list[str]) -> None:
+    """Admit machines to the TaskMarket (``client``: the fleet owner, or on a local chain anyone:
+    anvil impersonates the timelock). Idempotent."""
+    market = client.contract("TaskMarket")
+    todo = [checksum(m) for m in machines if not market.call("admitted", checksum(m))]
+    if not todo:
+        return
+    role = market.call("ADMITTER_ROLE")
+    if client.signer is not None and market.call("hasRole", role, client.signer.address):
+        market.transact("admitMachines", todo)
+        return
+    if not client.config.is_local:
+        raise DeployError("admitting machines needs the fleet owner's key or a DAO vote (admitMachines through the timelock)")
+    timelock = client.contract("FleetTimelock").address
+    client.rpc_local("anvil_impersonateAccount", [timelock])
+    try:
+        client.rpc_local("anvil_setBalance", [timelock, hex(10**20)])
+        tx = {"from": timelock, "to": market.address, "data": market.abi.encode_call("admitMachines", (todo,))}
+        r = client.wait_receipt(client.rpc.call("eth_sendTransaction", [tx]))
+        if r.status != 1:
+            raise DeployError("admitMachines as the timelock reverted")
+    finally:
+        client.rpc_local("anvil_stopImpersonatingAccount", [timelock])
 
 
 def fund_machines(client: ChainClient, machines: list[str], tokens_each: int, *, native_each: int = 0) -> None:

@@ -11,11 +11,11 @@ from typing import Iterable
 from .client import ChainClient, SendOutcome
 from .config import checksum
 from .merkle import MerkleTree
-from .models import BatchRecord, DataBatch, MachineInfo, PolicySnapshot, Task, TaskReport, TxResult, id32, to_mm
+from .models import BatchRecord, DataBatch, MachineInfo, PolicySnapshot, TaskInfo, TaskReport, TaskStatus, TxResult, id32, to_mm
 from .errors import SignerError
 from .signer import Signer
 
-__all__ = ["Fleet", "read_policy", "MACHINE_ATTRIBUTE", "BATCH_TYPES", "REPORT_TYPES"]
+__all__ = ["Fleet", "read_policy", "MACHINE_ATTRIBUTE", "BATCH_TYPES", "REPORT_TYPES", "station_id"]
 
 MACHINE_ATTRIBUTE = b"depai:machine"
 
@@ -37,9 +37,19 @@ REPORT_TYPES = {
         {"name": "batchId", "type": "bytes32"},
         {"name": "x", "type": "int64"},
         {"name": "y", "type": "int64"},
-        {"name": "timestamp", "type": "uint64"},
+        {"name": "yaw", "type": "int64"},
+        {"name": "time", "type": "uint64"},
     ]
 }
+_PAGE = 200  # tasks per getTasks call
+
+
+def station_id(label: str) -> bytes:
+    """A station label as the bytes32 the market stores (UTF-8, <= 32 bytes, zero padded; "" -> zeros)."""
+    raw = label.encode()
+    if len(raw) > 32:
+        raise ValueError(f"station label longer than 32 bytes of UTF-8: {label!r:.60}")
+    return raw.ljust(32, b"\0")
 
 
 class Fleet:
@@ -90,22 +100,85 @@ class Fleet:
         raw = self.market.call("machineInfo", checksum(machine) if machine else self.me)
         return MachineInfo(registered=raw["registered"], active_tasks=raw["activeTasks"], stake=raw["stake"])
 
-    def post_task(self, x: float, y: float, yaw: float, deadline: int, reward: int, *, approve: bool = True) -> int:
-        """Post a task (metres/radians, unix-second deadline); returns the task id."""
+    def is_admitted(self, machine: str | None = None) -> bool:
+        return self.market.call("admitted", checksum(machine) if machine else self.me)
+
+    def admit_machines(self, machines: list[str]) -> TxResult:
+        """Admit machines to the market (this key must hold ADMITTER_ROLE: the fleet owner)."""
+        return self.market.transact("admitMachines", [checksum(m) for m in machines])
+
+    def revoke_machine(self, machine: str) -> TxResult:
+        return self.market.transact("revokeMachine", checksum(machine))
+
+    def max_arrival_tolerance(self) -> float:
+        """FleetPolicy's cap on a task's arrival tolerance, m (a vote sets it: ``set_tolerance_cap_action``)."""
+        return self.policy_contract.call("maxArrivalToleranceMm") / 1000.0
+
+    @staticmethod
+    def set_tolerance_cap_action(tolerance: float):
+        """The governance action that sets the cap (FleetPolicy is owned by the timelock)."""
+        from .governance import Action
+
+        return Action("FleetPolicy", "setMaxArrivalTolerance", (to_mm(tolerance),))
+
+    def post_task_call(self, x: float, y: float, yaw: float, deadline: int, reward: int, *, tolerance: float, station: str = ""):
+        """The postTask call (unsigned) in SI units: m, m, rad, tolerance m, unix-s deadline."""
+        return self.market.prepare("postTask", to_mm(x), to_mm(y), to_mm(yaw), to_mm(tolerance), deadline, reward,
+                                   station_id(station))
+
+    def post_task_tx(self, x: float, y: float, yaw: float, deadline: int, reward: int, *, tolerance: float,
+                     station: str = "", approve: bool = True) -> tuple[int, TxResult]:
+        """Post a task; (its id, the receipt)."""
         if approve:
             self.approve(reward)
-        r = self.market.transact("postTask", to_mm(x), to_mm(y), to_mm(yaw), deadline, reward)
-        for raw in r.logs:
+        r = self.client.transact(self.post_task_call(x, y, yaw, deadline, reward, tolerance=tolerance, station=station))
+        return self.task_id_of(r), r
+
+    def post_task(self, x: float, y: float, yaw: float, deadline: int, reward: int, *, tolerance: float, station: str = "",
+                  approve: bool = True) -> int:
+        """Post a task (metres/radians, tolerance in metres, unix-second deadline); returns its id."""
+        return self.post_task_tx(x, y, yaw, deadline, reward, tolerance=tolerance, station=station, approve=approve)[0]
+
+    def task_id_of(self, receipt: TxResult) -> int:
+        """The task id a postTask receipt created."""
+        for raw in receipt.logs:
             ev = self.market.abi.decode_log(raw)
             if ev and ev["event"] == "TaskPosted":
                 return ev["taskId"]
         raise RuntimeError("TaskPosted event missing from a successful postTask receipt")
 
-    def task(self, task_id: int) -> Task:
-        return Task.from_chain(task_id, self.market.call("getTask", task_id))
+    def task(self, task_id: int) -> TaskInfo:
+        return TaskInfo.from_chain(task_id, self.market.call("getTask", task_id))
 
-    def accept(self, task_id: int) -> TxResult:
+    def task_count(self) -> int:
+        return self.market.call("taskCount")
+
+    def tasks(self, first_id: int = 1, block: int | str = "latest") -> list[TaskInfo]:
+        """Every task from ``first_id`` on (one call per 200)."""
+        out: list[TaskInfo] = []
+        first = max(1, first_id)
+        while True:
+            page = self.market.call("getTasks", first, _PAGE, block=block)
+            out += [TaskInfo.from_chain(first + i, raw) for i, raw in enumerate(page)]
+            if len(page) < _PAGE:
+                return out
+            first += _PAGE
+
+    def open_tasks(self, first_id: int = 1) -> list[TaskInfo]:
+        """Tasks still open (status Open, deadline not passed at the latest block)."""
+        bn = self.client.block_number()
+        now = int(self.client.get_block(bn)["timestamp"], 16)
+        return [t for t in self.tasks(first_id, block=bn) if t.status == TaskStatus.OPEN and t.deadline >= now]
+
+    def accept_task(self, task_id: int) -> TxResult:
         return self.market.transact("acceptTask", task_id)
+
+    accept = accept_task
+
+    def arrival_report(self, task_id: int, batch_id: bytes, x_mm: int, y_mm: int, yaw_mrad: int, time: int,
+                       machine: str | None = None) -> TaskReport:
+        return TaskReport(task_id=task_id, machine=machine or self.me, batch_id=batch_id, x_mm=x_mm, y_mm=y_mm,
+                          yaw_mrad=yaw_mrad, time=time)
 
     def _signer(self) -> Signer:
         if self.client.signer is None:
@@ -116,8 +189,16 @@ class Fleet:
         s = signer or self._signer()
         return s.sign_typed_data(self._domain("DePAI TaskMarket", self.market), REPORT_TYPES, report.typed_message())
 
-    def complete(self, report: TaskReport, signature: bytes) -> TxResult:
-        return self.market.transact("completeTask", report.as_tuple(), signature)
+    def complete_call(self, report: TaskReport, proof: list[bytes], signature: bytes):
+        return self.market.prepare("completeTask", report.as_tuple(), list(proof), signature)
+
+    def complete_task(self, report: TaskReport, proof: list[bytes], signature: bytes | None = None) -> TxResult:
+        """Settle a task: the report (signed here when no signature is given) and the Merkle
+        proof of its arrival leaf in the cited batch."""
+        sig = signature if signature is not None else self.sign_report(report)
+        return self.client.transact(self.complete_call(report, proof, sig))
+
+    complete = complete_task
 
     def refund(self, task_id: int) -> TxResult:
         return self.market.transact("refund", task_id)
@@ -148,6 +229,7 @@ class Fleet:
         r = self.data.call("getBatch", checksum(machine), batch_id)
         return BatchRecord(machine=checksum(machine), batch_id=batch_id, root=r["root"], message_count=r["messageCount"],
                            start_time=r["startTime"], end_time=r["endTime"], anchored_at_block=r["anchoredAt"],
+                           anchored_at_time=r["anchoredTime"],
                            submitter=r["submitter"], uri=r["uri"])
 
     def verify_message(self, machine: str, batch_id: bytes, message: bytes, proof: list[bytes]) -> bool:

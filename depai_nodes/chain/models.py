@@ -11,6 +11,8 @@ import enum
 import math
 from typing import Annotated
 
+import eth_abi
+from eth_utils import keccak
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from .config import checksum
@@ -25,7 +27,9 @@ __all__ = [
     "KeepOutZone",
     "PolicySnapshot",
     "TaskStatus",
+    "TaskInfo",
     "Task",
+    "ARRIVAL_TYPEHASH",
     "MachineInfo",
     "TaskReport",
     "DataBatch",
@@ -140,24 +144,51 @@ class TaskStatus(enum.IntEnum):
     SLASHED = 6
 
 
-class Task(_Model):
-    task_id: int
+def station_label(value: bytes) -> str:
+    """A bytes32 station label as text ("" when none; hex when it is not UTF-8 text)."""
+    body = bytes(value).rstrip(b"\0")
+    if not body:
+        return ""
+    try:
+        text = body.decode()
+        if text.isprintable():
+            return text
+    except UnicodeDecodeError:
+        pass
+    return "0x" + bytes(value).hex()
+
+
+class TaskInfo(_Model):
+    """A TaskMarket task as read from the chain (SI units: m, rad; times unix s; amounts base units)."""
+
+    id: int
     requester: str
-    machine: str | None
+    machine: str | None = Field(description="the machine that accepted it (None while open)")
     reward: int
     deadline: int
     goal_x: float
     goal_y: float
     goal_yaw: float
+    tolerance: float = Field(description="arrival tolerance, m")
+    station: str = Field(description="station label ('' when none)")
     status: TaskStatus
-    batch_id: bytes
     accepted_at: int = 0
+    batch_id: bytes = bytes(32)
+
+    @property
+    def task_id(self) -> int:
+        return self.id
+
+    @property
+    def status_name(self) -> str:
+        """'Open', 'Accepted', 'Completed', 'Refunded', 'Cancelled', 'Slashed'."""
+        return self.status.name.capitalize()
 
     @classmethod
-    def from_chain(cls, task_id: int, raw: dict) -> "Task":
+    def from_chain(cls, task_id: int, raw: dict) -> "TaskInfo":
         machine = raw["machine"]
         return cls(
-            task_id=task_id,
+            id=task_id,
             requester=raw["requester"],
             machine=None if int(machine, 16) == 0 else machine,
             reward=raw["reward"],
@@ -165,10 +196,15 @@ class Task(_Model):
             goal_x=from_mm(raw["goalX"]),
             goal_y=from_mm(raw["goalY"]),
             goal_yaw=raw["goalYaw"] / 1000.0,
+            tolerance=from_mm(raw["toleranceMm"]),
+            station=station_label(raw["station"]),
             status=TaskStatus(raw["status"]),
-            batch_id=raw["batchId"],
             accepted_at=raw["acceptedAt"],
+            batch_id=raw["batchId"],
         )
+
+
+Task = TaskInfo  # the old name
 
 
 class MachineInfo(_Model):
@@ -177,29 +213,44 @@ class MachineInfo(_Model):
     stake: int
 
 
-class TaskReport(_Model):
-    """What a machine signs (EIP-712) to claim a task done: where, when, and which data batch."""
+ARRIVAL_TYPEHASH = keccak(b"ArrivalRecord(uint256 taskId,address machine,int64 x,int64 y,int64 yaw,uint64 time)")
+_I64 = dict(ge=-(2**63), lt=2**63)
 
-    task_id: int = Field(ge=1)
+
+class TaskReport(_Model):
+    """What a machine signs (EIP-712) to claim a task done: its arrival record, in the integer
+    units of telemetry's arrival leaf (mm, mm, mrad, unix s), and the batch holding that record."""
+
+    task_id: int = Field(ge=1, lt=2**256)
     machine: ChecksumAddress
     batch_id: bytes = Field(min_length=32, max_length=32)
-    x: float = Field(description="metres, map frame")
-    y: float
-    timestamp: int = Field(ge=0)
+    x_mm: int = Field(**_I64)
+    y_mm: int = Field(**_I64)
+    yaw_mrad: int = Field(**_I64)
+    time: int = Field(ge=0, lt=2**64, description="unix s of the arrival")
 
     def typed_message(self) -> dict:
         return {
             "taskId": self.task_id,
             "machine": self.machine,
             "batchId": self.batch_id,
-            "x": to_mm(self.x),
-            "y": to_mm(self.y),
-            "timestamp": self.timestamp,
+            "x": self.x_mm,
+            "y": self.y_mm,
+            "yaw": self.yaw_mrad,
+            "time": self.time,
         }
 
     def as_tuple(self) -> tuple:
-        m = self.typed_message()
-        return (m["taskId"], m["machine"], m["batchId"], m["x"], m["y"], m["timestamp"])
+        return (self.task_id, self.machine, self.batch_id, self.x_mm, self.y_mm, self.yaw_mrad, self.time)
+
+    def leaf_preimage(self) -> bytes:
+        """abi.encode(ARRIVAL_TYPEHASH, taskId, machine, x, y, yaw, time): telemetry's typed leaf."""
+        return eth_abi.encode(["bytes32", "uint256", "address", "int64", "int64", "int64", "uint64"],
+                              [ARRIVAL_TYPEHASH, self.task_id, self.machine, self.x_mm, self.y_mm, self.yaw_mrad, self.time])
+
+    def leaf(self) -> bytes:
+        """The Merkle leaf (keccak256(keccak256(preimage)), OpenZeppelin's double hash)."""
+        return keccak(keccak(self.leaf_preimage()))
 
 
 class DataBatch(_Model):
@@ -236,5 +287,6 @@ class BatchRecord(_Model):
     start_time: int
     end_time: int
     anchored_at_block: int
+    anchored_at_time: int = Field(0, description="unix s of the anchoring block")
     submitter: str
     uri: str

@@ -6,9 +6,11 @@ import time
 from dataclasses import dataclass
 
 from depai_nodes.chain.anvil import Anvil
-from depai_nodes.chain.client import ChainClient
+from depai_nodes.chain.client import ChainClient, _revert_data
+from depai_nodes.chain.errors import RpcResponseError
 from depai_nodes.chain.config import LOCAL_CHAIN_ID, ChainConfig
 from depai_nodes.chain.deploy import TOKEN, DeployParams
+from depai_nodes.chain.merkle import MerkleTree
 from depai_nodes.chain.signer import demo_signer
 
 # Roles of the anvil demo accounts in these tests
@@ -95,10 +97,38 @@ def _as_timelock_sender(chain: Chain, contract: str):
 
     def send(fn, *args):
         tx = {"from": tl, "to": target.address, "data": target.abi.encode_call(fn, args)}
-        tx["gas"] = hex(int(int(c.rpc.call("eth_estimateGas", [tx]), 16) * 1.3))
+        try:
+            tx["gas"] = hex(int(int(c.rpc.call("eth_estimateGas", [tx]), 16) * 1.3))
+        except RpcResponseError as e:  # a revert: decoded like the bridge does
+            raise c._revert(target, fn, _revert_data(e), str(e)) from None
         r = c.wait_receipt(c.rpc.call("eth_sendTransaction", [tx]))
         if r.status != 1:
             raise c._mined_revert(target.prepare(fn, *args), r)
         return r
 
     return send
+
+
+def arrive(chain: Chain, m, task_id: int, x_mm: int, y_mm: int, yaw_mrad: int = 0, *, time: int | None = None,
+           extra: list | None = None, start: int | None = None, end: int | None = None, machine: str | None = None,
+           anchor_with=None):
+    """What a robot's telemetry + wallet do on arrival: an arrival record (the typed leaf) in a
+    batch with some odometry around it, the batch anchored by the machine. Returns
+    (report, proof, batch): everything completeTask needs but the signature."""
+    from depai_nodes.chain.intents import content_batch_id
+
+    t = chain.now() if time is None else time
+    report = m.arrival_report(task_id, bytes(32), x_mm, y_mm, yaw_mrad, t, machine=machine)
+    msgs = [b"odom before", report.leaf_preimage(), *(r.leaf_preimage() for r in (extra or [])), b"odom after"]
+    start = t - 5 if start is None else start
+    end = t + 1 if end is None else end
+    root = MerkleTree(msgs).root
+    bid = content_batch_id(root, len(msgs), start, end)
+    batch, tree = (anchor_with or m).make_batch(msgs, bid, start, end, machine=m.me)
+    (anchor_with or m).anchor(batch, m.sign_batch(batch))
+    report = report.model_copy(update={"batch_id": batch.batch_id})
+    return report, tree.proof(1), batch
+
+
+def proof_of(tree_msgs: list[bytes], index: int) -> list[bytes]:
+    return MerkleTree(tree_msgs).proof(index)

@@ -1,14 +1,17 @@
 """TaskMarket and DataRegistry: every path, including the reverts and slashing; Merkle roots
-computed in Python verified on chain."""
+computed in Python verified on chain. The attacks on the market are in test_market_attacks.py."""
 
 import pytest
-from chainkit import MACHINE, MACHINE2, REQUESTER, STRANGER, TOKEN, _as_timelock_sender, fleet, registered_machine
+from chainkit import (MACHINE, MACHINE2, REQUESTER, STRANGER, TOKEN, _as_timelock_sender, arrive, fleet,
+                      registered_machine)
 
 from depai_nodes.chain.errors import ContractRevertError
 from depai_nodes.chain.merkle import MerkleTree, leaf_hash, verify
-from depai_nodes.chain.models import TaskReport, TaskStatus, id32
+from depai_nodes.chain.models import TaskStatus, id32
 
 REWARD = 5 * TOKEN
+GOAL = (1.0, 2.0, 0.5)  # m, m, rad
+GOAL_MM = (1000, 2000, 500)
 
 
 def _anchored(f, batch_id="b1", n=5):
@@ -18,37 +21,51 @@ def _anchored(f, batch_id="b1", n=5):
     return batch, tree, msgs
 
 
-def _posted(chain, deadline_in=3600, reward=REWARD):
+def _posted(chain, deadline_in=3600, reward=REWARD, tolerance=0.25, station="dock-A"):
     req = fleet(chain, REQUESTER)
-    return req, req.post_task(1.0, 2.0, 0.5, chain.now() + deadline_in, reward)
-
-
-def _report(chain, m, task_id, batch, x=5.0, y=5.0):
-    return TaskReport(task_id=task_id, machine=m.me, batch_id=batch.batch_id, x=x, y=y, timestamp=chain.now())
+    return req, req.post_task(*GOAL, chain.now() + deadline_in, reward, tolerance=tolerance, station=station)
 
 
 def _balance(chain, who):
     return chain.client().contract("FleetToken").call("balanceOf", chain.address(who))
 
 
-def test_happy_path_post_accept_complete_payout(chain):
+def test_happy_path_post_accept_prove_complete_payout(chain):
     m = registered_machine(chain, MACHINE)
     req, tid = _posted(chain)
     t = req.task(tid)
-    assert t.status == TaskStatus.OPEN and t.goal_x == 1.0 and t.goal_y == 2.0 and t.goal_yaw == 0.5 and t.reward == REWARD
-    m.accept(tid)
-    assert req.task(tid).status == TaskStatus.ACCEPTED and m.machine_info().active_tasks == 1
-    batch, _, _ = _anchored(m)
-    before = _balance(chain, MACHINE)
-    report = _report(chain, m, tid, batch)
-    req.complete(report, m.sign_report(report))  # anyone (here the requester) may submit it
+    assert t.status == TaskStatus.OPEN and t.status_name == "Open" and (t.goal_x, t.goal_y, t.goal_yaw) == GOAL
+    assert t.reward == REWARD and t.tolerance == 0.25 and t.station == "dock-A" and t.machine is None
+    assert [o.id for o in req.open_tasks()] == [tid]
+    m.accept_task(tid)
     t = req.task(tid)
-    assert t.status == TaskStatus.COMPLETED and t.batch_id == batch.batch_id and t.machine == m.me
-    assert _balance(chain, MACHINE) == before + REWARD
-    assert m.machine_info().active_tasks == 0
+    assert t.status == TaskStatus.ACCEPTED and t.machine == m.me and t.accepted_at > 0 and m.machine_info().active_tasks == 1
+    assert req.open_tasks() == []
+    report, proof, batch = arrive(chain, m, tid, 1100, 2050, 480)  # 11 cm from the goal: within 25 cm
+    before = _balance(chain, MACHINE)
+    r = req.complete_task(report, proof, m.sign_report(report))  # anyone (here the requester) may submit it
+    t = req.task(tid)
+    assert t.status == TaskStatus.COMPLETED and t.batch_id == batch.batch_id
+    assert _balance(chain, MACHINE) == before + REWARD and m.machine_info().active_tasks == 0
+    assert req.market.call("batchCitedBy", m.me, batch.batch_id) == tid
+    ev = [e for e in (req.market.abi.decode_log(lg) for lg in r.logs) if e]
+    done = next(e for e in ev if e["event"] == "TaskCompleted")
+    assert done["taskId"] == tid and done["machine"] == m.me and done["reward"] == REWARD and done["batchId"] == batch.batch_id
 
 
-def test_register_needs_did_and_stake(chain):
+def test_the_contract_rebuilds_telemetrys_arrival_leaf(chain):
+    """The leaf the contract checks is byte for byte the one telemetry records."""
+    from depai_nodes.telemetry.leaves import ArrivalRecord
+
+    m = fleet(chain, MACHINE)
+    for x, y, yaw in [(1.0, 2.0, 0.5), (-3.25, -0.001, -3.1416), (0.0, 0.0, 0.0)]:
+        rec = ArrivalRecord(7, m.me, x, y, yaw, 1_700_000_000, 5)
+        report = m.arrival_report(*rec.typed()[:1], bytes(32), *rec.typed()[2:])
+        assert report.leaf_preimage() == rec.preimage()
+        assert m.market.call("arrivalLeaf", report.as_tuple()) == report.leaf() == leaf_hash(rec.preimage())
+
+
+def test_register_needs_admission_did_and_stake(chain):
     f = fleet(chain, MACHINE)
     f.approve(1000 * TOKEN)
     with pytest.raises(ContractRevertError) as e:
@@ -67,16 +84,46 @@ def test_register_needs_did_and_stake(chain):
 
 def test_post_reverts(chain):
     req = fleet(chain, REQUESTER)
-    with pytest.raises(ContractRevertError) as e:
-        req.post_task(0, 0, 0, chain.now() + 60, TOKEN - 1)
-    assert e.value.error == "RewardBelowMinimum" and e.value.error_args["minTaskPrice"] == TOKEN
-    with pytest.raises(ContractRevertError) as e:
-        req.post_task(0, 0, 0, chain.now() - 1, TOKEN)
-    assert e.value.error == "DeadlineInPast"
+    cases = [
+        (dict(reward=TOKEN - 1), "RewardBelowMinimum"),
+        (dict(deadline=chain.now() - 1), "DeadlineInPast"),
+        (dict(tolerance=0.0), "ToleranceOutOfRange"),
+        (dict(tolerance=2.001), "ToleranceOutOfRange"),  # above the DAO's cap (2 m)
+        (dict(yaw=3.2), "InvalidGoalYaw"),
+    ]
+    for change, error in cases:
+        args = dict(x=0.0, y=0.0, yaw=0.0, deadline=chain.now() + 60, reward=TOKEN, tolerance=0.5)
+        args.update(change)
+        with pytest.raises(ContractRevertError) as e:
+            req.post_task(args.pop("x"), args.pop("y"), args.pop("yaw"), args.pop("deadline"), args.pop("reward"), **args)
+        assert e.value.error == error, change
+    with pytest.raises(ValueError, match="longer than 32 bytes"):
+        req.post_task(0, 0, 0, chain.now() + 60, TOKEN, tolerance=0.5, station="x" * 33)
     req.approve(0)
     with pytest.raises(ContractRevertError) as e:  # no allowance: the token's own error surfaces, decoded
-        req.post_task(0, 0, 0, chain.now() + 60, TOKEN, approve=False)
+        req.post_task(0, 0, 0, chain.now() + 60, TOKEN, tolerance=0.5, approve=False)
     assert e.value.error == "ERC20InsufficientAllowance"
+    assert req.task_count() == 0
+
+
+def test_tolerance_cap_is_the_daos(chain):
+    req = fleet(chain, REQUESTER)
+    assert req.max_arrival_tolerance() == 2.0
+    with pytest.raises(ContractRevertError) as e:  # only the owner (the timelock) sets it
+        req.policy_contract.transact("setMaxArrivalTolerance", 5000)
+    assert e.value.error == "OwnableUnauthorizedAccount"
+    send = _as_timelock_sender(chain, "FleetPolicy")
+    v0 = req.policy().version
+    r = send("setMaxArrivalTolerance", 300)
+    ev = [e for e in (req.policy_contract.abi.decode_log(lg) for lg in r.logs) if e]
+    assert {e["event"] for e in ev} == {"MaxArrivalToleranceSet", "PolicyChanged"} and req.policy().version == v0 + 1
+    with pytest.raises(ContractRevertError) as e:
+        send("setMaxArrivalTolerance", 0)
+    assert e.value.error == "InvalidTolerance"
+    with pytest.raises(ContractRevertError) as e:
+        req.post_task(0, 0, 0, chain.now() + 60, TOKEN, tolerance=0.301)
+    assert e.value.error == "ToleranceOutOfRange" and e.value.error_args["maxToleranceMm"] == 300
+    assert req.task(req.post_task(0, 0, 0, chain.now() + 60, TOKEN, tolerance=0.3)).tolerance == 0.3
 
 
 def test_double_accept_and_unregistered_accept(chain):
@@ -84,31 +131,47 @@ def test_double_accept_and_unregistered_accept(chain):
     m2 = registered_machine(chain, MACHINE2)
     _, tid = _posted(chain)
     with pytest.raises(ContractRevertError) as e:
-        fleet(chain, STRANGER).accept(tid)
+        fleet(chain, STRANGER).accept_task(tid)
     assert e.value.error == "NotRegistered"
-    m1.accept(tid)
+    m1.accept_task(tid)
     for m in (m1, m2):
         with pytest.raises(ContractRevertError) as e:
-            m.accept(tid)
+            m.accept_task(tid)
         assert e.value.error == "TaskNotOpen" and e.value.error_args["status"] == TaskStatus.ACCEPTED
     with pytest.raises(ContractRevertError) as e:
-        m1.accept(999)
+        m1.accept_task(999)
     assert e.value.error == "TaskNotFound"
+
+
+def test_collateral_covers_every_accepted_task(chain):
+    m = registered_machine(chain, MACHINE, stake=100 * TOKEN)  # minStake: one task's collateral
+    _, t1 = _posted(chain)
+    _, t2 = _posted(chain)
+    m.accept_task(t1)
+    with pytest.raises(ContractRevertError) as e:
+        m.accept_task(t2)
+    assert e.value.error == "CollateralTooLow" and e.value.error_args["required"] == 200 * TOKEN
+    with pytest.raises(ContractRevertError) as e:  # nor can it withdraw what backs t1
+        m.market.transact("withdrawStake", 1)
+    assert e.value.error == "StakeLocked"
+    m.approve(100 * TOKEN)
+    m.market.transact("addStake", 100 * TOKEN)
+    m.accept_task(t2)
+    assert m.machine_info().active_tasks == 2
 
 
 def test_payout_after_deadline_reverts_and_refund(chain):
     m = registered_machine(chain, MACHINE)
     req, tid = _posted(chain, deadline_in=100)
-    m.accept(tid)
-    batch, _, _ = _anchored(m)
+    m.accept_task(tid)
+    report, proof, _ = arrive(chain, m, tid, *GOAL_MM)
     with pytest.raises(ContractRevertError) as e:
         req.refund(tid)
     assert e.value.error == "DeadlineNotPassed"
-    report = _report(chain, m, tid, batch)
     sig = m.sign_report(report)
     chain.client().mine(1, seconds=200)
     with pytest.raises(ContractRevertError) as e:
-        req.complete(report, sig)
+        req.complete_task(report, proof, sig)
     assert e.value.error == "DeadlinePassed"
     before = _balance(chain, REQUESTER)
     fleet(chain, STRANGER).refund(tid)  # anyone may trigger the refund; it goes to the requester
@@ -130,90 +193,14 @@ def test_cancel_open_task_only_by_requester(chain):
     assert _balance(chain, REQUESTER) == before + REWARD and req.task(tid).status == TaskStatus.CANCELLED
 
 
-def test_report_checks(chain):
-    m = registered_machine(chain, MACHINE)
-    other = registered_machine(chain, MACHINE2)
-    req, tid = _posted(chain)
-    m.accept(tid)
-    batch, _, _ = _anchored(m)
-    report = _report(chain, m, tid, batch)
-    with pytest.raises(ContractRevertError) as e:  # signed by another key
-        req.complete(report, other.sign_report(report))
-    assert e.value.error == "BadSignature"
-    forged = report.model_copy(update={"x": 9.0})
-    with pytest.raises(ContractRevertError) as e:  # tampered after signing
-        req.complete(forged, m.sign_report(report))
-    assert e.value.error == "BadSignature"
-    unanchored = report.model_copy(update={"batch_id": id32("never")})
-    with pytest.raises(ContractRevertError) as e:
-        req.complete(unanchored, m.sign_report(unanchored))
-    assert e.value.error == "BatchNotAnchored"
-    wrong = TaskReport(task_id=tid, machine=other.me, batch_id=batch.batch_id, x=0, y=0, timestamp=chain.now())
-    with pytest.raises(ContractRevertError) as e:
-        req.complete(wrong, other.sign_report(wrong))
-    assert e.value.error == "WrongMachine"
-    future = report.model_copy(update={"timestamp": chain.now() + 10_000})
-    with pytest.raises(ContractRevertError) as e:
-        req.complete(future, m.sign_report(future))
-    assert e.value.error == "ReportFromFuture"
-
-
-@pytest.mark.parametrize("violation", ["keep-out zone", "fleet paused"])
-def test_slashing_on_proven_violation(chain, violation):
+def test_paused_fleet_takes_no_new_work(chain):
     m = registered_machine(chain, MACHINE, stake=200 * TOKEN)
-    req, tid = _posted(chain)
-    m.accept(tid)
-    batch, _, _ = _anchored(m)
-    send = _as_timelock_sender(chain, "FleetPolicy")
-    if violation == "keep-out zone":
-        send("setKeepOutZone", id32("dock"), [0, 2000, 2000, 0], [0, 0, 2000, 2000])
-        report = _report(chain, m, tid, batch, x=1.0, y=1.0)  # claimed inside the dock
-    else:
-        send("setPaused", True)
-        report = _report(chain, m, tid, batch, x=5.0, y=5.0)
-    before_req, before_m = _balance(chain, REQUESTER), _balance(chain, MACHINE)
-    r = req.complete(report, m.sign_report(report))
-    ev = next(e for e in (req.market.abi.decode_log(l) for l in r.logs) if e and e["event"] == "MachineSlashed")
-    assert ev["amount"] == 100 * TOKEN and ev["reason"] == id32(violation)
-    assert req.task(tid).status == TaskStatus.SLASHED
-    assert m.machine_info().stake == 100 * TOKEN
-    assert _balance(chain, REQUESTER) == before_req + REWARD + 100 * TOKEN
-    assert _balance(chain, MACHINE) == before_m
-
-
-def test_rules_are_judged_at_the_reports_time(chain):
-    m = registered_machine(chain, MACHINE, stake=200 * TOKEN)
-    req, tid = _posted(chain)
-    m.accept(tid)
-    accepted_at = req.task(tid).accepted_at
-    assert accepted_at > 0
-    batch, _, _ = _anchored(m)
-    early = _report(chain, m, tid, batch).model_copy(update={"timestamp": accepted_at - 1})
-    with pytest.raises(ContractRevertError) as e:  # a report may not claim a time before acceptance
-        req.complete(early, m.sign_report(early))
-    assert e.value.error == "ReportBeforeAcceptance"
-    report = _report(chain, m, tid, batch, x=1.0, y=1.0)  # done here, before the zone or the pause existed
-    chain.client().mine(1, seconds=5)
-    send = _as_timelock_sender(chain, "FleetPolicy")
-    send("setKeepOutZone", id32("dock"), [0, 2000, 2000, 0], [0, 0, 2000, 2000])
-    send("setPaused", True)
-    before = _balance(chain, MACHINE)
-    req.complete(report, m.sign_report(report))
-    assert req.task(tid).status == TaskStatus.COMPLETED and _balance(chain, MACHINE) == before + REWARD
-    assert m.machine_info().stake == 200 * TOKEN
-
-
-def test_paused_fleet_takes_no_new_work_and_stake_is_locked(chain):
-    m = registered_machine(chain, MACHINE)
     _, t1 = _posted(chain)
     _, t2 = _posted(chain)
-    m.accept(t1)
-    with pytest.raises(ContractRevertError) as e:
-        m.market.transact("withdrawStake", 1)
-    assert e.value.error == "StakeLocked"
+    m.accept_task(t1)
     chain.client().contract("FleetPolicy").transact("setPaused", True)  # the guardian's e-stop
     with pytest.raises(ContractRevertError) as e:
-        m.accept(t2)
+        m.accept_task(t2)
     assert e.value.error == "FleetPaused"
 
 
@@ -221,13 +208,13 @@ def test_spending_cap_for_machine_requesters(chain):
     send = _as_timelock_sender(chain, "FleetPolicy")
     send("setSpendingCap", 8 * TOKEN)
     buyer = registered_machine(chain, MACHINE)
-    buyer.post_task(0, 0, 0, chain.now() + 600, 5 * TOKEN)
+    buyer.post_task(0, 0, 0, chain.now() + 600, 5 * TOKEN, tolerance=0.5)
     with pytest.raises(ContractRevertError) as e:
-        buyer.post_task(0, 0, 0, chain.now() + 600, 5 * TOKEN)
+        buyer.post_task(0, 0, 0, chain.now() + 600, 5 * TOKEN, tolerance=0.5)
     assert e.value.error == "SpendingCapExceeded" and e.value.error_args["wouldSpend"] == 10 * TOKEN
-    fleet(chain, REQUESTER).post_task(0, 0, 0, chain.now() + 600, 50 * TOKEN)  # not a machine: no cap
+    fleet(chain, REQUESTER).post_task(0, 0, 0, chain.now() + 600, 50 * TOKEN, tolerance=0.5)  # not a machine: no cap
     chain.client().mine(1, seconds=86_400)  # next day, fresh budget
-    buyer.post_task(0, 0, 0, chain.now() + 600, 5 * TOKEN)
+    buyer.post_task(0, 0, 0, chain.now() + 600, 5 * TOKEN, tolerance=0.5)
 
 
 def test_withdraw_stake(chain):
@@ -240,7 +227,7 @@ def test_withdraw_stake(chain):
     assert e.value.error == "StakeTooLow"
 
 
-def test_post_with_permit(chain):
+def test_post_with_permit_and_task_pages(chain):
     req = fleet(chain, REQUESTER)
     token = req.token
     deadline = chain.now() + 3600
@@ -251,8 +238,11 @@ def test_post_with_permit(chain):
                         {"name": "deadline", "type": "uint256"}]}
     sig = chain.signer(REQUESTER).sign_typed_data(domain, types, {"owner": req.me, "spender": req.market.address,
                                                                    "value": REWARD, "nonce": nonce, "deadline": deadline})
-    r = req.market.transact("postTaskWithPermit", 0, 0, 0, deadline, REWARD, deadline, sig[64], sig[:32], sig[32:64])
-    assert r.status == 1 and req.task(req.market.call("taskCount")).reward == REWARD
+    r = req.market.transact("postTaskWithPermit", 0, 0, 0, 500, deadline, REWARD, id32("gate"), deadline, sig[64], sig[:32], sig[32:64])
+    assert r.status == 1 and req.task(req.task_count()).reward == REWARD and req.task(1).station == "gate"
+    assert req.market.call("getTasks", 0, 10)[0]["reward"] == REWARD and req.market.call("getTasks", 2, 10) == []
+    assert req.market.call("getTasks", 1, 0) == [] and len(req.market.call("getTasks", 1, 2**256 - 1)) == 1
+    assert [t.id for t in req.tasks()] == [1]
 
 
 # ---------------------------------------------------------------------------------- data registry
