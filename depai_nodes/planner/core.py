@@ -29,6 +29,11 @@ from .errors import InvalidGridError, InvalidPolygonError
 from .mapio import OccupancyMap
 
 
+# Appended to a GOAL_IN_OBSTACLE message when only the local costmap (what the sensors see now,
+# e.g. another robot standing at the goal) blocks the goal, not the static map: it may move.
+TRANSIENT_OBSTACLE = " (a transient obstacle: local costmap only)"
+
+
 class PlanCode(enum.IntEnum):
     """Result codes; the same numbers as the constants of ``depai/srv/PlanPath``."""
 
@@ -351,13 +356,15 @@ class GlobalCostmap:
             return PlanCode.GOAL_IN_KEEPOUT, "inside a keep-out zone"
         if self.static_lethal[rc] or self.local_lethal[rc]:
             what = "unknown space" if self.unknown[rc] and not self.config.allow_unknown else "an obstacle"
-            return PlanCode.GOAL_IN_OBSTACLE, f"inside {what}"
+            return PlanCode.GOAL_IN_OBSTACLE, f"inside {what}" + ("" if self.static_lethal[rc] else TRANSIENT_OBSTACLE)
         if self.passable[rc]:
             return None
         rr, cc = self._disk(rc, self.r_cells)
         if self.keepout_at(rr, cc).any():
             return PlanCode.GOAL_IN_KEEPOUT, f"within the robot radius ({self.config.robot_radius} m) of a keep-out zone"
-        return PlanCode.GOAL_IN_OBSTACLE, f"within the robot radius ({self.config.robot_radius} m) of an obstacle"
+        # only sensed (e.g. another robot standing there), nothing of the static map: it may move
+        transient = "" if self.static_lethal[rr, cc].any() else TRANSIENT_OBSTACLE
+        return PlanCode.GOAL_IN_OBSTACLE, f"within the robot radius ({self.config.robot_radius} m) of an obstacle{transient}"
 
     def path_blocked(self, points: np.ndarray, from_index: int = 0) -> int:
         """Index of the first path point at or after ``from_index`` whose cell is not passable
