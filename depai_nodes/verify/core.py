@@ -125,8 +125,8 @@ def verify_batch(path: Path, config: ChainConfig | None, *, machine: str | None 
         claimed_id = content_id
     rep.add("batch id", claimed_id + ("" if claimed_id == content_id else "  (named by the file; its content gives "
                                       + (content_id or "nothing readable") + ")"))
-    if not machine:
-        machine = side.get("machine") or None
+    if not machine:  # the machine the batch names: its sidecar's, else the claim in the file
+        machine = side.get("machine") or batch.metadata.get("machine") or None
         if machine:
             try:
                 machine = checksum(machine)

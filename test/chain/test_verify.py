@@ -167,6 +167,18 @@ def test_a_batch_anchored_by_another_machine_is_refused(chain, tmp_path):
     assert code == Verdict.BAD_SIGNER == 4 and f"anchored by {thief.me}, not by {chain.address(MACHINE)}" in out, out
     code, out = _cli(folder, cfg)  # nobody named: the one who anchored it has no machine DID
     assert code == Verdict.BAD_SIGNER and "not a machine with a valid DID" in out and "no DID attribute" in out, out
+    # the .mcap alone, its recorder's claim inside: robot1's, so the thief's anchor is refused
+    rec = BatchRecorder(tmp_path / "claimed")
+    for i in range(5):
+        rec.add("/robot1/odom", "nav_msgs/msg/Odometry", T0 + 10**11 + i, _cdr(i))
+    claimed = rec.seal(machine=chain.address(MACHINE))
+    side = read_sidecar(claimed)
+    thief.anchor(DataBatch(machine=thief.me, batch_id=id32(side["batch_id"]), root=bytes.fromhex(side["root"][2:]),
+                           message_count=5, start_time=side["start_time"], end_time=side["end_time"]))
+    alone = tmp_path / "alone.mcap"
+    shutil.copy(mcap_path(claimed), alone)
+    code, out = _cli(alone, cfg)
+    assert code == Verdict.BAD_SIGNER and f"anchored by {thief.me}, not by {chain.address(MACHINE)}" in out, out
 
 
 def test_the_did_must_be_valid_when_the_batch_was_anchored(chain, tmp_path):
