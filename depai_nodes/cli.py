@@ -1,6 +1,8 @@
 """The `depai` command line.
 
-    depai launch      bring the stack up (config/stack.yaml), supervised, until Ctrl-C
+    depai launch      bring the stack up (config/stack.yaml), supervised, until Ctrl-C, with its
+                      chain (a local anvil, restored from its state; --fresh, --chain NAME|FILE,
+                      --no-chain; bringup/chain.py) and the fleet status table (bringup/console.py)
                       (exit 3: another launch owns this ROS domain or wallet key; bringup/lock.py)
     depai nodes       list the node instances the stack would run
     depai test        run the test suite (arguments go to pytest)
@@ -48,18 +50,24 @@ def _parse_overrides(items: list[str]) -> dict[str, dict]:
     return overrides
 
 
-def _instances(args):
-    from depai_nodes.bringup.stack import StackError, expand, load_stack
+def _load(args):
+    from depai_nodes.bringup.stack import StackError, load_stack, parse_robots, with_robots
 
     try:
-        stack = load_stack(args.stack)
-        robots = [r for r in args.robots.split(",") if r] if args.robots else None
+        return with_robots(load_stack(args.stack), parse_robots(args.robots))
+    except (StackError, ValueError) as error:
+        raise SystemExit(f"depai: {error}") from None
+
+
+def _instances(args, stack=None):
+    from depai_nodes.bringup.stack import StackError, expand
+
+    stack = stack or _load(args)
+    try:
         only = [n for n in args.only.split(",") if n] if args.only else None
         enable = [n for n in args.enable.split(",") if n] if args.enable else None
-        if robots is not None:
-            stack = stack.model_copy(update={"robots": robots})
-            stack = type(stack).model_validate(stack.model_dump())
-        return expand(stack, only=only, enable=enable, overrides=_parse_overrides(args.set))
+        return expand(stack, only=only, enable=enable, overrides=_parse_overrides(args.set),
+                      chain=not getattr(args, "no_chain", False))
     except (StackError, ValueError) as error:
         raise SystemExit(f"depai: {error}") from None
 
@@ -79,10 +87,36 @@ def launch_locks(instances, stack: Path, domain: str):
 
 
 def cmd_launch(args) -> int:
+    from depai_nodes.bringup.chain import ChainLaunchError, ChainRun, bring_up, resolve_network
+    from depai_nodes.bringup.console import Console
     from depai_nodes.bringup.lock import LaunchLockedError
     from depai_nodes.bringup.supervisor import Supervisor
 
-    instances = _instances(args)
+    if getattr(args, "view", False):  # the live view (depai_nodes/view): its extra on first use, then its stack entry
+        from depai_nodes.view.install import ViewExtraError, ensure_view_extra
+
+        try:
+            ensure_view_extra()
+        except ViewExtraError as error:
+            raise SystemExit(f"depai: {error}") from None
+        args.enable = ",".join(n for n in (args.enable, "view") if n)
+    stack = _load(args)
+    instances = _instances(args, stack)
+    from depai_nodes.bringup.stack import uses_chain
+
+    with_chain = not args.no_chain and uses_chain(stack, instances)
+    network = args.chain or (stack.chain.network if stack.chain.network != "local" else None)
+    if with_chain:  # every node of this launch, and its key lock, on one chain config
+        try:
+            if network:
+                os.environ["DEPAI_CHAIN_CONFIG"] = str(resolve_network(network, REPO_ROOT))
+            else:
+                from depai_nodes.chain.config import default_config_path
+
+                os.environ["DEPAI_CHAIN_CONFIG"] = str(default_config_path().absolute())
+        except ChainLaunchError as error:
+            print(f"depai: {error}", file=sys.stderr, flush=True)
+            return 2
     domain = os.environ.get("ROS_DOMAIN_ID", "").strip() or "0"  # unset or empty: DDS uses domain 0
     locks = launch_locks(instances, args.stack, domain)
     try:
@@ -90,14 +124,33 @@ def cmd_launch(args) -> int:
     except LaunchLockedError as error:
         print(f"depai: {error}", file=sys.stderr, flush=True)
         return 3
+    chain = ChainRun("none")
+    console = Console(sys.stdout, tty=sys.stdout.isatty())
+    supervisor = Supervisor(instances, lock_fds=tuple(locks.fds), console=console)
     try:
-        supervisor = Supervisor(instances, lock_fds=tuple(locks.fds))
+        if with_chain:
+            try:
+                spec = stack.chain if args.chain_port is None else stack.chain.model_copy(update={"port": args.chain_port})
+                chain = bring_up(spec, network=network, fresh=args.fresh,
+                                 wallets=[i for i in instances if i.concern == "wallet"], robots=stack.robots,
+                                 repo=REPO_ROOT, say=lambda text: supervisor.say("depai", text))
+            except ChainLaunchError as error:
+                supervisor.say("depai", f"{error}")
+                return 1
+            except KeyboardInterrupt:
+                supervisor.say("depai", "interrupted while the chain came up; stopping")
+                return 0
+        elif args.fresh or args.chain:
+            supervisor.say("depai", "no node of this launch uses a chain: --fresh / --chain have nothing to do")
         signal.signal(signal.SIGINT, supervisor.stop)
         signal.signal(signal.SIGTERM, supervisor.stop)
         signal.signal(signal.SIGHUP, supervisor.stop)  # the terminal closed: an orderly stop too
-        supervisor.say("depai", f"launching {len(instances)} node(s) from {args.stack} on ROS_DOMAIN_ID={domain}; Ctrl-C stops")
+        what = {"local": "on the local chain", "network": "on chain " + str(network), "none": "without a chain"}[chain.mode]
+        supervisor.say("depai", f"launching {len(instances)} node(s) from {args.stack} {what}, robots "
+                                f"{','.join(stack.robots)}, on ROS_DOMAIN_ID={domain}; Ctrl-C stops")
         return supervisor.run(duration_s=args.duration)
     finally:
+        chain.down(lambda text: supervisor.say("depai", text))  # after every node: anvil writes its state as it exits
         locks.release()
 
 
@@ -123,7 +176,7 @@ def cmd_bench(args) -> int:
 
 def _add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", type=Path, default=None, help="stack file (default: the package's config/stack.yaml)")
-    parser.add_argument("--robots", default="", help="comma-separated robot namespaces (default: the stack's)")
+    parser.add_argument("--robots", default="", help="a count (3: robot1..robot3) or comma-separated robot namespaces (default: the stack's)")
     parser.add_argument("--only", default="", help="comma-separated node names to run (default: all enabled)")
     parser.add_argument("--enable", default="", help="comma-separated node names to run although the stack disables them")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE", help="override a parameter (YAML value)")
@@ -136,10 +189,20 @@ def build_parser() -> argparse.ArgumentParser:
     launch = sub.add_parser("launch", help="bring the stack up until Ctrl-C")
     _add_stack_arguments(launch)
     launch.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    launch.add_argument("--view", action="store_true",
+                        help="also run the live view (Rerun in the browser, a Foxglove endpoint; installs requirements/view.txt on first use)")
+    chain = launch.add_mutually_exclusive_group()
+    chain.add_argument("--chain", default=None, metavar="NAME|FILE",
+                       help="run on this network (chain/networks/NAME.yaml or a config file): no local chain is started")
+    chain.add_argument("--no-chain", action="store_true", help="no chain: the stack without the nodes that need one (patrol under config/policy.yaml)")
+    launch.add_argument("--chain-port", type=int, default=None, metavar="PORT",
+                        help="RPC port of a new local chain (default: the stack's chain.port, 8545; 0: any free port)")
+    launch.add_argument("--fresh", action="store_true", help="start a new local chain (default: the saved one is restored: balances, DIDs, tasks, batches)")
     launch.set_defaults(func=cmd_launch)
 
     nodes = sub.add_parser("nodes", help="list the node instances the stack would run")
     _add_stack_arguments(nodes)
+    nodes.add_argument("--no-chain", action="store_true", help="as `depai launch --no-chain` would run")
     nodes.set_defaults(func=cmd_nodes)
 
     test = sub.add_parser("test", help="run the test suite (arguments go to pytest)")

@@ -2,7 +2,14 @@
 
     ros2 launch depai depai.launch.py
     ros2 launch depai depai.launch.py robots:=robot1,robot2 stack:=/path/to/stack.yaml
-    ros2 launch depai depai.launch.py enable:=wallet,identity,telemetry   # after `depai chain up`
+    ros2 launch depai depai.launch.py chain:=none          # no chain: the patrol under config/policy.yaml
+    ros2 launch depai depai.launch.py chain:=agung fresh:=false   # chain: local (default) | none | NAME | FILE
+
+The chain comes with the launch as with `depai launch` (depai_nodes/bringup/chain.py, the same
+code): the stack's `chain:` section (default: the pinned local anvil, restored from its state
+file, `fresh:=true` starts over; the robots' and the requester's accounts funded), started
+before the first node, and stopped when `ros2 launch` exits (and by the kernel if it is killed:
+PR_SET_PDEATHSIG). Every node gets its config as DEPAI_CHAIN_CONFIG.
 
 Which nodes run and with which parameters comes from config/stack.yaml, read through
 depai_nodes.bringup.stack, the same code `depai launch` uses on installs without launch_ros.
@@ -18,6 +25,7 @@ started with DEPAI_SUPERVISOR_PID, so its runner asks the kernel for SIGTERM whe
 process dies (PR_SET_PDEATHSIG; depai_nodes/common/runner.py).
 """
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -49,19 +57,40 @@ def _no_respawn_on_bad_config(node: Node, label: str) -> RegisterEventHandler:
     return RegisterEventHandler(OnProcessExit(target_action=node, on_exit=on_exit))
 
 
-def _nodes(context):
-    from depai_nodes.bringup.stack import expand, load_stack, with_robots
+def _chain_up(stack, instances, chain_arg: str, fresh: str):
+    """The stack's chain, brought up by depai launch's code; stopped when this process exits."""
+    from depai_nodes.bringup.chain import bring_up
+    from depai_nodes.chain.config import repo_root
 
-    robots = [r for r in LaunchConfiguration("robots").perform(context).split(",") if r]
+    if fresh.strip().lower() not in ("true", "false", "1", "0", ""):
+        raise ValueError(f"fresh:={fresh}: true or false")
+    network = chain_arg if chain_arg not in ("", "local") else (None if stack.chain.network == "local" else stack.chain.network)
+    say = lambda text: print(f"[depai] {text}", flush=True)  # noqa: E731
+    run = bring_up(stack.chain, network=network, fresh=fresh.strip().lower() in ("true", "1"),
+                   wallets=[i for i in instances if i.concern == "wallet"], robots=stack.robots, repo=repo_root(), say=say)
+    atexit.register(run.down, say)  # after the nodes are gone: anvil writes its state as it exits
+    return run
+
+
+def _nodes(context):
+    from depai_nodes.bringup.stack import expand, load_stack, parse_robots, uses_chain, with_robots
+
+    robots = parse_robots(LaunchConfiguration("robots").perform(context))  # a count or a list
     # Validate everything before the first Node action runs: a failure half-way through the
     # list would leave the nodes already started running after `ros2 launch` exits.
     stack = with_robots(load_stack(LaunchConfiguration("stack").perform(context)), robots)
     from depai_nodes.bringup.supervisor import write_params_file
 
     enable = [n for n in LaunchConfiguration("enable").perform(context).split(",") if n]
-    instances = expand(stack, enable=enable)
+    chain_arg = LaunchConfiguration("chain").perform(context).strip()
+    instances = expand(stack, enable=enable, chain=chain_arg != "none")
+    env = {"DEPAI_SUPERVISOR_PID": str(os.getpid())}  # die with `ros2 launch`, kill -9 included (common/runner.py)
+    actions = []
+    if chain_arg != "none" and uses_chain(stack, instances):
+        run = _chain_up(stack, instances, chain_arg, LaunchConfiguration("fresh").perform(context))
+        env["DEPAI_CHAIN_CONFIG"] = str(run.config_path)
     params_dir = Path(tempfile.mkdtemp(prefix="depai-launch-"))
-    actions = [RegisterEventHandler(OnShutdown(on_shutdown=lambda _event, _context: shutil.rmtree(params_dir, True)))]
+    actions.append(RegisterEventHandler(OnShutdown(on_shutdown=lambda _event, _context: shutil.rmtree(params_dir, True))))
     for inst in instances:
         node = Node(
             package="depai",
@@ -74,7 +103,7 @@ def _nodes(context):
             output="screen",
             emulate_tty=True,
             # Die with `ros2 launch`, kill -9 included (depai_nodes/common/runner.py: PR_SET_PDEATHSIG).
-            additional_env={"DEPAI_SUPERVISOR_PID": str(os.getpid())},
+            additional_env=env,
         )
         actions += [node, _no_respawn_on_bad_config(node, inst.label)]
     return actions
@@ -87,7 +116,9 @@ def generate_launch_description() -> LaunchDescription:
             default_value=[FindPackageShare("depai"), "/config/stack.yaml"],
             description="stack file: which nodes run with which parameters",
         ),
-        DeclareLaunchArgument("robots", default_value="", description="comma-separated robot namespaces (default: the stack's)"),
+        DeclareLaunchArgument("robots", default_value="", description="a count (2: robot1,robot2) or comma-separated robot namespaces (default: the stack's)"),
         DeclareLaunchArgument("enable", default_value="", description="comma-separated nodes to run although the stack disables them"),
+        DeclareLaunchArgument("chain", default_value="", description="'' or local: the stack's chain (a local anvil by default); none: no chain; or a network NAME / config FILE"),
+        DeclareLaunchArgument("fresh", default_value="false", description="true: start a new local chain instead of restoring the saved one"),
         OpaqueFunction(function=_nodes),
     ])

@@ -28,13 +28,13 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from depai_nodes.common.yamlfile import load_yaml_model
 
 __all__ = [
-    "StackError", "NodeSpec", "StackSpec", "NodeInstance", "load_stack", "with_robots", "expand", "resolve_package_paths",
-    "ros_parameters",
+    "StackError", "NodeSpec", "ChainSpec", "StackSpec", "NodeInstance", "load_stack", "with_robots", "expand", "resolve_package_paths",
+    "ros_parameters", "uses_chain", "parse_robots",
 ]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -52,20 +52,45 @@ class NodeSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="ROS node name")
+    name: str = Field(description="the entry's name (for --only, --enable, --set); also the ROS node name unless node_name")
     concern: str = Field(description="which node program: depai_nodes/<concern>/node.py")
     scope: Literal["fleet", "robot"] = "robot"
+    node_name: str | None = Field(None, description="ROS node name when it differs from `name` (two entries may run `wallet`)")
+    namespace: str | None = Field(None, description="fleet scope only: run in this namespace instead of the root one")
     parameters: dict[str, Any] = Field(default_factory=dict)
     respawn: bool = True
     respawn_delay: float = Field(1.0, ge=0.0, le=60.0)
     enabled: bool = True
+    needs_chain: bool = Field(False, description="runs only with a chain (`depai launch --no-chain` leaves it out)")
+    without_chain: dict[str, Any] = Field(default_factory=dict, description="parameters that replace these without a chain")
 
-    @field_validator("name", "concern")
+    @field_validator("name", "concern", "node_name", "namespace")
     @classmethod
-    def _ros_name(cls, value: str) -> str:
-        if not _NAME.match(value):
+    def _ros_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
             raise ValueError(f"'{value}' is not a valid ROS name (letters, digits, underscores)")
         return value
+
+    @model_validator(mode="after")
+    def _namespace_scope(self) -> "NodeSpec":
+        if self.namespace is not None and self.scope != "fleet":
+            raise ValueError(f"node '{self.name}': `namespace` is for fleet-scoped nodes (robot nodes live in their robot's)")
+        return self
+
+
+class ChainSpec(BaseModel):
+    """`chain:` in the stack file: the chain the main job brings with it (bringup/chain.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    network: str = Field("local", description="`local`: start the pinned anvil (state kept across runs); else a network NAME (chain/networks/NAME.yaml) or a config FILE")
+    port: int = Field(8545, ge=0, le=65535, description="local chain: RPC port of a new chain (0: any free port); a restored one keeps its own")
+    fund_robot: str = Field("10000000000000000000000", pattern=r"^[0-9]{1,78}$", description="local chain: FLEET base units for each robot's account with none")
+    fund_requester: str = Field("100000000000000000000000", pattern=r"^[0-9]{1,78}$", description="local chain: FLEET base units for the requester's account when it has none")
+    voting_delay: int = Field(1, ge=0, description="local chain: governor voting delay, blocks")
+    voting_period: int = Field(20, ge=1, description="local chain: governor voting period, blocks")
+    timelock_delay: int = Field(10, ge=0, description="local chain: timelock delay, s")
+    state_interval: float = Field(1.0, ge=1.0, le=60.0, description="local chain: s between anvil state dumps (what a kill -9 can lose)")
 
 
 class StackSpec(BaseModel):
@@ -75,7 +100,23 @@ class StackSpec(BaseModel):
 
     robots: list[str] = Field(default_factory=lambda: ["robot1"])
     use_sim_time: bool = False
+    chain: ChainSpec = Field(default_factory=ChainSpec)
     nodes: list[NodeSpec]
+
+    @model_validator(mode="after")
+    def _unique_nodes(self) -> "StackSpec":
+        names = [n.name for n in self.nodes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node names must be unique in the stack (use node_name for the ROS name): {', '.join(dupes)}")
+        placed = [(n.namespace or "", n.node_name or n.name) for n in self.nodes if n.scope == "fleet"]
+        clash = sorted({f"/{ns}/{nm}".replace("//", "/") for ns, nm in placed if placed.count((ns, nm)) > 1})
+        if clash:
+            raise ValueError(f"two fleet nodes would run as {', '.join(clash)}")
+        clash = sorted({n.namespace for n in self.nodes if n.namespace and n.namespace in self.robots})
+        if clash:
+            raise ValueError(f"namespace {', '.join(clash)} is also a robot's")
+        return self
 
     @field_validator("robots")
     @classmethod
@@ -91,12 +132,14 @@ class StackSpec(BaseModel):
 class NodeInstance(BaseModel):
     """A node as it will run: a spec placed in a namespace with resolved parameters."""
 
-    name: str
+    name: str  # the ROS node name
     concern: str
     namespace: str  # "" for the root namespace, else "robot1"
     parameters: dict[str, Any]
     respawn: bool
     respawn_delay: float
+    entry: str = ""  # the stack entry it comes from ("" : same as name)
+    scope: Literal["fleet", "robot"] = "robot"
 
     @property
     def fqn(self) -> str:
@@ -218,12 +261,14 @@ def expand(
     overrides: dict[str, dict[str, Any]] | None = None,
     share_dir: str | None = None,
     enable: list[str] | None = None,
+    chain: bool = True,
 ) -> list[NodeInstance]:
     """Place every enabled node: fleet nodes once, robot nodes once per robot.
 
     `only` keeps the named nodes; `enable` turns on nodes the file ships with `enabled: false`;
     `overrides` maps node name to parameter values that replace the stack file's (as
-    `ros2 launch ... param:=value` would).
+    `ros2 launch ... param:=value` would). Without a `chain`, nodes that need one are left out
+    (even when enabled or named) and the others take their `without_chain` parameters.
     """
     robots = stack.robots if robots is None else robots
     known = {spec.name for spec in stack.nodes}
@@ -234,21 +279,49 @@ def expand(
     for spec in stack.nodes:
         if not (spec.enabled or spec.name in (enable or [])) or (only and spec.name not in only):
             continue
+        if spec.needs_chain and not chain:
+            continue
         params = dict(spec.parameters)
+        if not chain:
+            params.update(spec.without_chain)
         params.update((overrides or {}).get(spec.name, {}))
         if stack.use_sim_time:
             params.setdefault("use_sim_time", True)
         params = resolve_package_paths(params, share_dir)
         # A fleet-wide node that serves every robot (the simulator) is told which ones there are.
         params = {k: (list(robots) if v == ROBOTS_PLACEHOLDER else v) for k, v in params.items()}
-        for index, namespace in enumerate([""] if spec.scope == "fleet" else robots, start=1):
-            placed = {k: _per_robot(v, namespace, index) for k, v in params.items()} if namespace else params
-            label = f"{namespace}/{spec.name}" if namespace else spec.name
+        node_name = spec.node_name or spec.name
+        for index, namespace in enumerate([spec.namespace or ""] if spec.scope == "fleet" else robots, start=1):
+            placed = {k: _per_robot(v, namespace, index) for k, v in params.items()} if spec.scope == "robot" else params
+            label = f"{namespace}/{node_name}" if namespace else node_name
             instances.append(
                 NodeInstance(
-                    name=spec.name, concern=spec.concern, namespace=namespace,
+                    name=node_name, concern=spec.concern, namespace=namespace,
                     parameters=ros_parameters(label, placed),
-                    respawn=spec.respawn, respawn_delay=spec.respawn_delay,
+                    respawn=spec.respawn, respawn_delay=spec.respawn_delay, entry=spec.name, scope=spec.scope,
                 )
             )
     return instances
+
+
+def uses_chain(stack: StackSpec, instances: list[NodeInstance]) -> bool:
+    """Whether a launch of ``instances`` brings its chain: one of them needs it, or behaves
+    differently without it (has `without_chain` parameters)."""
+    chained = {spec.name for spec in stack.nodes if spec.needs_chain or spec.without_chain}
+    return any((inst.entry or inst.name) in chained for inst in instances)
+
+
+MAX_DEMO_ROBOTS = 8  # demo keys #1..#8; #9 is the requester's, #0 the deployer's
+
+
+def parse_robots(text: str) -> list[str] | None:
+    """`3` -> robot1, robot2, robot3; `a,b` -> a, b; '' -> None (the stack's list)."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        count = int(text)
+        if not 1 <= count <= MAX_DEMO_ROBOTS:
+            raise StackError(f"robots {text}: between 1 and {MAX_DEMO_ROBOTS} robots (demo keys #1..#{MAX_DEMO_ROBOTS}; #9 is the requester's)")
+        return [f"robot{i}" for i in range(1, count + 1)]
+    return [r.strip() for r in text.split(",") if r.strip()]

@@ -105,6 +105,7 @@ class Supervisor:
     grace_s: float = 5.0
     env: dict[str, str] | None = None
     lock_fds: tuple[int, ...] = ()
+    console: object | None = None  # bringup/console.py Console: where lines go instead of `out`
     _children: list[_Child] = field(default_factory=list, init=False)
     _restart_log: CauseThrottle = field(default_factory=lambda: CauseThrottle(RESTART_LOG_PERIOD_S), init=False)
     _spawn_thread: int | None = field(default=None, init=False)
@@ -114,6 +115,9 @@ class Supervisor:
     def say(self, label: str, text: str) -> None:
         with self._print_lock:
             try:
+                if self.console is not None:
+                    self.console.line(label, text)  # the status table: redrawn in place on a TTY (console.py)
+                    return
                 self.out.write(f"[{label}] {text}\n")
                 self.out.flush()
             except (OSError, ValueError):

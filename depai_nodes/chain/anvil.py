@@ -92,8 +92,16 @@ class Anvil:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, *, timeout_s: float = 10.0, detach: bool = False) -> "Anvil":
+    def start(self, *, timeout_s: float = 10.0, detach: bool = False, die_with_parent: bool = False) -> "Anvil":
+        """``detach``: its own session (a terminal's Ctrl-C does not reach it). ``die_with_parent``
+        (Linux): the kernel sends it SIGTERM when the calling thread exits, kill -9 included
+        (PR_SET_PDEATHSIG; anvil then dumps its state and exits): `depai launch` owns its chain."""
         binary = find_anvil()
+        preexec = None
+        if die_with_parent and sys.platform.startswith("linux"):
+            from depai_nodes.bringup.supervisor import _death_signal_preexec
+
+            preexec = _death_signal_preexec()  # setsid + PR_SET_PDEATHSIG(SIGTERM)
         if self.requested_port and _in_use(self.requested_port):
             # checked first: otherwise the readiness poll would be answered by whoever holds the port
             raise AnvilError(f"port {self.requested_port} on 127.0.0.1 is already in use")
@@ -117,7 +125,7 @@ class Anvil:
                 out = self.redactor.stdin
             try:
                 self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             start_new_session=detach)
+                                             start_new_session=detach and preexec is None, preexec_fn=preexec)
             except OSError as e:
                 if self.redactor is not None:
                     self.redactor.kill()

@@ -131,7 +131,7 @@ def cmd_up(args) -> int:
     node = Anvil(port=port, block_time=args.block_time, log_path=log_path if args.log else None,
                  state_path=state, state_interval=args.state_interval)
     try:
-        node.start(detach=True)
+        node.start(detach=True, die_with_parent=getattr(args, "die_with_parent", False))
     except ChainError as e:
         _say(f"cannot start anvil: {e}" + (" (try --port 0 for any free port)" if port else ""))
         try:
@@ -212,7 +212,7 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
     node = Anvil(port=port, block_time=args.block_time, log_path=_state_dir(cfg_path) / "anvil.log" if args.log else None,
                  state_path=state, state_interval=args.state_interval)
     try:
-        node.start(detach=True)
+        node.start(detach=True, die_with_parent=getattr(args, "die_with_parent", False))
     except ChainError as e:
         _say(f"cannot restart anvil on {cfg.rpc_url}: {e}")
         return 1

@@ -1,0 +1,181 @@
+"""ROS wiring of the requester: post delivery tasks through the requester's own wallet.
+
+Runs in namespace `requester` next to that namespace's wallet (`requester/wallet`, its own demo
+key or keystore, never a robot's). A worker thread (the executor never blocks on the wallet)
+reads the chain time through a read-only client (this node holds no key), asks the core for the
+next task and calls `wallet/post_task` (depai/PostTask); the wallet validates it, checks its
+policy (allow-listed contract and function, budget, rate limit) and signs. Keep-out zones of
+`/fleet/policy` keep tasks off the stations they cover. Every post, refusal and retry is logged.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rclpy.node import Node
+
+from depai.msg import FleetPolicy
+from depai.srv import PostTask
+from depai_nodes.common.params import ParameterError, declare_params
+from depai_nodes.common.qos import LATCHED_QOS
+from depai_nodes.common.runner import run_node
+
+from .core import PostRequest, Requester, RequesterParams, fleet_units
+
+
+def load_station_list(params: RequesterParams):
+    """The stations to post to, validated and checked free in the world (ParameterError if not)."""
+    from depai_nodes.common.stations import StationsError, check_free, load_stations, stations_path_for
+
+    try:
+        path = Path(params.stations_file) if params.stations_file else stations_path_for(params.world)
+        loaded = load_stations(path)
+        check_free(loaded, params.world, robot_radius=params.robot_radius)
+        chosen = [loaded.by_id(i) for i in params.stations] if params.stations else list(loaded.stations)
+    except (StationsError, ValueError) as e:
+        raise ParameterError("stations_file" if params.stations_file else "world", str(e)) from None
+    return path, chosen
+
+
+class RequesterNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("requester", **kwargs)
+        self.params = declare_params(self, RequesterParams, on_change=self._on_params)
+        self.stations_path, self.stations = load_station_list(self.params)
+        from depai_nodes.chain.wiring import load_node_chain
+
+        self.config, self.client = load_node_chain(self.params, require=("TaskMarket",))  # read-only: no key here
+        self.post = self.create_client(PostTask, "wallet/post_task")
+        self.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
+        self.inbox: queue.Queue = queue.Queue()
+        self.zones: dict | None = None
+        self.stop_event = threading.Event()
+        self.worker = threading.Thread(target=self._work, name="requester", daemon=True)
+        self.worker.start()
+        from rclpy.clock import Clock, ClockType
+
+        self.timer = self.create_timer(0.1, self._drain, clock=Clock(clock_type=ClockType.STEADY_TIME))  # logs flow without sim time
+        p = self.params
+        self.get_logger().info(
+            f"requester on {self.config.name} (chain {self.config.chain_id}): {len(self.stations)} station(s) from "
+            f"{self.stations_path} ({', '.join(s.id for s in self.stations)}); a task every {p.period:g} s, reward "
+            f"{fleet_units(int(p.reward))}, budget {fleet_units(int(p.budget))}"
+            + (f", at most {p.max_tasks}" if p.max_tasks else "") + "; its wallet signs, this node holds no key")
+
+    def _on_params(self, params: RequesterParams) -> None:
+        self.params = params
+        if getattr(self, "core", None) is not None:
+            self.core.params = params
+
+    def _on_policy(self, msg: FleetPolicy) -> None:
+        self.zones = {z.id: [(p.x, p.y) for p in z.polygon.points] for z in msg.keep_out_zones}
+
+    def _work(self) -> None:
+        try:
+            self._loop()
+        except Exception as e:  # noqa: BLE001 - logged; the runner ends the process (exit 1) on a dead thread
+            self.inbox.put(("error", f"requester worker failed: {type(e).__name__}: {e}"))
+            raise
+
+    def _chain(self) -> tuple[str, int]:
+        """(genesis hash, chain time) through the read-only client."""
+        self.client.verify_chain()
+        genesis = self.client.genesis_hash()
+        block = self.client.get_block("latest")
+        stamp = block["timestamp"]
+        chain_time = int(stamp, 16) if isinstance(stamp, str) else int(stamp)
+        return genesis, max(chain_time, int(time.time()))
+
+    def _loop(self) -> None:
+        from depai_nodes.chain.errors import ChainError
+        from depai_nodes.common.logthrottle import Outage
+
+        from depai_nodes.chain.intents import RETRYABLE
+        from depai_nodes.common.logthrottle import CauseThrottle, with_count
+
+        outage = Outage(f"requester: chain ({self.config.rpc_url})")
+        throttle = CauseThrottle(60.0)
+        if self.stop_event.wait(self.params.start_delay):
+            return
+        self.core: Requester | None = None
+        zones_seen = None
+        while not self.stop_event.is_set():
+            try:
+                genesis, chain_time = self._chain()
+                line = outage.recovered()
+                if line:
+                    self.inbox.put(("info", line))
+            except ChainError as e:
+                line = outage.failed(f"{type(e).__name__}: {e}")
+                if line:
+                    self.inbox.put(("warn", line))
+                self.stop_event.wait(self.params.retry_period)
+                continue
+            if self.core is None or self.core.genesis != genesis:
+                if self.core is not None:
+                    self.inbox.put(("warn", f"the chain changed (genesis {genesis[:10]}): a new sequence of tasks"))
+                self.core = Requester(self.params, self.stations, genesis)
+            core = self.core
+            if self.zones is not None and self.zones is not zones_seen:
+                zones_seen = self.zones
+                for line in core.set_zones(zones_seen):
+                    self.inbox.put(("info", line))
+            request = core.next_request(time.monotonic(), chain_time)
+            if request is None:
+                if core.done_reason:
+                    self.inbox.put(("info", f"done posting: {core.done_reason}"))
+                    self.stop_event.wait()
+                    return
+                self.stop_event.wait(max(0.1, min(1.0, core.next_at - time.monotonic())))
+                continue
+            answer = self._ask(request)
+            line = core.on_result(request, time.monotonic(), *answer)
+            if answer[0] in RETRYABLE:  # an outage: one line per cause and minute, with a count
+                log_now, held_back = throttle.check(answer[3] or answer[0])
+                if log_now:
+                    self.inbox.put(("warn", with_count(line, held_back)))
+            else:
+                self.inbox.put(("info" if answer[0] == 0 else "warn", line))
+
+    def _ask(self, r: PostRequest) -> tuple[int, str, bool, str, str]:
+        """(result, task_id, already_done, error, reason) of wallet/post_task."""
+        from depai_nodes.chain.intents import Result
+
+        if not self.post.wait_for_service(timeout_sec=2.0):
+            return Result.WALLET_UNAVAILABLE, "", False, "WalletUnavailable", f"no wallet serves {self.post.service_name}"
+        req = PostTask.Request(request_id=r.request_id, station=r.station, x=r.x, y=r.y, yaw=r.yaw, tolerance=r.tolerance,
+                               deadline=r.deadline, reward=str(r.reward))
+        done = threading.Event()
+        future = self.post.call_async(req)
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(self.params.wallet_timeout) or future.result() is None:
+            self.post.remove_pending_request(future)
+            return Result.TIMEOUT, "", False, "WalletTimeout", f"no answer within {self.params.wallet_timeout:g} s (it may still complete)"
+        a = future.result()
+        return a.result, a.task_id, a.already_done, a.error, a.reason
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                level, text = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            log = self.get_logger()
+            {"info": log.info, "warn": log.warning, "error": log.error}[level](text)
+
+    def destroy_node(self) -> None:
+        self.stop_event.set()
+        self.worker.join(5.0)
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(RequesterNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
