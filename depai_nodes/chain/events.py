@@ -116,7 +116,12 @@ class EventStream:
             self._seen[key] = True
             while len(self._seen) > 10_000:
                 self._seen.popitem(last=False)
-        decoded = self.contract.abi.decode_log(raw)
+        try:
+            decoded = self.contract.abi.decode_log(raw)
+        except Exception as e:  # a malformed log (wrong data for its topic) must not kill the stream
+            self.on_error(EventStreamError(f"ignored a malformed {self.contract.name} log in tx "
+                                           f"{raw.get('transactionHash')}: {type(e).__name__}: {e}"))
+            return
         if decoded is None:
             return
         bn = decoded["block_number"] or 0

@@ -19,8 +19,10 @@ their ``policy_timeout`` as stale and hold still, so a dead listener stops the f
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -47,6 +49,9 @@ class DaoListenerParams(ParamsModel):
     heartbeat_period: float = Field(1.0, gt=0.0, le=60.0, description="s between re-publications of the current policy (steady clock); keep it well below the controllers' policy_timeout")
     chain_config: str = Field("", description="chain config file (source=chain); empty: .depai/chain.local.json or $DEPAI_CHAIN_CONFIG", json_schema_extra=READ_ONLY)
     chain_transport: Literal["auto", "ws", "poll"] = Field("auto", description="event delivery (source=chain): WebSocket, polling, or WebSocket with polling fallback", json_schema_extra=READ_ONLY)
+    source_timeout: float = Field(5.0, gt=0.0, le=600.0, description="s; the heartbeat stops once the source has not confirmed the policy for this long (chain: no successful read; file: not readable)")
+    confirmations: int = Field(-1, ge=-1, le=1000, description="blocks on top before a policy decision is applied (source=chain); -1: the chain config's", json_schema_extra=READ_ONLY)
+    state_dir: str = Field("", description="where the applied-decision cursor is kept (source=chain); empty: $DEPAI_STATE_DIR or .depai/state", json_schema_extra=READ_ONLY)
 
 
 class DaoListenerNode(Node):
@@ -62,6 +67,9 @@ class DaoListenerNode(Node):
         self._mtime: tuple[int, int] | None = None
         self._chain = None
         self._inbox: queue.Queue = queue.Queue()
+        self._file_confirmed = time.monotonic()  # file source: the file was readable at the last check
+        self._beating = True                     # False while the heartbeat is stopped (source down)
+        self._wake = self.create_guard_condition(self._drain_chain)  # a chain event is published at once
         if self.params.source == "chain":
             self._start_chain()
         else:
@@ -78,15 +86,33 @@ class DaoListenerNode(Node):
 
         from .chain_source import ChainPolicySource
 
+        from depai_nodes.chain.config import repo_root
+
+        p = self.params
+        state_dir = p.state_dir or os.environ.get("DEPAI_STATE_DIR") or str(repo_root() / ".depai" / "state")
         try:
             self._chain = ChainPolicySource(
-                self.params.chain_config or None,
-                on_policy=lambda policy, version, source: self._inbox.put(("policy", policy, version, source)),
-                on_error=lambda text: self._inbox.put(("error", text)),
-                transport=self.params.chain_transport,
+                p.chain_config or None,
+                on_policy=lambda policy, version, source: self._post(("policy", policy, version, source)),
+                on_error=lambda text: self._post(("error", text)),
+                on_info=lambda text: self._post(("info", text)),
+                on_applied=lambda d: self._post(("applied", d)),
+                on_unapplied=lambda d, why: self._post(("unapplied", d, why)),
+                transport=p.chain_transport,
+                check_period_s=min(2.0, p.source_timeout / 3.0),
+                state_dir=state_dir,
+                confirmations=None if p.confirmations < 0 else p.confirmations,
             ).start()
         except ChainError as error:  # a missing or invalid config file: a configuration error
             raise ParameterError("chain_config", str(error)) from None
+
+    def _post(self, item: tuple) -> None:
+        """From the chain source's threads: queue the item and wake the executor."""
+        self._inbox.put(item)
+        try:
+            self._wake.trigger()
+        except Exception:  # the node is shutting down; the queue is drained by nobody
+            pass
 
     def _drain_chain(self) -> None:
         while True:
@@ -96,6 +122,15 @@ class DaoListenerNode(Node):
                 return
             if item[0] == "error":
                 self.get_logger().error(f"{item[1]} (policy v{self._version} from {self._source or 'nowhere'} stays in force)")
+                continue
+            if item[0] == "info":
+                self.get_logger().info(item[1])
+                continue
+            if item[0] == "applied":
+                self.get_logger().info(f"applied policy decision {item[1].describe()}")
+                continue
+            if item[0] == "unapplied":
+                self.get_logger().warning(f"un-applied policy decision {item[1].describe()}: {item[2]}")
                 continue
             _, policy, version, source = item
             if source == self._source and version == self._version and policy == self._current:
@@ -125,10 +160,27 @@ class DaoListenerNode(Node):
             self._msg.header.stamp = self.get_clock().now().to_msg()
             self._publisher.publish(self._msg)
 
+    def _source_age(self) -> float:
+        """Seconds since the source last confirmed the policy (INTERFACES item 6)."""
+        if self.params.source == "chain":
+            return time.monotonic() - (self._chain.last_confirmed if self._chain is not None else -float("inf"))
+        return time.monotonic() - self._file_confirmed
+
     def _beat(self) -> None:
         if self.params.source == "chain":
             self._drain_chain()
-        self._send()
+        age = self._source_age()
+        fresh = age <= self.params.source_timeout
+        if fresh != self._beating and self._msg is not None:
+            self._beating = fresh
+            if fresh:
+                self.get_logger().info(f"policy source confirms policy v{self._version} again: heartbeat of {POLICY_TOPIC} resumed")
+            else:
+                self.get_logger().error(
+                    f"policy source not confirmed for {age:.1f} s (source_timeout {self.params.source_timeout:g} s): "
+                    f"heartbeat of {POLICY_TOPIC} stopped, robots hold still after their policy_timeout")
+        if fresh:
+            self._send()
 
     def destroy_node(self) -> None:
         if self._chain is not None:
@@ -157,8 +209,13 @@ class DaoListenerNode(Node):
             return
         path = self.params.policy_file
         if not path:
+            self._file_confirmed = time.monotonic()  # the built-in default is always there
             return
         mtime = self._stat(path)
+        if mtime is not None and os.access(path, os.R_OK):
+            # The file is the source: while it is readable it confirms the last valid policy (an
+            # invalid edit is refused and logged, but an operator's typo must not halt the fleet).
+            self._file_confirmed = time.monotonic()
         if mtime != self._mtime:
             self._mtime = mtime  # an invalid edit is reported once, not at every watch
             try:
