@@ -1,0 +1,146 @@
+"""The main job brings its chain: `depai launch` starts the pinned anvil, deploys, funds the robots
+and the requester, the robots' identity nodes register through their wallets, and the chain is
+stopped with the launch — Ctrl-C, or a `kill -9` of the launcher (nothing left running). The
+state persists across launches (balances, DIDs, stakes); `--fresh` starts a new chain.
+
+Real processes: the launcher, anvil, the wallet / identity / listener / status nodes over DDS.
+The perception stack is left out (`--only`): this test is about the chain's life, not driving.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from depai_nodes.chain.client import ChainClient
+from depai_nodes.chain.config import load_config
+from depai_nodes.chain.fleet import Fleet
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = 10**18
+ROBOT1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil demo key #1 (public)
+ROBOT2 = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # #2
+REQUESTER = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # #9
+ONLY = "dao_listener,status,wallet,identity,requester_wallet"
+
+
+def wait_for(log: Path, pattern: str, timeout: float, count: int = 1) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.findall(pattern, log.read_text(errors="replace"))
+        if len(found) >= count:
+            return found
+        time.sleep(0.2)
+    raise TimeoutError(f"/{pattern}/ x{count} not in the launch log within {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+def pids_in(log: Path) -> list[int]:
+    return [int(p) for p in re.findall(r"\(pid (\d+)\)", log.read_text())]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Launch:
+    def __init__(self, tmp_path: Path, name: str, *extra: str):
+        self.log = tmp_path / f"{name}.log"
+        env = dict(os.environ, DEPAI_CHAIN_CONFIG=str(tmp_path / "chain.json"), DEPAI_STATE_DIR=str(tmp_path / "state"),
+                   PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "depai_nodes.cli", "launch", "--stack", str(REPO / "config" / "stack.yaml"),
+             "--only", ONLY, "--chain-port", "0", "--set", "identity.period=1.0", *extra],
+            stdout=open(self.log, "w"), stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
+
+    def anvil_pid(self) -> int:
+        return int(wait_for(self.log, r"anvil pid (\d+)", 60)[0])
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 40.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def standing(cfg_path: Path):
+    fleet = Fleet(ChainClient(load_config(cfg_path)))
+    token = fleet.token
+    return {a: (token.call("balanceOf", a), fleet.machine_info(a).stake) for a in (ROBOT1, ROBOT2, REQUESTER)}, fleet
+
+
+def wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
+    cfg_path = tmp_path / "chain.json"
+    first = Launch(tmp_path, "first")
+    try:
+        anvil = first.anvil_pid()
+        wait_for(first.log, r"funded (robot1|robot2|requester) ", 60, count=3)
+        wait_for(first.log, r"registered in the TaskMarket with stake", 60, count=2)
+        balances, fleet = standing(cfg_path)
+        assert balances[ROBOT1] == (9900 * TOKEN, 100 * TOKEN) and balances[ROBOT2] == (9900 * TOKEN, 100 * TOKEN)
+        assert balances[REQUESTER] == (100_000 * TOKEN, 0)
+        assert fleet.attribute(ROBOT1, b"depai:machine")["value"] == b"robot1"
+        genesis = load_config(cfg_path).genesis_hash
+        wait_for(first.log, r"\[status\] == DePAI fleet status .* block \d+", 30)  # the table, as plain lines in a log
+        time.sleep(1.5)  # the state file is dumped every second
+    finally:
+        code = first.stop()
+    assert code == 0, first.text()[-3000:]
+    assert not wait_gone([anvil, *pids_in(first.log)]), "processes left running after Ctrl-C"
+    assert "== DePAI run summary" in first.text() and "stopped the local chain" in first.text()
+    assert (cfg_path.parent / "chain.json.anvil" / "state.json").is_file()
+
+    second = Launch(tmp_path, "second")  # a relaunch restores the same chain: nothing funded twice
+    try:
+        anvil = second.anvil_pid()
+        wait_for(second.log, r"restored the chain", 60)
+        wait_for(second.log, r"robot1 \(0x[0-9a-fA-F]{40}, demo key #1\) holds 9900 FLEET \+ 100 staked", 30)
+        wait_for(second.log, r"launching \d+ node", 30)
+        assert "funded" not in second.text()
+        assert load_config(cfg_path).genesis_hash == genesis
+        assert standing(cfg_path)[0][ROBOT1] == (9900 * TOKEN, 100 * TOKEN)
+        wait_for(second.log, r"started robot1/identity", 30)
+        nodes = pids_in(second.log)
+        os.kill(second.process.pid, signal.SIGKILL)  # the launcher crashes: its nodes and its chain go with it
+        second.process.wait(10)
+        assert not wait_gone([anvil, *nodes], 20), "a kill -9 of the launcher left processes running"
+    finally:
+        if second.process.poll() is None:
+            second.stop()
+
+    third = Launch(tmp_path, "third", "--fresh")  # a new chain, deliberately
+    try:
+        anvil = third.anvil_pid()
+        wait_for(third.log, r"funded (robot1|robot2|requester) ", 60, count=3)
+        assert load_config(cfg_path).genesis_hash != genesis
+        # the nodes are up (a Ctrl-C while a node still imports ends it with a KeyboardInterrupt traceback)
+        wait_for(third.log, r"registered in the TaskMarket with stake", 60, count=2)
+    finally:
+        code = third.stop()
+    assert code == 0, third.text()[-3000:]
+    assert not wait_gone([anvil, *pids_in(third.log)])
+    assert "Traceback" not in first.text() + second.text() + third.text()
+    assert json.loads(cfg_path.read_text())["chain_id"] == 31337
