@@ -327,6 +327,8 @@ class Wallet:
         kind, rec = client.lookup_tx(h)
         if kind == "mined":
             self._finish(rid, None, rec)
+            self.on_log("info", f"request {rid!r}: resolved by its tx hash {h}: {'CONFIRMED' if rec.status == 1 else 'REVERTED'} "
+                                f"in block {rec.block_number}")
         elif kind == "unknown":
             if client.confirmed_nonce() > int(r.get("nonce", -1)):
                 self.state.update(rid, FAILED, error="TxDropped: its nonce was used by another transaction", raw="")

@@ -53,7 +53,7 @@ def test_kill9_restore_then_fresh_is_detected(tmp_path):
         assert cfg.genesis_hash and cfg.deploy_block >= 0
         state_dir = tmp_path / "chain.json.anvil"
         wait_for(lambda: (state_dir / "state.json").exists(), timeout_s=10)  # dumped every second
-        assert state_dir.stat().st_mode & 0o077 == 0
+        assert state_dir.stat().st_mode & 0o077 == 0 and cfg_path.stat().st_mode & 0o777 == 0o600
 
         # what must survive: the guardian's pause, an anchored batch, the DIDs `up` wrote
         ChainClient(cfg, demo_signer(0, 31337)).contract("FleetPolicy").transact("setPaused", True)

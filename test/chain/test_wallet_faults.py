@@ -78,9 +78,8 @@ def test_no_receipt_restart_in_flight_and_replay(chain, tmp_path, start_node, ro
     c.mine(1)  # the pool (the anchor and the payment) is mined now
     wallet = start_node("wallet", namespace="robot1", parameters=params)
     wallet.wait_for_log("wallet of", timeout=20)
-    done = status.wait_for(lambda s: s.request_id == "pay-1" and s.status == TxStatus.CONFIRMED, timeout=20)
-    assert done.tx_hash == sent.tx_hash  # resolved by the recorded hash, not signed anew
-    assert token.call("balanceOf", payee) == start + 2 * TOKEN
+    wallet.wait_for_log(f"request 'pay-1': resolved by its tx hash {sent.tx_hash}: CONFIRMED", timeout=20)
+    assert token.call("balanceOf", payee) == start + 2 * TOKEN  # resolved by the recorded hash, not signed anew
 
     # the same request id after the restart: reported as done, not paid twice
     ros_node.wait_for_subscribers(pub)
@@ -105,7 +104,10 @@ def test_no_receipt_restart_in_flight_and_replay(chain, tmp_path, start_node, ro
     assert token.call("balanceOf", payee) == start + 5 * TOKEN
     assert wallet.process.poll() is None and "Traceback" not in wallet.log()
     state = tmp_path / "state" / f"wallet-{chain.address(MACHINE).lower()}.json"
-    assert state.stat().st_mode & 0o777 == 0o600
+    assert state.stat().st_mode & 0o777 == 0o600 and (tmp_path / "state").stat().st_mode & 0o077 == 0
+    key = bytes(chain.signer(MACHINE)._account.key).hex()  # (the test reads it; the wallet never writes it)
+    text = state.read_text().lower()
+    assert sent.tx_hash.lower() in text and key not in text  # hashes, never the key
 
 
 def test_strangers_on_dds_cannot_make_the_wallet_act_for_them(chain, tmp_path, start_node, ros_node):
