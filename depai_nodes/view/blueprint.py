@@ -17,7 +17,9 @@ def blueprint():
 
     return rrb.Blueprint(
         rrb.Horizontal(
-            rrb.Spatial3DView(name="fleet (3D, map frame)", origin="world", background=[24, 26, 30]),
+            rrb.Spatial3DView(name="fleet (3D, map frame)", origin="world", background=[24, 26, 30],
+                              # looking down on the warehouse from the south, a little tilted
+                              eye_controls=rrb.EyeControls3D(position=[0.0, -21.0, 21.0], look_target=[0.0, -1.0, 0.0], eye_up=[0.0, 0.0, 1.0])),
             rrb.Vertical(
                 rrb.Spatial2DView(name="map (top-down)", origin="map2d"),
                 rrb.TimeSeriesView(name="speed (m/s)", origin="plots/speed"),

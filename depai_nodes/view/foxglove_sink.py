@@ -132,7 +132,7 @@ class FoxgloveSink:
         from foxglove.messages import CubePrimitive, Vector3
 
         cubes = [CubePrimitive(pose=_pose(*map(float, c), yaw=float(yaw)), size=Vector3(x=2 * h[0], y=2 * h[1], z=2 * h[2]),
-                               color=_color((255, 140, 0), 0.6))
+                               color=_color(robot_color(index), 0.35))
                  for c, h, yaw in zip(boxes.centers, boxes.half_sizes, boxes.yaws)]
         self._entity(f"{robot}/obstacles", t, cubes=cubes)
 

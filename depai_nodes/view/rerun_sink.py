@@ -45,7 +45,7 @@ class RerunSink:
         rot = [rr.RotationAxisAngle(axis=[0, 0, 1], radians=float(y)) for y in boxes.yaws]
         self.rec.log(f"world/robots/{robot}/obstacles", rr.Boxes3D(
             centers=boxes.centers, half_sizes=boxes.half_sizes, rotation_axis_angles=rot or None,
-            colors=[(255, 140, 0)] * len(boxes), radii=0.02))
+            colors=[robot_color(index)] * len(boxes), radii=0.015, fill_mode=rr.components.FillMode.MajorWireframe))
 
     def robot(self, robot: str, index: int, t: float, x: float, y: float, strips: list[np.ndarray]) -> None:
         rr = self.rr
@@ -74,13 +74,14 @@ class RerunSink:
 
     def zones(self, t: float, zones: list[tuple[str, np.ndarray]]) -> None:
         rr = self.rr
-        self._time(t)
+        # Static, like the stations: the zones in force now (the policy's stamp may be on another
+        # clock than the sweeps' when a listener runs without sim time).
         self._zones = zones
         self.rec.log("world/keep_out", rr.LineStrips3D([z for _, z in zones], colors=[ZONE_COLOR] * len(zones), radii=0.06,
-                                                       labels=[f"keep-out: {i}" for i, _ in zones], show_labels=True))
+                                                       labels=[f"keep-out: {i}" for i, _ in zones], show_labels=True), static=True)
         if self._map is not None:
             self.rec.log("map2d/keep_out", rr.LineStrips2D([self._map.to_pixels(z[:, :2]) for _, z in zones],
-                                                         colors=[ZONE_COLOR] * len(zones), radii=2.0, labels=[i for i, _ in zones]))
+                                                         colors=[ZONE_COLOR] * len(zones), radii=2.0), static=True)
 
     def stations(self, points: np.ndarray, labels: list[str]) -> None:
         rr = self.rr
@@ -97,8 +98,7 @@ class RerunSink:
         if first and getattr(self, "_stations", None) is not None:
             self.stations(*self._stations)
         if first and getattr(self, "_zones", None):
-            self.rec.log("map2d/keep_out", self.rr.LineStrips2D([image.to_pixels(z[:, :2]) for _, z in self._zones],
-                                                              colors=[ZONE_COLOR] * len(self._zones), radii=2.0))
+            self.zones(0.0, self._zones)
 
     def scalar(self, what: str, robot: str, t: float, value: float) -> None:
         self._time(t)
