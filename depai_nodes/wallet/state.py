@@ -153,8 +153,13 @@ class WalletState:
             r = self.requests.get(request_id)
             return dict(r) if r is not None else None
 
-    def accept(self, request_id: str, to: str, amount: int, cap: int) -> tuple[bool, str, int]:
-        """Record a new request and reserve its amount (saved). (accepted, why not, day)."""
+    def accept(self, request_id: str, to: str, amount: int, cap: int, *, kind: str = "transfer",
+               **extra) -> tuple[bool, str, int]:
+        """Record a new request and reserve its amount (saved). (accepted, why not, day).
+
+        ``kind``: "transfer" (the payment worker's) or another intent's (e.g. "post": a task
+        posted with its reward escrowed), which the payment worker never resumes; the day's
+        spend is shared, so the DAO's cap holds over all of them."""
         with self._lock:
             if request_id in self.requests:
                 r = self.requests[request_id]
@@ -165,7 +170,10 @@ class WalletState:
             if cap and would > cap:
                 return False, f"spending cap exceeded: {would} > {cap} today (cap set by the fleet DAO)", day
             self.spent[day] = would
-            self.requests[request_id] = {"state": PENDING, "to": to, "amount": str(amount), "day": day, "t": self._clock()}
+            rec = {"state": PENDING, "to": to, "amount": str(amount), "day": day, "t": self._clock(), **extra}
+            if kind != "transfer":
+                rec["kind"] = kind
+            self.requests[request_id] = rec
             self.save()
             return True, "", day
 
@@ -184,6 +192,22 @@ class WalletState:
             self.save()
             return dict(r)
 
-    def open_requests(self, state: str) -> list[tuple[str, dict]]:
+    def open_requests(self, state: str, kind: str = "transfer") -> list[tuple[str, dict]]:
         with self._lock:
-            return sorted(((k, dict(v)) for k, v in self.requests.items() if v["state"] == state), key=lambda kv: kv[1].get("t", 0))
+            return sorted(((k, dict(v)) for k, v in self.requests.items()
+                           if v["state"] == state and v.get("kind", "transfer") == kind), key=lambda kv: kv[1].get("t", 0))
+
+    def committed(self, kind: str) -> int:
+        """What the requests of ``kind`` hold or spent, all days (FAILED/REVERTED released): a budget's use."""
+        with self._lock:
+            return sum(int(v["amount"]) for v in self.requests.values()
+                       if v.get("kind", "transfer") == kind and not v.get("released"))
+
+    def forget(self, request_id: str) -> None:
+        """Drop a FAILED request (never signed, or its transaction can no longer be mined), so its
+        id may be asked again: at most once still holds, nothing of it is on chain."""
+        with self._lock:
+            r = self.requests.get(request_id)
+            if r is not None and r["state"] == FAILED:
+                del self.requests[request_id]
+                self.save()
