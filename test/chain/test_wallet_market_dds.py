@@ -4,6 +4,9 @@ wallet to complete someone else's task, to accept beyond its collateral, or to s
 
 from __future__ import annotations
 
+import os
+import signal
+
 from chainkit import MACHINE, MACHINE2, REQUESTER, TOKEN, arrive, fleet, registered_machine, wait_for
 
 from depai.msg import FleetPolicy
@@ -65,6 +68,15 @@ def test_market_services_over_dds(chain, tmp_path, start_node, ros_node):
     assert (bad.result, bad.error) == (PostTask.Response.INVALID_REQUEST, "InvalidPose") and bad.task_id == ""
     over = _call(post, post_req("req-3", reward=str(21 * TOKEN)))
     assert (over.result, over.error) == (PostTask.Response.REJECTED_BY_POLICY, "BudgetExceeded")
+    # the requester's wallet is killed and restarted: the request id is still known (durable ledger)
+    os.kill(w_req.process.pid, signal.SIGKILL)
+    w_req.process.wait(10)
+    w_req = start_node("wallet", namespace="requester", parameters={"chain_config": str(cfg), "demo_index": REQUESTER,
+                                                                  "state_dir": state, "post_budget": str(20 * TOKEN)})
+    w_req.wait_for_log("wallet of", timeout=30)
+    replay = _call(post, post_req("req-1"))
+    assert replay.result == PostTask.Response.SUCCESS and replay.already_done and replay.task_id == "1"
+    assert fleet(chain, REQUESTER).task_count() == 1
     tid = int(p1.task_id)
     t2 = int(_call(post, post_req("req-4")).task_id)
     t3 = int(_call(post, post_req("req-5")).task_id)
