@@ -246,8 +246,8 @@ class WalletNode(Node):
         response.error, response.reason = out.error, out.reason
         if out.ok:
             self.get_logger().info(f"{what}: done" + (" (already)" if response.already_done else f" in block {out.block_number} ({out.tx_hash})"))
-        else:
-            self.get_logger().warning(f"{what}: {out.describe()}")
+        else:  # throttled per kind and error: a stranger's flood of refusals is one line a minute
+            self._warn((what.split(" ")[0], out.result, out.error), f"{what}: {out.describe()}")
         return out
 
     def _on_accept_task(self, request, response):
