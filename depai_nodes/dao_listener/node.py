@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -75,7 +76,8 @@ class DaoListenerNode(Node):
         self._inbox: queue.Queue = queue.Queue()
         self._file_confirmed = time.monotonic()  # file source: the file was readable at the last check
         self._beating = True                     # False while the heartbeat is stopped (source down)
-        self._wake = self.create_guard_condition(self._drain_chain)  # a chain event is published at once
+        self._wake = self.create_guard_condition(self._drain_chain)  # log lines of the chain source, at once
+        self._lock = threading.RLock()  # the policy state: a chain policy is published from the source's thread
         if self.params.source == "chain":
             self._start_chain()
         else:
@@ -113,7 +115,13 @@ class DaoListenerNode(Node):
             raise ParameterError("chain_config", str(error)) from None
 
     def _post(self, item: tuple) -> None:
-        """From the chain source's threads: queue the item and wake the executor."""
+        """From the chain source's threads. A policy is published right there (under the lock:
+        no executor wake-up on the path from the chain to the robots); the rest is queued for
+        the executor, which is woken."""
+        if item[0] == "policy":
+            with self._lock:
+                self._take(*item[1:])
+            return
         self._inbox.put(item)
         try:
             self._wake.trigger()
@@ -138,19 +146,23 @@ class DaoListenerNode(Node):
             if item[0] == "unapplied":
                 self.get_logger().warning(f"un-applied policy decision {item[1].describe()}: {item[2]}")
                 continue
-            _, policy, version, source = item
-            if source == self._source and version == self._version and policy == self._current:
-                continue  # already published
-            if source != self._source and self._source:
-                self.get_logger().warning(f"policy source changed: {self._source} -> {source}; "
-                                          "its versions are a new sequence")
-            elif source == self._source and version < self._version:
-                # The chain went back (restored from an older state): what it says now is the
-                # policy. Robots refuse a lower version while the old one is fresh, so they hold
-                # still for their policy_timeout, then follow this one.
-                self.get_logger().warning(f"{source} went back from policy v{self._version} to v{version}; "
-                                          "publishing what the chain says now")
-            self._adopt(policy, version, source)
+            with self._lock:
+                self._take(*item[1:])
+
+    def _take(self, policy: Policy, version: int, source: str) -> None:
+        """Publish a policy from the chain source (under the lock) unless it is the one in force."""
+        if source == self._source and version == self._version and policy == self._current:
+            return  # already published
+        if source != self._source and self._source:
+            self.get_logger().warning(f"policy source changed: {self._source} -> {source}; "
+                                      "its versions are a new sequence")
+        elif source == self._source and version < self._version:
+            # The chain went back (restored from an older state): what it says now is the
+            # policy. Robots refuse a lower version while the old one is fresh, so they hold
+            # still for their policy_timeout, then follow this one.
+            self.get_logger().warning(f"{source} went back from policy v{self._version} to v{version}; "
+                                      "publishing what the chain says now")
+        self._adopt(policy, version, source)
 
     def _adopt(self, policy: Policy, version: int, source: str) -> None:
         self._current, self._version, self._source = policy, version, source
@@ -162,9 +174,10 @@ class DaoListenerNode(Node):
         )
 
     def _send(self) -> None:
-        if self._msg is not None:
-            self._msg.header.stamp = self.get_clock().now().to_msg()
-            self._publisher.publish(self._msg)
+        with self._lock:
+            if self._msg is not None:
+                self._msg.header.stamp = self.get_clock().now().to_msg()
+                self._publisher.publish(self._msg)
 
     def _source_age(self) -> float:
         """Seconds since the source last confirmed the policy (INTERFACES item 6)."""
