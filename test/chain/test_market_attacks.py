@@ -80,6 +80,9 @@ def test_revoked_member_and_expired_did_accept_nothing(chain):
     owner.revoke_machine(m.me)
     _reverts(lambda: m.accept_task(t1), "NotAdmitted")
     owner.admit_machines([m.me])
+    m.did.transact("removeAttribute", m.me, b"depai:machine")  # a member whose DID attribute is gone
+    _reverts(lambda: m.accept_task(t1), "NoMachineDid")
+    m.register_did()
     m.accept_task(t1)
     # a DID that expires: valid for 3 more blocks, then refused
     m2 = fleet(chain, MACHINE2)
@@ -256,6 +259,14 @@ def test_a_lifted_pause_is_still_judged(chain):
     assert policy.call("pastPauseCount") == 1
     assert policy.call("pausedAt", p0) and policy.call("pausedAt", p1 - 1) and not policy.call("pausedAt", p1)
     assert not policy.call("pausedAt", t0) and policy.call("pausedBetween", t0, p0) and not policy.call("pausedBetween", p1, p1 + 100)
+    for _ in range(3):  # more pauses later: an old window is still judged by its own pause, scanning newest first
+        chain.client().mine(1, seconds=20)
+        send("setPaused", True)
+        chain.client().mine(1, seconds=5)
+        send("setPaused", False)
+    assert policy.call("pastPauseCount") == 4
+    assert policy.call("pausedAt", p0 + 1) and not policy.call("pausedAt", p1 + 1) and not policy.call("pausedBetween", t0 - 5, t0)
+    assert policy.call("pausedBetween", p1, chain.now())  # a later pause inside the window
 
 
 def test_relayer_submits_and_gas(job):
