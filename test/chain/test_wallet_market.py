@@ -198,3 +198,37 @@ def test_post_in_flight_when_the_wallet_dies_is_resolved_by_its_hash(chain, tmp_
     c.mine(1)
     again = MarketIntents(fleet(chain, REQUESTER), policy, state=WalletState(path, req.me), cap=lambda: 0).post(ask)
     assert again.ok and again.already_done and again.task_id == "2" and req.task_count() == 2
+
+
+def test_accept_and_complete_after_a_timeout_are_answered_not_repeated(chain):
+    """No receipt in time (mining stopped): TIMEOUT with the hash; asked again once it is mined,
+    the chain says it is done (already_done), nothing is sent twice, the reward is paid once."""
+    cfg = chain.config.model_copy(update={"receipt_timeout_s": 1.0})
+    registered_machine(chain, MACHINE)
+    m = type(fleet(chain, MACHINE))(ChainClient(cfg, chain.signer(MACHINE)))
+    m.client.strict_nonce = True
+    wallet = MarketIntents(m)
+    tid = _post(chain)
+    c = chain.client(DEPLOYER)
+    c.rpc_local("evm_setAutomine", [False])
+    try:
+        late = wallet.accept(AcceptRequest(str(tid)))
+        assert late.result == Result.TIMEOUT and late.tx_hash
+    finally:
+        c.rpc_local("evm_setAutomine", [True])
+    c.mine(1)
+    again = wallet.accept(AcceptRequest(str(tid)))
+    assert again.ok and again.already_done and again.tx_hash == ""
+    report, proof, _ = arrive(chain, m, tid, 4000, 3000)
+    req = _complete_req(report, proof)
+    before = m.token.call("balanceOf", m.me)
+    c.rpc_local("evm_setAutomine", [False])
+    try:
+        late = wallet.complete(req)
+        assert late.result == Result.TIMEOUT and late.tx_hash
+    finally:
+        c.rpc_local("evm_setAutomine", [True])
+    c.mine(1)
+    done = wallet.complete(req)
+    assert done.ok and done.already_done and done.reward == str(REWARD)
+    assert m.token.call("balanceOf", m.me) == before + REWARD
