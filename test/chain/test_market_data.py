@@ -318,3 +318,15 @@ def test_tolerance_cap_by_a_real_vote(chain):
     with pytest.raises(ContractRevertError) as e:
         req.post_task(0, 0, 0, chain.now() + 600, TOKEN, tolerance=0.6)
     assert e.value.error == "ToleranceOutOfRange"
+
+
+def test_admit_machines_helper(chain):
+    """deploy.admit_machines: with the fleet owner's key, or on anvil as the (impersonated) timelock."""
+    from depai_nodes.chain.deploy import admit_machines
+
+    stranger = chain.address(STRANGER)
+    admit_machines(chain.client(STRANGER), [stranger])  # no admitter role: the timelock admits it (local chain only)
+    assert fleet(chain, STRANGER).is_admitted()
+    fleet(chain, 0).revoke_machine(stranger)
+    admit_machines(chain.client(0), [stranger, chain.address(MACHINE)])  # the fleet owner; MACHINE already in: skipped
+    assert fleet(chain, STRANGER).is_admitted()
