@@ -158,6 +158,9 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
     try:
         node = node_factory(context=context)
         executor.add_node(node)
+        start_managed = getattr(node, "start_managed", None)  # a lifecycle node (common/lifecycle.py)
+        if callable(start_managed):
+            start_managed()
         # spin_once with a timeout, not spin(): Python runs signal handlers only between
         # bytecodes, so a node with no timer and no traffic would never see Ctrl-C otherwise.
         while context.ok() and not stop.is_set():
@@ -177,7 +180,8 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
             code = EXIT_CRASH
         executor.shutdown(timeout_sec=1.0)
         if node is not None:
-            on_shutdown = getattr(node, "on_shutdown", None)
+            finalize = getattr(node, "finalize_managed", None)  # a lifecycle node: its shutdown transition
+            on_shutdown = finalize if callable(finalize) else getattr(node, "on_shutdown", None)
             if callable(on_shutdown):
                 try:
                     on_shutdown()

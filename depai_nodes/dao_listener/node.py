@@ -39,6 +39,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from depai.msg import FleetPolicy
+from depai_nodes.common.lifecycle import ManagedNode
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
@@ -61,7 +62,7 @@ class DaoListenerParams(ParamsModel):
     state_dir: str = Field("", description="where the applied-decision cursor is kept (source=chain); empty: $DEPAI_STATE_DIR or .depai/state", json_schema_extra=READ_ONLY)
 
 
-class DaoListenerNode(Node):
+class DaoListenerNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("dao_listener", **kwargs)
         self.params = declare_params(self, DaoListenerParams, on_change=self._on_params)
@@ -77,7 +78,16 @@ class DaoListenerNode(Node):
         self._file_confirmed = time.monotonic()  # file source: the file was readable at the last check
         self._beating = True                     # False while the heartbeat is stopped (source down)
         self._wake = self.create_guard_condition(self._drain_chain)  # log lines of the chain source, at once
+        self._send_active = False  # publishing only while active (lifecycle)
         self._lock = threading.RLock()  # the policy state: a chain policy is published from the source's thread
+        self._timer = self.create_timer(self.params.watch_period, self._watch)
+        self._heartbeat = self.create_timer(self.params.heartbeat_period, self._beat,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    # ---- lifecycle (common/lifecycle.py): configure reads the file or the chain config; activate
+    # publishes and heartbeats (chain: starts following the contract); deactivate stops both, so the
+    # robots hold still after their policy_timeout; the policy and its version stay for reactivation.
+    def configure_managed(self) -> None:
         if self.params.source == "chain":
             self._start_chain()
         else:
@@ -85,9 +95,26 @@ class DaoListenerNode(Node):
                 self._load(self.params.policy_file)
             except PolicyError as error:
                 raise ParameterError("policy_file", str(error)) from None
-        self._timer = self.create_timer(self.params.watch_period, self._watch)
-        self._heartbeat = self.create_timer(self.params.heartbeat_period, self._beat,
-                                            clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def activate_managed(self) -> None:
+        if self.params.source == "chain":
+            if self._chain is None:
+                self._start_chain()
+            self._chain.start()
+        self._beating = True
+        self._file_confirmed = time.monotonic()
+        self._send_active = True
+        self._send()
+
+    def deactivate_managed(self) -> None:
+        self._send_active = False
+        if self._chain is not None:
+            self._chain.stop()
+            self._chain = None  # a source thread runs once: activation builds a new one
+
+    def cleanup_managed(self) -> None:
+        self._mtime = None
+        self._chain = None  # configured, never started: nothing runs yet
 
     def _start_chain(self) -> None:
         from depai_nodes.chain.errors import ChainError
@@ -110,7 +137,7 @@ class DaoListenerNode(Node):
                 check_period_s=min(2.0, p.source_timeout / 3.0),
                 state_dir=state_dir,
                 confirmations=None if p.confirmations < 0 else p.confirmations,
-            ).start()
+            )  # started by activate_managed
         except ChainError as error:  # a missing or invalid config file: a configuration error
             raise ParameterError("chain_config", str(error)) from None
 
@@ -175,7 +202,7 @@ class DaoListenerNode(Node):
 
     def _send(self) -> None:
         with self._lock:
-            if self._msg is not None:
+            if self._msg is not None and self._send_active:
                 self._msg.header.stamp = self.get_clock().now().to_msg()
                 self._publisher.publish(self._msg)
 
@@ -186,6 +213,8 @@ class DaoListenerNode(Node):
         return time.monotonic() - self._file_confirmed
 
     def _beat(self) -> None:
+        if not self._send_active:
+            return
         if self.params.source == "chain":
             self._drain_chain()
         age = self._source_age()
@@ -202,7 +231,7 @@ class DaoListenerNode(Node):
             self._send()
 
     def destroy_node(self) -> None:
-        if self._chain is not None:
+        if self._chain is not None and self._chain._thread.is_alive():
             self._chain.stop()
         super().destroy_node()
 
@@ -225,6 +254,8 @@ class DaoListenerNode(Node):
     def _watch(self) -> None:
         if self.params.source == "chain":
             self._drain_chain()
+            return
+        if not self._send_active:
             return
         path = self.params.policy_file
         if not path:
