@@ -80,6 +80,11 @@ class MarketTask:
     status: str = OPEN
     machine: str = ""
     posted: bool = False  # its TaskPosted was seen (the goal is known)
+    accepted_at: int = 0  # chain time of its acceptance (an arrival may not claim an earlier time)
+
+    def arrival_time(self, chain_now: float | None, wall: float) -> float:
+        """When an arrival now is, on the chain's clock scale (TaskMarket compares it with block times)."""
+        return max(chain_now if chain_now is not None else wall, float(self.accepted_at))
 
     def label(self) -> str:
         return f"task {self.task_id}" + (f" ({self.station})" if self.station else "") + f" at ({self.x:.2f}, {self.y:.2f})"
@@ -111,6 +116,7 @@ class MarketConfig:
     max_retry_period: float = 30.0  # s: the backoff's ceiling
     proof_poll_s: float = 0.5       # s between arrival_proof questions
     record_timeout_s: float = 10.0  # s an arrival record may stay UNKNOWN before it is published again
+    max_records: int = 5            # publications of one arrival record before the task is given up
     dry_run_ttl_s: float = 30.0     # s a dry-run answer is trusted while idle
     park: tuple[float, float, float] | None = None  # where an idle robot waits (off the stations: it blocks no one's goal)
 
@@ -238,9 +244,11 @@ class MarketAgent:
         args = {"taskId": info.id, "reward": info.reward, "deadline": info.deadline, "x": info.goal_x, "y": info.goal_y,
                 "yaw": info.goal_yaw, "tolerance": info.tolerance, "station": info.station}
         t = self.tasks.get(info.id)
-        if t is not None and t.posted and t.status == status and (t.machine or "").lower() == (info.machine or "").lower():
+        if t is not None and t.posted and t.status == status and (t.machine or "").lower() == (info.machine or "").lower() \
+                and t.accepted_at == int(getattr(info, "accepted_at", 0) or 0):
             return None  # nothing new
         self.on_event("TaskPosted", args)
+        self.tasks[info.id].accepted_at = int(getattr(info, "accepted_at", 0) or 0)
         if status == ACCEPTED:
             return self.on_event("TaskAccepted", {"taskId": info.id, "machine": info.machine or ""})
         name = {"Completed": "TaskCompleted", "Refunded": "TaskRefunded", "Cancelled": "TaskCancelled",
@@ -507,6 +515,9 @@ class MarketAgent:
             return Note(f"the arrival record of {cur.task.label()} is anchored in batch {answer.get('batch_id')}; "
                         "asking the wallet to complete it", cause="anchored")
         if result == "UNKNOWN" and now - cur.recorded_at > self.cfg.record_timeout_s:
+            if cur.records >= self.cfg.max_records:
+                return self._give_up(f"the arrival record of {cur.task.label()} was recorded {cur.records} times and never "
+                                     f"anchored ({answer.get('reason', '')}); giving up")
             self.phase = MarketPhase.RECORDING  # lost or refused: record it again
             return Note(f"telemetry has no arrival record of {cur.task.label()} after {self.cfg.record_timeout_s:g} s "
                         f"({answer.get('reason', '')}); recording it again", cause="record again", warn=True)

@@ -289,8 +289,9 @@ class MarketDriver:
         if task is None or self.pose is None or not self.agent.machine:
             return
         msg = ArrivalRecord(task_id=task.task_id, machine=self.agent.machine, x=self.pose[0], y=self.pose[1], yaw=self.pose[2])
-        wall = time.time()
-        msg.stamp = TimeMsg(sec=int(wall), nanosec=int((wall % 1) * 1e9))
+        # on the chain's clock scale (a governance round's time warp moves it ahead of ours)
+        when = task.arrival_time(self.chain_now(), time.time())
+        msg.stamp = TimeMsg(sec=int(when), nanosec=int((when % 1) * 1e9))
         self.arrival_pub.publish(msg)
         self.agent.on_recorded(now)
         self.node.get_logger().info(f"arrival record of task {task.task_id} published at ({self.pose[0]:.2f}, {self.pose[1]:.2f})")

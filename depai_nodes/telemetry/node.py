@@ -177,18 +177,23 @@ class TelemetryNode(Node):
 
     def _record(self, topic: str, type_name: str, raw: bytes) -> None:
         with self.lock:
+            arrival = type_name == ARRIVAL_TYPE
             try:
                 data = canonical(type_name, bytes(raw))
-                if type_name == ARRIVAL_TYPE:
-                    self._check_arrival(data)
-                self.recorder.add(topic, type_name, time.time_ns(), data)
+                log_time = time.time_ns()
+                if arrival:
+                    # logged at the time it names (the chain's clock scale: the market checks that the
+                    # batch's time range covers it), and sealed at once: one batch per arrival, since
+                    # TaskMarket lets a batch be cited by one task only
+                    log_time = self._check_arrival(data) or log_time
+                self.recorder.add(topic, type_name, log_time, data)
             except LeafError as e:
                 self.get_logger().warning(f"refused a record on {topic}: {e}")
                 return
             except OSError as e:  # disk full, folder gone: this message is lost, the node lives on
                 self._disk_error(f"cannot write to {self.dir}: {e.strerror or e}")
                 return
-            if self.recorder.bytes >= self.params.max_bytes or self.recorder.count >= self.params.max_messages:
+            if arrival or self.recorder.bytes >= self.params.max_bytes or self.recorder.count >= self.params.max_messages:
                 self._seal_locked()
 
     def _on_arrival_proof(self, request: ArrivalProof.Request, response: ArrivalProof.Response) -> ArrivalProof.Response:
@@ -211,9 +216,10 @@ class TelemetryNode(Node):
             response.anchored_block = answer.anchored_block
         return response
 
-    def _check_arrival(self, data: bytes) -> None:
+    def _check_arrival(self, data: bytes) -> int:
         """A typed record is signed into this machine's batch: it must name this machine (fail
-        closed: none is accepted before the wallet has announced the machine's account)."""
+        closed: none is accepted before the wallet has announced the machine's account). Returns
+        the time it names (unix ns; 0 when none)."""
         from .leaves import ArrivalRecord as Arrival
 
         rec = Arrival.from_cdr(data)
@@ -222,6 +228,7 @@ class TelemetryNode(Node):
             raise LeafError("no machine account from the wallet yet: an arrival record cannot be checked")
         if rec.machine.lower() != me.lower():
             raise LeafError(f"names machine {rec.machine}, not this machine {me}")
+        return rec.sec * 10**9 + rec.nanosec
 
     def _tick(self) -> None:
         with self.lock:

@@ -306,6 +306,19 @@ def test_an_arrival_record_that_stays_unknown_is_recorded_again_and_a_deadline_e
     assert a.record_wanted(4.5) is not None
     a.on_recorded(4.6)
     assert "deadline of task 1 at (2.00, 1.00) passed while proving" in a.on_tick(5.0, T + 101)
+    # a record telemetry never gets anchored (e.g. the wallet refuses its batch for good): bounded
+    b = agent_with({"tid": 1})
+    evaluate_all(b, 0.0, {1: ("SUCCESS", 2.0, "")})
+    b.take(*b.best(T, 0.0), 0.0)
+    b.on_accept("SUCCESS", "", "", False, 0.1)
+    drive_and_arrive(b, 0.2)
+    now, line = 1.0, None
+    for _ in range(CFG.max_records):
+        assert b.record_wanted(now) is not None
+        b.on_recorded(now)
+        now += CFG.record_timeout_s + 0.1
+        line = b.on_proof("UNKNOWN", {"reason": "refused for good"}, now)
+    assert "recorded 5 times and never anchored (refused for good); giving up" in line and b.phase == MarketPhase.IDLE
 
 
 def test_transient_obstacle_in_patrol_is_retried_with_backoff_then_yielded():
@@ -340,3 +353,10 @@ def test_an_acceptance_whose_answer_was_lost_is_taken_up_from_the_chain():
     line = a.on_tick(1.1, T)
     assert "resuming task 1" in line and a.phase == MarketPhase.DRIVING
     assert a.best(T, 5.0) is None  # nothing else is taken meanwhile
+
+
+def test_the_arrival_time_is_on_the_chain_clock_and_never_before_the_acceptance():
+    t = MarketTask(1, accepted_at=T + 3600)
+    assert t.arrival_time(T + 3700.5, T) == T + 3700.5  # the chain runs an hour ahead (a governance time warp)
+    assert t.arrival_time(T + 3500.0, T) == T + 3600  # not before its acceptance
+    assert MarketTask(2).arrival_time(None, T + 1.5) == T + 1.5  # chain time unknown: the wall clock

@@ -174,7 +174,8 @@ def _agent(start_node, ns, cfg, **extra):
 
 def _post(chain, x, y, reward_tokens=5, deadline_s=300, station="A"):
     req = Fleet(chain.client(REQUESTER))
-    now = max(chain.now(), int(time.time()))  # an idle anvil's latest block may be old: its next one is not
+    chain.client().mine(1)  # an idle anvil's latest block may be old: a fresh one tells the chain's time now
+    now = chain.now()
     return req.post_task(x, y, 0.0, now + deadline_s, reward_tokens * TOKEN, tolerance=0.5, station=station)
 
 
@@ -185,6 +186,7 @@ def test_a_posted_task_is_accepted_driven_proven_and_paid(chain, tmp_path, ros_n
     me = chain.address(MACHINE)
     token = Fleet(chain.client(MACHINE)).token
     before = token.call("balanceOf", me)
+    chain.client().mine(1, seconds=120)  # the chain's clock runs ahead of ours (as after a governance round's time warp)
     agent = _agent(start_node, "robot1", cfg)
     agent.wait_for_log("TaskMarket read up to block", timeout=30)
     # an unreachable in time (deadline too close) and a too-cheap task are not taken; the good one is
@@ -205,6 +207,13 @@ def test_a_posted_task_is_accepted_driven_proven_and_paid(chain, tmp_path, ros_n
     # the cited batch is this machine's, anchored, and the task records it
     assert f.data.call("isAnchored", me, t.batch_id)
     assert cheap.task(tid).batch_id == t.batch_id
+    # a second task right after: its arrival is in a batch of its own (a batch proves one task only)
+    tid3 = _post(chain, 0.0, 1.0, reward_tokens=3, station="B")
+    agent.wait_for_log(f"completed task {tid3} (B) at (0.00, 1.00): paid {3 * TOKEN}", timeout=60)
+    t3 = f.task(tid3)
+    assert t3.status == TaskStatus.COMPLETED and t3.batch_id != t.batch_id and f.data.call("isAnchored", me, t3.batch_id)
+    assert t3.accepted_at > time.time() + 100  # all of it on the chain's clock, two minutes ahead
+    assert token.call("balanceOf", me) == before + 8 * TOKEN
     assert agent.process.poll() is None
 
 
