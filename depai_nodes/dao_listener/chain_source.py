@@ -503,3 +503,9 @@ class ChainPolicySource:
                     self._stop_stream()
                     connected = False
                 self._stop.wait(backoff.next())
+            except Exception as e:  # e.g. a look-alike contract answering garbage that does not decode
+                self._failed(f"unexpected answer from the chain: {type(e).__name__}: {e}")
+                if connected:
+                    self._stop_stream()
+                    connected = False
+                self._stop.wait(backoff.next())

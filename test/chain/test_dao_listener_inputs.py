@@ -80,3 +80,37 @@ def test_a_malformed_log_is_reported_and_the_stream_goes_on(chain):
         stream.stop()
     assert [e["maxSpeedMmPerS"] for e in seen] == [1234]
     assert any("ignored a malformed FleetPolicy log" in e for e in errors), errors
+
+
+def test_who_decided_a_change_is_read_from_its_transaction(chain):
+    """The attribution rule on real receipts: a Governor round names its proposal, the guardian's
+    pause and the owner's own call are the DAO's, anything else is refused (never applied)."""
+    from chainkit import STRANGER, _as_timelock_sender, governance_round
+
+    from depai_nodes.dao_listener.chain_source import ChainPolicySource, _Untrusted
+
+    c = chain.client(DEPLOYER)
+    src = ChainPolicySource(chain.config, on_policy=lambda *a: None, on_error=lambda t: None)
+    src.client, src._policy_addr = c, c.contract("FleetPolicy").address
+    src._owner = c.contract("FleetTimelock").address
+    rpc = lambda h: c.rpc.call("eth_getTransactionReceipt", [h])
+
+    def change(receipt):  # the PolicyChanged log of a receipt, decoded as the stream delivers it
+        pol = c.contract("FleetPolicy")
+        return next(e for e in (pol.abi.decode_log(l) for l in receipt["logs"]) if e and e["event"] == "PolicyChanged")
+
+    r = governance_round(chain, [("FleetPolicy", "setMaxSpeed", (900,))], "attribution")
+    ex = rpc(r["receipts"][2].tx_hash)
+    assert src._attribute(change(ex), ex) == ("proposal", r["proposal_id"])
+    pause = rpc(c.contract("FleetPolicy").transact("setPaused", True).tx_hash)  # the deployer is the guardian
+    assert src._attribute(change(pause), pause) == ("guardian pause", None)
+    own = rpc(_as_timelock_sender(chain, "FleetPolicy")("setMinTaskPrice", 5).tx_hash)
+    assert src._attribute(change(own), own) == ("owner call", None)
+    # the same PolicyChanged log, claimed by another transaction (a stranger's token transfer)
+    other = rpc(chain.client(STRANGER).contract("FleetToken").transact("transfer", chain.address(DEPLOYER), 1).tx_hash)
+    try:
+        src._attribute(change(ex), other)
+    except _Untrusted as e:
+        assert chain.address(STRANGER).lower() in str(e).lower() and "timelock" in str(e)
+    else:
+        raise AssertionError("a change in a stranger's transaction was attributed to the DAO")
