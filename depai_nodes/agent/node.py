@@ -6,7 +6,8 @@ as a failed request (retried), never as a hang. The deadlines on what follows an
 controller's status, the paths published on `plan` (to tell its own goal from someone else's)
 and a 10 Hz tick. Repeated warnings are throttled per cause with counts; a planner or controller
 outage is logged once when it starts and once when it ends (common/logthrottle.py).
-The agent holds no key and touches no chain: on a fleet with a task market only the wallet node signs.
+The agent holds no key: with `mode: market` (market_node.py) it reads TaskMarket with a read-only
+client and has the wallet accept and complete tasks; only the wallet node signs.
 """
 
 from __future__ import annotations

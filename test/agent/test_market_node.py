@@ -292,3 +292,32 @@ def test_an_agent_restarted_mid_task_resumes_it_from_chain_state(chain, tmp_path
     if played is not None:
         assert played.accepts == [str(tid)] and set(played.completes) == {str(tid)}
     assert token.call("balanceOf", chain.address(MACHINE)) == before + 7 * TOKEN  # paid once
+
+
+def test_a_pause_stops_new_acceptances_and_a_zone_voted_over_the_goal_abandons_the_task(chain, tmp_path, ros_node, start_node):
+    from depai.msg import KeepOutZone
+    from geometry_msgs.msg import Point32
+
+    cfg = save_config(chain.config, tmp_path / "chain.json")
+    pub, msg = _policy(ros_node, paused=True, version=1)
+    fake, _ = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
+    fake.hold = True  # it drives but does not arrive: the vote comes meanwhile
+    agent = _agent(start_node, "robot1", cfg)
+    agent.wait_for_log("TaskMarket read up to block", timeout=30)
+    agent.wait_for_log("machine account", timeout=30)
+    tid = _post(chain, 4.0, 4.0, reward_tokens=5, station="D")
+    f = Fleet(chain.client(MACHINE))
+    time.sleep(3.0)  # paused: nothing is evaluated or accepted
+    assert f.task(tid).status == TaskStatus.OPEN and "accepting task" not in agent.log() and not fake.dry
+    msg.paused, msg.version = False, 2
+    pub.publish(msg)
+    agent.wait_for_log(f"accepted task {tid} (D)", timeout=30)
+    wait_for(lambda: fake.goals, timeout_s=20)
+    zone = KeepOutZone(id="dock-d")
+    zone.polygon.points = [Point32(x=x, y=y) for x, y in ((3.5, 3.5), (4.5, 3.5), (4.5, 4.5), (3.5, 4.5))]
+    msg.keep_out_zones, msg.version = [zone], 3
+    pub.publish(msg)
+    log = agent.wait_for_log(f"the DAO voted keep-out zone 'dock-d' over the goal of task {tid} (D) at (4.00, 4.00) "
+                             "(policy version 3); abandoning it", timeout=20)
+    assert f"completed task {tid}" not in log and agent.process.poll() is None
+    assert f.task(tid).status == TaskStatus.ACCEPTED  # left to the requester's refund after the deadline
