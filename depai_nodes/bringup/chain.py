@@ -112,6 +112,7 @@ def bring_up(spec: ChainSpec, *, network: str | None, fresh: bool, wallets: list
 
     running = chain_cli._read_pid(cfg_path)
     run = ChainRun("local", cfg_path)
+    deploys = fresh or not cfg_path.exists()  # cmd_up deploys anew (else it restores or reuses)
     if running and not fresh:
         say(f"chain: using the local chain started by `depai chain up` (anvil pid {running['pid']}); it stays up after this launch")
     else:
@@ -127,16 +128,55 @@ def bring_up(spec: ChainSpec, *, network: str | None, fresh: bool, wallets: list
             if started:
                 ChainRun("local", cfg_path, int(started["pid"])).down(say)
             raise ChainLaunchError("the local chain did not come up (see the [depai chain] lines above); "
-                                   "`depai launch --fresh` starts a new one, `--no-chain` runs without")
+                                   "`depai launch --fresh` starts a new one, `--chain-port 0` takes any free port for it, "
+                                   "`--no-chain` runs without")
         run.pid = int(started["pid"]) if started else None
         for line in summary.getvalue().splitlines():
             say(f"chain: {line}")
+    stale = _record_or_check_contracts(cfg_path, deploys)
+    if stale:
+        run.down(say)
+        raise ChainLaunchError(f"the saved local chain runs older builds of {', '.join(stale)} than chain/artifacts "
+                               "(the contracts changed since it was deployed); `depai launch --fresh` deploys them anew")
     try:
         _fund(load_config(cfg_path), spec, indices, robots, say)
     except ChainError as e:
         run.down(say)
         raise ChainLaunchError(f"funding the demo accounts failed: {e}") from None
     return run
+
+
+def _artifact_digests() -> dict[str, str]:
+    import hashlib
+    import json
+
+    from depai_nodes.chain.config import CONTRACT_NAMES, artifacts_dir
+
+    out = {}
+    for name in CONTRACT_NAMES:
+        try:
+            out[name] = hashlib.sha256(json.loads((artifacts_dir() / f"{name}.json").read_text())["bytecode"].encode()).hexdigest()
+        except (OSError, ValueError, KeyError):
+            continue
+    return out
+
+
+def _record_or_check_contracts(cfg_path: Path, deployed_now: bool) -> list[str]:
+    """Beside the config, the digests of the contract builds a launch deployed; on a restore, the
+    contracts whose build changed since (a restored chain would run the old code). A chain this
+    launcher did not deploy (no record: `depai chain up`) is not checked."""
+    import json
+
+    record = cfg_path.with_name(cfg_path.name + ".contracts.json")
+    now = _artifact_digests()
+    if deployed_now:
+        record.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+        return []
+    try:
+        then = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return []
+    return sorted(n for n, d in now.items() if n in then and then[n] != d)
 
 
 def _fund(cfg, spec: ChainSpec, indices: dict[str, int], robots: list[str], say: Callable[[str], None]) -> None:

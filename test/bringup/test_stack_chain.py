@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from depai_nodes.bringup.chain import ChainLaunchError, _wallet_demo_indices, resolve_network
+import json
+
+from depai_nodes.bringup.chain import ChainLaunchError, _record_or_check_contracts, _wallet_demo_indices, resolve_network
 from depai_nodes.bringup.stack import StackError, StackSpec, expand, load_stack, parse_robots, uses_chain, with_robots
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,3 +83,15 @@ def test_networks_resolve_by_name_or_file():
     assert resolve_network(str(REPO / "chain" / "networks" / "peaq.yaml"), REPO).name == "peaq.yaml"
     with pytest.raises(ChainLaunchError, match="known: agung, peaq"):
         resolve_network("mainnet", REPO)
+
+
+def test_a_restored_chain_with_older_contract_builds_is_named(tmp_path):
+    cfg = tmp_path / "chain.json"
+    assert _record_or_check_contracts(cfg, deployed_now=False) == []  # not deployed by a launch: not checked
+    assert _record_or_check_contracts(cfg, deployed_now=True) == []
+    record = tmp_path / "chain.json.contracts.json"
+    assert _record_or_check_contracts(cfg, deployed_now=False) == []  # the same builds
+    digests = json.loads(record.read_text())
+    assert {"TaskMarket", "FleetPolicy", "DataRegistry"} <= set(digests)
+    record.write_text(json.dumps({**digests, "TaskMarket": "0" * 64}))
+    assert _record_or_check_contracts(cfg, deployed_now=False) == ["TaskMarket"]
