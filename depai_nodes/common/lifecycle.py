@@ -50,6 +50,22 @@ class ManagedNode(LifecycleNode):
                 description="configure and activate at start (false: a lifecycle manager does)", read_only=True)).value)
         self.lifecycle_error = ""
         self._lifecycle_lock = threading.RLock()
+        # rclpy's change_state service raises (and so ends the process) on a transition the current
+        # state does not have, e.g. `activate` while unconfigured: any client could kill the node.
+        # Answered with success=false instead, as rclcpp does.
+        self._upstream_change_state = self._service_change_state.callback
+        self._service_change_state.callback = self._change_state_checked
+
+    def _change_state_checked(self, request, response):
+        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+
+        try:
+            return self._upstream_change_state(request, response)
+        except _rclpy.RCLError:
+            self.get_logger().warning(
+                f"refused transition {request.transition.id} {request.transition.label!r}: not available in state {self.lifecycle_state}")
+            response.success = False
+            return response
 
     # ---- hooks: a node overrides what it needs ----
     def configure_managed(self) -> None:

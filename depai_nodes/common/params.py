@@ -158,7 +158,7 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
     overrides = getattr(node, "_parameter_overrides", {}) or {}
     unknown = sorted(
         name for name in overrides if name not in known and name not in _IMPLICIT_PARAMETERS
-        and not name.startswith("qos_overrides.")
+        and not name.startswith("qos_overrides.") and not node.has_parameter(name)  # e.g. a ManagedNode's autostart
     )
     if unknown:
         raise ParameterError(unknown[0], f"unknown parameter for node '{node.get_name()}'; known: {', '.join(sorted(known))}")

@@ -24,6 +24,7 @@ from pydantic import Field
 from rclpy.node import Node
 
 from depai.msg import MachineIdentity
+from depai_nodes.common.lifecycle import ManagedNode
 from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
@@ -40,14 +41,13 @@ class IdentityParams(ParamsModel):
     wallet_timeout: float = Field(90.0, ge=1.0, le=3600.0, description="s to wait for the wallet's answer to a request")
 
 
-class IdentityNode(Node):
+class IdentityNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("identity", **kwargs)
         self.params = declare_params(self, IdentityParams, on_change=self._on_params)
-        from depai_nodes.chain.wiring import load_node_chain
         from depai_nodes.wallet.proxy import WalletProxy
 
-        self.config, self.client = load_node_chain(self.params)  # read-only: no key in this process
+        self.config = self.client = None  # configure_managed: the chain config, read-only
         self.wallet = WalletProxy(self)
         self.name = self.params.machine_name or (self.get_namespace().strip("/") or self.get_name())
         self.pub = self.create_publisher(MachineIdentity, "identity", LATCHED_QOS)
@@ -58,11 +58,34 @@ class IdentityNode(Node):
         self.stop_event = threading.Event()
         self.wake = threading.Event()
         self.reensure = threading.Event()
-        self.worker = threading.Thread(target=self._work, name="identity", daemon=True)
-        self.worker.start()
+        self.worker: threading.Thread | None = None
         self.timer = self.create_timer(0.1, self._drain)
+
+    # ---- lifecycle (common/lifecycle.py): configure reads the chain config (read-only client);
+    # activate starts the worker (asks the wallet, reads the chain); deactivate stops it after the
+    # request in flight; cleanup drops the client.
+    def configure_managed(self) -> None:
+        from depai_nodes.chain.wiring import load_node_chain
+
+        self.config, self.client = load_node_chain(self.params)  # read-only: no key in this process
         self.get_logger().info(f"identity {self.name} on {self.config.name} (chain {self.config.chain_id}); "
                                "the wallet signs, this node holds no key")
+
+    def activate_managed(self) -> None:
+        self.stop_event = threading.Event()
+        self.worker = threading.Thread(target=self._work, name="identity", daemon=True)
+        self.worker.start()
+
+    def deactivate_managed(self) -> None:
+        self.stop_event.set()
+        self.wake.set()
+        if self.worker is not None:
+            self.worker.join(self.params.wallet_timeout + 5.0)
+            self.worker = None
+        self.wake.clear()
+
+    def cleanup_managed(self) -> None:
+        self.config = self.client = None
 
     def _on_params(self, params: IdentityParams) -> None:
         self.params = params
@@ -161,7 +184,7 @@ class IdentityNode(Node):
         msg = MachineIdentity()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.address = address
-        msg.chain_id = self.config.chain_id
+        msg.chain_id = self.config.chain_id if self.config is not None else 0  # cleaned up: a late report
         msg.error = error
         if state is not None:
             msg.did_registry = state.did_registry
@@ -183,7 +206,8 @@ class IdentityNode(Node):
     def destroy_node(self) -> None:
         self.stop_event.set()
         self.wake.set()
-        self.worker.join(5.0)
+        if self.worker is not None:
+            self.worker.join(5.0)
         super().destroy_node()
 
 

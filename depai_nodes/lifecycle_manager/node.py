@@ -1,0 +1,143 @@
+"""ROS wiring of the lifecycle manager: brings the managed nodes up, in order, and keeps them up.
+
+As nav2_lifecycle_manager does, over the standard lifecycle_msgs services of each managed node
+(`<node>/get_state`, `<node>/change_state`): configure, then activate, group by group (see
+core.py). A node that fails a transition is reported (one ERROR line per failure, naming the node
+and the transition; the node's own log says why) and the rest of its group waits; every
+`check_period` s the manager reads every node's state again, so a node respawned by the
+supervisor (back in 'unconfigured') is brought up again, and a failed one is retried. The work
+runs in a worker thread; the executor only answers the service calls.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from pydantic import Field
+from rclpy.node import Node
+
+from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
+from depai_nodes.common.runner import run_node
+
+from .core import TRANSITION_NAMES, NodeRecord, managed_groups, transitions_to_active
+
+
+class LifecycleManagerParams(ParamsModel):
+    fleet_nodes: list[str] = Field(default_factory=list, description="managed fleet nodes ('dao_listener', 'requester/wallet'), each brought up on its own", json_schema_extra=READ_ONLY)
+    robots: list[str] = Field(default_factory=list, description="robot namespaces (the stack passes $(robots))", json_schema_extra=READ_ONLY)
+    robot_nodes: list[str] = Field(default_factory=list, description="managed nodes of each robot, in bring-up order (wallet first)", json_schema_extra=READ_ONLY)
+    service_timeout: float = Field(10.0, gt=0.0, le=600.0, description="s to wait for a node's lifecycle services / a transition's answer")
+    check_period: float = Field(2.0, gt=0.0, le=600.0, description="s between checks of every managed node's state (a respawned node is brought up again)")
+
+
+class LifecycleManagerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("lifecycle_manager", **kwargs)
+        self.params = declare_params(self, LifecycleManagerParams)
+        p = self.params
+        self.groups = managed_groups(p.fleet_nodes, p.robots, p.robot_nodes, self.get_namespace())
+        self.records = {name: NodeRecord(name) for group in self.groups for name in group}
+        self._lc_clients: dict[str, tuple] = {}
+        self._all_active = False
+        self.stop_event = threading.Event()
+        self.get_logger().info(f"managing {len(self.records)} node(s): {', '.join(self.records) or 'none'}")
+        self.worker = threading.Thread(target=self._work, name="lifecycle-manager", daemon=True)
+        self.worker.start()
+
+    # ---- service calls (from the worker; the executor delivers the answers) ----
+    def _client(self, name: str):
+        if name not in self._lc_clients:
+            from lifecycle_msgs.srv import ChangeState, GetState
+
+            self._lc_clients[name] = (self.create_client(GetState, f"{name}/get_state"),
+                                   self.create_client(ChangeState, f"{name}/change_state"))
+        return self._lc_clients[name]
+
+    def _call(self, client, request):
+        if not client.wait_for_service(timeout_sec=self.params.service_timeout):
+            return None
+        future = client.call_async(request)
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(self.params.service_timeout) or future.result() is None:
+            future.cancel()
+            return None
+        return future.result()
+
+    def get_state(self, name: str) -> str | None:
+        from lifecycle_msgs.srv import GetState
+
+        answer = self._call(self._client(name)[0], GetState.Request())
+        return None if answer is None else answer.current_state.label
+
+    def change_state(self, name: str, transition: int) -> bool | None:
+        from lifecycle_msgs.srv import ChangeState
+
+        request = ChangeState.Request()
+        request.transition.id = transition
+        answer = self._call(self._client(name)[1], request)
+        return None if answer is None else bool(answer.success)
+
+    # ---- the work ----
+    def _work(self) -> None:
+        while not self.stop_event.is_set():
+            all_active = True
+            for group in self.groups:
+                for name in group:
+                    if self.stop_event.is_set():
+                        return
+                    if not self._bring_up(name):
+                        all_active = False
+                        break  # the rest of the group needs this one
+            if all_active and not self._all_active:
+                self.get_logger().info(f"all {len(self.records)} managed node(s) active")
+            self._all_active = all_active
+            self.stop_event.wait(self.params.check_period)
+
+    def _bring_up(self, name: str) -> bool:
+        record = self.records[name]
+        state = self.get_state(name)
+        if state is None:
+            record.state = "unavailable"
+            self._report(record, f"no answer from its lifecycle services within {self.params.service_timeout:g} s", warn=True)
+            return False
+        record.state = state
+        plan = transitions_to_active(state)
+        if plan is None:
+            self._report(record, f"is {state}: cannot be brought to active")
+            return False
+        for transition in plan:
+            ok = self.change_state(name, transition)
+            if not ok:
+                what = TRANSITION_NAMES[transition]
+                self._report(record, f"{what} failed (it stays {self.get_state(name) or 'unknown'}; its log says why)"
+                             if ok is False else f"{what}: no answer within {self.params.service_timeout:g} s")
+                return False
+            record.state = "inactive" if TRANSITION_NAMES[transition] == "configure" else "active"
+        if plan:
+            record.activations += 1
+            self.get_logger().info(f"{name}: active" + (f" (brought up {record.activations} times)" if record.activations > 1 else ""))
+        line = record.ok()
+        if line:
+            self.get_logger().info(line)
+        return True
+
+    def _report(self, record: NodeRecord, what: str, warn: bool = False) -> None:
+        line = record.fail(what)
+        if line:
+            text = f"{line}; retrying every {self.params.check_period:g} s"
+            (self.get_logger().warning if warn else self.get_logger().error)(text)
+
+    def destroy_node(self) -> None:
+        self.stop_event.set()
+        self.worker.join(self.params.service_timeout + 1.0)
+        super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(LifecycleManagerNode, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
