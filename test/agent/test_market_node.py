@@ -5,9 +5,8 @@ it; two agents race for one task (one wins, the other moves on); an agent killed
 resumes it from chain state after its restart (nothing accepted twice, paid once).
 
 The planner and controller (and the robot's odometry) are played by the test's probe, as in
-test_agent_node.py. Until the wallet serves the market intents (wallet/accept_task,
-wallet/complete_task: helper G), the probe serves them too, sending from the machine's demo
-account through the bridge (Fleet.accept_task / complete_task) - the same contract calls."""
+test_agent_node.py; the wallets (wallet/accept_task, wallet/complete_task, wallet/anchor_batch)
+and telemetry are the real nodes."""
 
 from __future__ import annotations
 
@@ -20,12 +19,11 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry, Path
 
 from depai.msg import FleetPolicy, NavigationStatus
-from depai.srv import AcceptTask, CompleteTask, PlanPath
+from depai.srv import PlanPath
 from depai_nodes.chain.config import save_config
 from depai_nodes.chain.deploy import TOKEN
-from depai_nodes.chain.errors import ChainError, ContractRevertError
 from depai_nodes.chain.fleet import Fleet
-from depai_nodes.chain.models import TaskStatus, id32
+from depai_nodes.chain.models import TaskStatus
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 
 STATES = {"IDLE": NavigationStatus.IDLE, "FOLLOWING": NavigationStatus.FOLLOWING,
@@ -90,56 +88,6 @@ class FakeRobot:
         self.odom_pub.publish(odom)
 
 
-class PlayedWallet:
-    """wallet/accept_task and wallet/complete_task of one machine, through the bridge (its demo key)."""
-
-    def __init__(self, probe, ns: str, fleet: Fleet) -> None:
-        self.fleet = fleet
-        self.accepts: list[str] = []
-        self.completes: list[str] = []
-        probe.node.create_service(AcceptTask, f"/{ns}/wallet/accept_task", self._accept)
-        probe.node.create_service(CompleteTask, f"/{ns}/wallet/complete_task", self._complete)
-
-    @staticmethod
-    def _fail(response, e: ChainError):
-        if isinstance(e, ContractRevertError):
-            response.result, response.error = AcceptTask.Response.REVERTED, e.error or "ContractRevertError"
-        else:
-            response.result, response.error = AcceptTask.Response.CHAIN_UNAVAILABLE, type(e).__name__
-        response.reason = str(e)[:200]
-        return response
-
-    def _accept(self, request, response):
-        self.accepts.append(request.task_id)
-        response.machine = self.fleet.me
-        t = self.fleet.task(int(request.task_id))
-        if t.status == TaskStatus.ACCEPTED and t.machine == self.fleet.me:
-            response.result, response.already_done = AcceptTask.Response.SUCCESS, True
-            return response
-        try:
-            r = self.fleet.accept_task(int(request.task_id))
-        except ChainError as e:
-            return self._fail(response, e)
-        response.result, response.tx_hash, response.block_number = AcceptTask.Response.SUCCESS, r.tx_hash, r.block_number
-        return response
-
-    def _complete(self, request, response):
-        self.completes.append(request.task_id)
-        response.machine = self.fleet.me
-        t = self.fleet.task(int(request.task_id))
-        if t.status == TaskStatus.COMPLETED and t.machine == self.fleet.me:
-            response.result, response.already_done, response.reward = CompleteTask.Response.SUCCESS, True, "0"
-            return response
-        report = self.fleet.arrival_report(int(request.task_id), id32(request.batch_id), request.x_mm, request.y_mm,
-                                           request.yaw_mrad, request.time)
-        try:
-            r = self.fleet.complete_task(report, [bytes.fromhex(p[2:]) for p in request.proof])
-        except ChainError as e:
-            return self._fail(response, e)
-        response.result, response.tx_hash, response.reward = CompleteTask.Response.SUCCESS, r.tx_hash, str(t.reward)
-        return response
-
-
 def _policy(probe, min_price: int = 1 * TOKEN, paused: bool = False, version: int = 1):
     pub = probe.publisher(FleetPolicy, "/fleet/policy", LATCHED_QOS)
     msg = FleetPolicy(version=version, max_speed=1.0, paused=paused, min_task_price=str(min_price), spending_cap="0",
@@ -155,12 +103,7 @@ def _robot(chain, probe, start_node, tmp_path, cfg, ns, who, start):
     start_node("telemetry", namespace=ns, parameters={
         "batch_period": 1.0, "output_dir": str(tmp_path / f"tlm-{ns}"), "reliable": True, "retry_backoff": 0.2,
         "rescan_period": 1.0, "chain_config": str(cfg)})
-    fake = FakeRobot(probe, ns, start)
-    served = {n for n, _ in probe.node.get_service_names_and_types()}
-    wallet = None
-    if f"/{ns}/wallet/accept_task" not in served:  # the wallet's market intents have not landed yet
-        wallet = PlayedWallet(probe, ns, Fleet(chain.client(who)))
-    return fake, wallet
+    return FakeRobot(probe, ns, start)
 
 
 AGENT = {"mode": "market", "start_delay": 0.0, "speed": 1.0, "overhead_s": 10.0, "deadline_margin": 2.0,
@@ -182,13 +125,13 @@ def _post(chain, x, y, reward_tokens=5, deadline_s=300, station="A"):
 def test_a_posted_task_is_accepted_driven_proven_and_paid(chain, tmp_path, ros_node, start_node):
     cfg = save_config(chain.config, tmp_path / "chain.json")
     _policy(ros_node)
-    fake, played = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
+    fake = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
     me = chain.address(MACHINE)
     token = Fleet(chain.client(MACHINE)).token
     before = token.call("balanceOf", me)
     chain.client().mine(1, seconds=120)  # the chain's clock runs ahead of ours (as after a governance round's time warp)
     agent = _agent(start_node, "robot1", cfg)
-    agent.wait_for_log("TaskMarket read up to block", timeout=30)
+    agent.wait_for_log("TaskMarket read up to block", timeout=60)
     # an unreachable in time (deadline too close) and a too-cheap task are not taken; the good one is
     cheap = Fleet(chain.client(REQUESTER))
     tid_late = _post(chain, 40.0, 0.0, reward_tokens=5, deadline_s=15)  # 40 m at 1 m/s + 10 s > 15 s
@@ -202,8 +145,6 @@ def test_a_posted_task_is_accepted_driven_proven_and_paid(chain, tmp_path, ros_n
     assert f.task(tid_late).status == TaskStatus.OPEN  # never accepted
     assert f"accepting task {tid_late}" not in log
     assert "arrival record of task" in log and f"the arrival record of task {tid} (A) at (3.00, 4.00) is anchored in batch" in log
-    if played is not None:  # (its sends share the account's nonces with the wallet's anchors: a clash is retried)
-        assert played.accepts == [str(tid)] and set(played.completes) == {str(tid)}
     # the cited batch is this machine's, anchored, and the task records it
     assert f.data.call("isAnchored", me, t.batch_id)
     assert cheap.task(tid).batch_id == t.batch_id
@@ -220,14 +161,14 @@ def test_a_posted_task_is_accepted_driven_proven_and_paid(chain, tmp_path, ros_n
 def test_two_agents_race_for_one_task_one_wins_the_other_moves_on(chain, tmp_path, ros_node, start_node):
     cfg = save_config(chain.config, tmp_path / "chain.json")
     _policy(ros_node)
-    fakes, wallets, agents = {}, {}, {}
+    fakes, agents = {}, {}
     for ns, who, start in (("robot1", MACHINE, (0.0, 0.0)), ("robot2", MACHINE2, (0.2, 0.0))):
-        fakes[ns], wallets[ns] = _robot(chain, ros_node, start_node, tmp_path, cfg, ns, who, start)
+        fakes[ns] = _robot(chain, ros_node, start_node, tmp_path, cfg, ns, who, start)
     for ns in fakes:
         agents[ns] = _agent(start_node, ns, cfg)
     for a in agents.values():
-        a.wait_for_log("TaskMarket read up to block", timeout=30)
-        a.wait_for_log("machine account", timeout=30)
+        a.wait_for_log("TaskMarket read up to block", timeout=60)
+        a.wait_for_log("machine account", timeout=60)
     # a real race: blocks are mined only when the test says so; the task appears in one block,
     # both agents ask their wallets to accept it, and both acceptances meet in the next block
     c = chain.client()
@@ -267,12 +208,12 @@ def test_two_agents_race_for_one_task_one_wins_the_other_moves_on(chain, tmp_pat
 def test_an_agent_restarted_mid_task_resumes_it_from_chain_state(chain, tmp_path, ros_node, start_node):
     cfg = save_config(chain.config, tmp_path / "chain.json")
     _policy(ros_node)
-    fake, played = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
+    fake = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
     token = Fleet(chain.client(MACHINE)).token
     before = token.call("balanceOf", chain.address(MACHINE))
     fake.hold = True  # it follows the path but does not arrive before the agent is killed
     agent = _agent(start_node, "robot1", cfg)
-    agent.wait_for_log("TaskMarket read up to block", timeout=30)
+    agent.wait_for_log("TaskMarket read up to block", timeout=60)
     tid = _post(chain, 1.0, -3.0, reward_tokens=7, station="C")
     agent.wait_for_log(f"accepted task {tid} (C)", timeout=30)
     wait_for(lambda: fake.goals, timeout_s=20)
@@ -289,8 +230,6 @@ def test_an_agent_restarted_mid_task_resumes_it_from_chain_state(chain, tmp_path
     assert f"accepting task {tid}" not in log  # not accepted twice
     t = f.task(tid)
     assert t.status == TaskStatus.COMPLETED and t.machine == chain.address(MACHINE)
-    if played is not None:
-        assert played.accepts == [str(tid)] and set(played.completes) == {str(tid)}
     assert token.call("balanceOf", chain.address(MACHINE)) == before + 7 * TOKEN  # paid once
 
 
@@ -300,11 +239,11 @@ def test_a_pause_stops_new_acceptances_and_a_zone_voted_over_the_goal_abandons_t
 
     cfg = save_config(chain.config, tmp_path / "chain.json")
     pub, msg = _policy(ros_node, paused=True, version=1)
-    fake, _ = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
+    fake = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
     fake.hold = True  # it drives but does not arrive: the vote comes meanwhile
     agent = _agent(start_node, "robot1", cfg)
-    agent.wait_for_log("TaskMarket read up to block", timeout=30)
-    agent.wait_for_log("machine account", timeout=30)
+    agent.wait_for_log("TaskMarket read up to block", timeout=60)
+    agent.wait_for_log("machine account", timeout=60)
     tid = _post(chain, 4.0, 4.0, reward_tokens=5, station="D")
     f = Fleet(chain.client(MACHINE))
     time.sleep(3.0)  # paused: nothing is evaluated or accepted
@@ -321,3 +260,112 @@ def test_a_pause_stops_new_acceptances_and_a_zone_voted_over_the_goal_abandons_t
                              "(policy version 3); abandoning it", timeout=20)
     assert f"completed task {tid}" not in log and agent.process.poll() is None
     assert f.task(tid).status == TaskStatus.ACCEPTED  # left to the requester's refund after the deadline
+
+
+class ChainSwitch:
+    """A TCP proxy to anvil that the test can take down (every connection cut, new ones closed at
+    once: the RPC endpoint is unreachable for the wallet, telemetry and the agent) and bring back."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.target = port
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(32)
+        self.port = self.srv.getsockname()[1]
+        self.socks: list = []
+        self.up = True
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.closed:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                client.close()
+                continue
+            self.socks += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        import socket
+
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def down(self) -> None:
+        import socket
+
+        self.up = False
+        for s in self.socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.socks = []
+
+    def close(self) -> None:
+        self.down()
+        self.closed = True
+        self.srv.close()
+
+
+def test_chain_down_mid_task_the_robot_finishes_driving_and_is_paid_once_after_recovery(chain, tmp_path, ros_node, start_node):
+    switch = ChainSwitch(chain.anvil.port)
+    try:
+        via = chain.config.model_copy(update={"rpc_url": f"http://127.0.0.1:{switch.port}", "ws_url": None,
+                                              "rpc_timeout_s": 2.0})
+        cfg = save_config(via, tmp_path / "chain.json")
+        _policy(ros_node)
+        fake = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
+        token = Fleet(chain.client(MACHINE)).token
+        before = token.call("balanceOf", chain.address(MACHINE))
+        fake.hold = True
+        agent = _agent(start_node, "robot1", cfg)
+        agent.wait_for_log("TaskMarket read up to block", timeout=60)
+        agent.wait_for_log("machine account", timeout=60)
+        tid = _post(chain, 2.0, -1.0, reward_tokens=4, station="E")
+        agent.wait_for_log(f"accepted task {tid} (E)", timeout=30)
+        wait_for(lambda: fake.goals, timeout_s=20)
+        switch.down()  # the chain is unreachable from here on
+        agent.wait_for_log("chain (TaskMarket reads) failed", timeout=20)
+        with fake.lock:
+            fake.hold = False
+        fake._arrive(fake.goals[-1])  # it finishes driving without the chain
+        agent.wait_for_log(f"arrived at task {tid} (E)", timeout=20)
+        agent.wait_for_log(f"arrival record of task {tid} published", timeout=20)
+        time.sleep(4.0)  # the batch cannot be anchored meanwhile: nothing is completed
+        assert f"completed task {tid}" not in agent.log()
+        switch.up = True
+        log = agent.wait_for_log(f"completed task {tid} (E) at (2.00, -1.00): paid {4 * TOKEN}", timeout=90)
+        assert "chain (TaskMarket reads) recovered after" in log
+        f = Fleet(chain.client(MACHINE))
+        assert f.task(tid).status == TaskStatus.COMPLETED
+        assert token.call("balanceOf", chain.address(MACHINE)) == before + 4 * TOKEN  # paid once
+        assert log.count("chain (TaskMarket reads) failed") == 1  # logged once per outage
+    finally:
+        switch.close()
