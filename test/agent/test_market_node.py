@@ -369,3 +369,27 @@ def test_chain_down_mid_task_the_robot_finishes_driving_and_is_paid_once_after_r
         assert log.count("chain (TaskMarket reads) failed") == 1  # logged once per outage
     finally:
         switch.close()
+
+
+def test_a_deadline_about_to_pass_gives_the_task_up_and_the_requester_is_refunded(chain, tmp_path, ros_node, start_node):
+    cfg = save_config(chain.config, tmp_path / "chain.json")
+    _policy(ros_node)
+    fake = _robot(chain, ros_node, start_node, tmp_path, cfg, "robot1", MACHINE, (0.0, 0.0))
+    fake.hold = True  # stuck on the way (it follows, never arrives)
+    agent = _agent(start_node, "robot1", cfg)
+    agent.wait_for_log("TaskMarket read up to block", timeout=60)
+    agent.wait_for_log("machine account", timeout=60)
+    # 5 m at 1 m/s + 10 s overhead + 2 s margin fit into 30 s: accepted; stuck, it gives up in time
+    tid = _post(chain, 3.0, 4.0, reward_tokens=5, deadline_s=30, station="F")
+    agent.wait_for_log(f"accepted task {tid} (F)", timeout=30)
+    log = agent.wait_for_log(f"the deadline of task {tid} (F) at (3.00, 4.00) is about to pass", timeout=40)
+    assert "giving up (the requester can refund it after the deadline)" in log and f"completed task {tid}" not in log
+    req = Fleet(chain.client(REQUESTER))
+    t = req.task(tid)
+    assert t.status == TaskStatus.ACCEPTED and chain.now() <= t.deadline  # given up before the deadline passed
+    balance = req.token.call("balanceOf", req.me)
+    chain.client().mine(1, seconds=max(1, t.deadline - chain.now() + 1))
+    req.refund(tid)
+    assert req.task(tid).status == TaskStatus.REFUNDED and req.token.call("balanceOf", req.me) == balance + 5 * TOKEN
+    time.sleep(1.0)
+    assert agent.log().count(f"accepting task {tid}") == 1 and agent.process.poll() is None
