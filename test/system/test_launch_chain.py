@@ -162,3 +162,28 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
     assert not wait_gone([anvil, *pids_in(third.log)])
     assert "Traceback" not in first.text() + second.text() + third.text()
     assert json.loads(cfg_path.read_text())["chain_id"] == 31337
+
+
+def test_a_chain_from_depai_chain_up_is_used_and_left_running(ros_domain, tmp_path):
+    cfg_path = tmp_path / "chain.json"
+    env = dict(os.environ, DEPAI_CHAIN_CONFIG=str(cfg_path))
+    up = subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", "up", "--config", str(cfg_path), "--port", "0"],
+                        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr
+    anvil = int(re.search(r"anvil pid (\d+)", up.stderr).group(1))
+    try:
+        launch = Launch(tmp_path, "optin", "--duration", "20")
+        wait_for(launch.log, r"using the local chain started by `depai chain up` \(anvil pid \d+\)", 60)
+        # chain up funded demo machines 1..3; the requester (#9) had nothing: only it is funded now
+        wait_for(launch.log, r"funded requester ", 30)
+        assert not re.search(r"funded robot", launch.text())
+        assert launch.process.wait(timeout=90) == 0, launch.text()[-3000:]
+        assert "stopped the local chain" not in launch.text()
+        assert alive(anvil)  # not this launch's chain: it stays up
+        balance, fleet = standing(cfg_path)
+        escrowed = sum(fleet.task(i).reward for i in range(1, fleet.task_count() + 1))
+        assert balance[REQUESTER] == (100_000 * TOKEN - escrowed, 0)  # funded once, minus what its tasks escrow
+    finally:
+        subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", "down", "--config", str(cfg_path)],
+                       cwd=REPO, env=env, capture_output=True, timeout=60)
+    assert not wait_gone([anvil])
