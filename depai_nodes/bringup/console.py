@@ -5,7 +5,8 @@ FRAME_END. On a terminal (TTY) `depai launch` keeps the latest block drawn below
 and redraws it in place (ANSI: cursor up, erase to the end of the screen), each line cut to the
 terminal's width so wrapping cannot break the redraw. Anywhere else (a pipe, a CI log, `ros2
 launch`) the blocks are plain periodic lines, prefixed like any node's. The run's summary
-(SUMMARY_START ... FRAME_END) is printed for good in both cases.
+(SUMMARY_START ... FRAME_END) is printed for good in both cases. Control characters in any node's
+line are shown, not obeyed (`printable`): text from the chain must not drive the terminal.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ from typing import TextIO
 
 from depai_nodes.status.core import FRAME_END, FRAME_START, SUMMARY_START
 
-__all__ = ["Console"]
+__all__ = ["Console", "printable"]
+
+# Control characters in a node's line never reach the terminal: a task's station label or a DID
+# name comes from the chain, where anyone can write escape sequences (clear the screen, rewrite
+# the table, set the window title). ESC shows as ^[, the others as '?'.
+_CONTROL = {c: "?" for c in [*range(0x00, 0x09), *range(0x0a, 0x20), 0x7f, *range(0x80, 0xa0)]}
+_CONTROL[0x1b] = "^["
+
+
+def printable(text: str) -> str:
+    return text.translate(_CONTROL)
 
 
 class Console:
@@ -44,6 +55,7 @@ class Console:
         self._drawn = len(self._frame)
 
     def line(self, label: str, text: str) -> None:
+        text = printable(text)
         if label == self.frame_label:
             if text.startswith((FRAME_START, SUMMARY_START)):
                 self._building = [text]

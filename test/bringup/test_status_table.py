@@ -94,3 +94,14 @@ def test_console_redraws_the_table_in_place_on_a_tty_and_prints_plain_lines_else
     tail = tty.getvalue()[len(out):]
     assert SUMMARY_START in tail and tail.endswith("[depai] stopped\n")  # the summary stays; nothing redrawn after it
     assert FRAME_START not in tail
+
+
+def test_escape_sequences_from_a_node_line_never_reach_the_terminal():
+    # e.g. a task whose station label (written on chain by anyone) carries a clear-screen sequence
+    out = io.StringIO()
+    c = Console(out, tty=True)
+    c.line("robot1/agent", "accepting task 9 (\x1b[2J\x1b]0;pwned\x07dock\r) at (1.00, 2.00)")
+    c.line("status", "\x1b[1F== DePAI fleet status forged")
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "accepting task 9 (^[[2J^[]0;pwned?dock?) at (1.00, 2.00)" in text
