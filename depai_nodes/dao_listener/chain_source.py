@@ -39,6 +39,8 @@ are reported once when they start and once when they end (``Outage``).
 
 from __future__ import annotations
 
+import itertools
+import json
 import threading
 import time
 from pathlib import Path
@@ -53,6 +55,7 @@ from depai_nodes.chain.errors import ChainError
 from depai_nodes.chain.events import EventStream
 from depai_nodes.chain.fleet import read_policy
 from depai_nodes.chain.models import PolicySnapshot
+from depai_nodes.chain.rpc import RpcReply
 from depai_nodes.chain.watch import ChainWatch
 from depai_nodes.common.logthrottle import Outage
 
@@ -82,6 +85,45 @@ def _what(raw) -> str:
     if isinstance(raw, (bytes, bytearray)):
         return bytes(raw).rstrip(b"\0").decode("utf-8", "replace") or "?"
     return str(raw)
+
+
+class _WsRpc:
+    """JSON-RPC batches over one persistent WebSocket (the config's ws_url): about a fifth of an
+    HTTP round trip, on the path from a decision to the robots. Any trouble closes it and the
+    caller falls back to HTTP; it is reopened at the next use."""
+
+    def __init__(self, url: str, timeout_s: float):
+        self.url, self.timeout_s = url, timeout_s
+        self.ws = None
+        self._ids = itertools.count(1)
+
+    def batch(self, calls: list[tuple[str, list]]) -> list[RpcReply]:
+        from websockets.sync.client import connect
+
+        try:
+            if self.ws is None:
+                self.ws = connect(self.url, open_timeout=self.timeout_s, close_timeout=1, max_size=2**24).__enter__()
+            ids = [next(self._ids) for _ in calls]
+            self.ws.send(json.dumps([{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls)]))
+            deadline = time.monotonic() + self.timeout_s
+            while True:
+                body = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+                if isinstance(body, list) and {item.get("id") for item in body if isinstance(item, dict)} >= set(ids):
+                    break
+            by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+            return [RpcReply(error=by_id[i]["error"]) if by_id[i].get("error") is not None else RpcReply(result=by_id[i].get("result"))
+                    for i in ids]
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            try:
+                ws.close()
+            except Exception:
+                pass
 
 
 class _Untrusted(Exception):
@@ -137,6 +179,7 @@ class ChainPolicySource:
         self._snaps: dict[tuple[int, str], PolicySnapshot] = {}
         self._policy_addr = ""
         self._owner = ""
+        self._ws_rpc: _WsRpc | None = None
         self._stop = threading.Event()
         self._trouble = threading.Event()
         self._lock = threading.RLock()
@@ -155,6 +198,8 @@ class ChainPolicySource:
         self._trouble.set()
         self._stop_stream()
         self._thread.join(5.0)
+        if self._ws_rpc is not None:
+            self._ws_rpc.close()
 
     def _stop_stream(self) -> None:
         stream, self.stream = self.stream, None
@@ -234,10 +279,20 @@ class ChainPolicySource:
         if tx_hash in self._receipts:
             return self._receipts[tx_hash]
         contract = self.client.contract("FleetPolicy", self._policy_addr)
-        replies = self.client.rpc.batch([
+        calls = [
             ("eth_getTransactionReceipt", [tx_hash]),
             ("eth_call", [{"to": self._policy_addr, "data": contract.abi.encode_call("snapshot", ())}, hex(block)]),
-        ])
+        ]
+        replies = None
+        if self.config.ws_url and self.transport != "poll":
+            if self._ws_rpc is None or self._ws_rpc.url != self.config.ws_url:
+                self._ws_rpc = _WsRpc(self.config.ws_url, self.config.rpc_timeout_s)
+            try:
+                replies = self._ws_rpc.batch(calls)
+            except Exception:
+                replies = None  # the HTTP endpoint answers instead (and reports a real outage)
+        if replies is None:
+            replies = self.client.rpc.batch(calls)
         r, snap = replies[0], replies[1]
         if not r.ok or not r.result or not r.result.get("blockHash"):
             raise ChainError(f"no receipt for {tx_hash} (reorganised away?)")
