@@ -37,6 +37,7 @@ from rclpy.node import Node
 
 from depai.msg import FleetPolicy, MachineAccount, TokenTransfer, TxStatus
 from depai.srv import AcceptTask, AnchorBatch, CompleteTask, EnsureIdentity, PostTask
+from depai_nodes.common.lifecycle import ManagedNode
 from depai_nodes.common.params import ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.runner import run_node
@@ -94,10 +95,54 @@ def state_dir(p: WalletParams):
     return Path(p.state_dir or os.environ.get("DEPAI_STATE_DIR") or repo_root() / ".depai" / "state")
 
 
-class WalletNode(Node):
+class WalletNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("wallet", **kwargs)
         self.params = declare_params(self, WalletParams, on_change=self._on_params)
+        self._signing = False  # active (lifecycle): only then does any request get signed
+        self.wallet = None
+
+    # ---- lifecycle (common/lifecycle.py). configure: the chain config and the key (keystore or
+    # demo), the ledger, the intent services (which answer WALLET_UNAVAILABLE / WalletInactive until
+    # activation) and wallet/account; activate: connect, start signing; deactivate: stop signing
+    # (a request being signed finishes, transfers already accepted are paid, new ones are refused
+    # with a result code; nothing is lost, the ledger stays); cleanup: the key and everything else.
+    def activate_managed(self) -> None:
+        from depai_nodes.chain.errors import ChainError
+
+        try:  # connecting is retried lazily: an unreachable chain is reported per request
+            self.fleet.client.verify_chain()
+        except ChainError as e:
+            self.get_logger().error(f"chain not ready ({type(e).__name__}: {e}); requests will report the error")
+        self._signing = True
+
+    def deactivate_managed(self) -> None:
+        self._signing = False
+
+    def cleanup_managed(self) -> None:
+        self._signing = False
+        self._release()
+
+    def _release(self) -> None:
+        if self.wallet is not None:
+            self.wallet.stop()
+        if getattr(self, "svc_executor", None) is not None:
+            self.svc_executor.shutdown(timeout_sec=1.0)
+            self.svc_thread.join(2.0)
+            self.svc_node.destroy_node()
+            self.svc_executor = None
+        for entity in getattr(self, "_configured", ()):
+            (self.destroy_publisher if hasattr(entity, "publish") else self.destroy_subscription)(entity)
+        self._configured = []
+        self.wallet = self.intents = self.market = self.fleet = None  # the key goes with them
+
+    def _inactive(self):
+        from depai_nodes.chain.intents import Outcome, Result
+
+        return Outcome(Result.WALLET_UNAVAILABLE, self.fleet.me, error="WalletInactive",
+                       reason=f"the wallet is {self.lifecycle_state}, not active: it signs nothing")
+
+    def configure_managed(self) -> None:
         from depai_nodes.chain.config import default_config_path
         from depai_nodes.chain.errors import ChainError
         from depai_nodes.chain.fleet import Fleet
@@ -115,7 +160,8 @@ class WalletNode(Node):
         from depai_nodes.common.logthrottle import CauseThrottle
 
         self.throttle = CauseThrottle(60.0)
-        self.status_pub = self.create_publisher(TxStatus, "wallet/tx_status", RELIABLE_QOS)
+        if getattr(self, "status_pub", None) is None:  # kept across cleanup: late statuses still go out
+            self.status_pub = self.create_publisher(TxStatus, "wallet/tx_status", RELIABLE_QOS)
         self.fleet = Fleet(client)
         try:
             ledger = WalletState(state_path(state_dir(self.params), signer.address), signer.address)
@@ -132,14 +178,11 @@ class WalletNode(Node):
         if not self.params.follow_policy:
             self.wallet.set_cap(int(self.params.spending_cap))
         self.market = MarketIntents(self.fleet, _market_policy(self.params), state=ledger, cap=lambda: self.wallet.cap)
-        try:  # connecting is retried lazily: an unreachable chain is reported per request
-            client.verify_chain()
-        except ChainError as e:
-            self.get_logger().error(f"chain not ready ({type(e).__name__}: {e}); requests will report the error")
         self.wallet.start()
-        self.create_subscription(TokenTransfer, "wallet/transfer", self._on_request, RELIABLE_QOS)
-        self.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
-        self.timer = self.create_timer(0.02, self._drain)
+        self._configured = [self.create_subscription(TokenTransfer, "wallet/transfer", self._on_request, RELIABLE_QOS),
+                            self.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)]
+        if getattr(self, "timer", None) is None:
+            self.timer = self.create_timer(0.02, self._drain)
 
         account = MachineAccount()
         account.header.stamp = self.get_clock().now().to_msg()
@@ -147,6 +190,7 @@ class WalletNode(Node):
         account.key_kind = "demo" if signer.is_demo else ("keystore" if signer.origin.startswith("keystore:") else "config")
         self.account_pub = self.create_publisher(MachineAccount, "wallet/account", LATCHED_QOS)
         self.account_pub.publish(account)
+        self._configured.append(self.account_pub)
 
         self._start_intent_services()
         self.get_logger().info(f"wallet of {signer.address} ({account.key_kind} key) on {config.name} (chain {config.chain_id}), "
@@ -202,7 +246,7 @@ class WalletNode(Node):
         from depai_nodes.chain.intents import AnchorRequest
 
         try:
-            out = self.intents.anchor(AnchorRequest(request.batch_id, request.root, request.message_count,
+            out = self._inactive() if not self._signing else self.intents.anchor(AnchorRequest(request.batch_id, request.root, request.message_count,
                                                     request.start_time, request.end_time, request.uri))
         except Exception as e:  # noqa: BLE001 - every request ends with a result code
             out = self._internal(f"anchor {request.batch_id!r}", e)
@@ -220,7 +264,7 @@ class WalletNode(Node):
         from depai_nodes.chain.intents import IdentityRequest
 
         try:
-            out = self.intents.ensure_identity(IdentityRequest(request.machine_name, request.stake))
+            out = self._inactive() if not self._signing else self.intents.ensure_identity(IdentityRequest(request.machine_name, request.stake))
         except Exception as e:  # noqa: BLE001 - every request ends with a result code
             out = self._internal(f"identity {request.machine_name!r}", e)
         response.result, response.machine, response.tx_hash = out.result, out.machine, out.tx_hash
@@ -236,7 +280,7 @@ class WalletNode(Node):
 
     def _market_answer(self, what: str, call, response):
         try:
-            out = call()
+            out = self._inactive() if not self._signing else call()
         except Exception as e:  # noqa: BLE001 - every request ends with a result code
             # (a ledger that cannot be written lands here too: the ledger is written before a post is
             # signed, so nothing was sent; the payment worker ends the process on the same fault)
@@ -274,6 +318,9 @@ class WalletNode(Node):
     def _on_params(self, params: WalletParams) -> None:
         from depai_nodes.common.params import ParameterError
 
+        if self.wallet is None:  # not configured: taken at configure
+            self.params = params
+            return
         try:
             self.wallet.set_payees(params.allowed_payees)
         except WalletError as e:
@@ -297,6 +344,11 @@ class WalletNode(Node):
             self.get_logger().info(f"spending cap from fleet policy v{msg.version}: {cap or 'none'}")
 
     def _on_request(self, msg: TokenTransfer) -> None:
+        if not self._signing:
+            from .core import Status
+
+            self.outbox.put(("status", msg.request_id, Status.FAILED, "", 0, f"WalletInactive: the wallet is {self.lifecycle_state}, not active"))
+            return
         try:
             self.wallet.request(msg.request_id, msg.to, msg.amount)
         except Exception as e:  # noqa: BLE001 - a request ends with a status, the node lives on
@@ -333,11 +385,7 @@ class WalletNode(Node):
                 self._warn(("transfer", status, ":".join(error.split(":")[:2])), f"transfer {request_id!r:.60}: {error}")
 
     def destroy_node(self) -> None:
-        self.wallet.stop()
-        if getattr(self, "svc_executor", None) is not None:
-            self.svc_executor.shutdown(timeout_sec=1.0)
-            self.svc_thread.join(2.0)
-            self.svc_node.destroy_node()
+        self._release()
         super().destroy_node()
 
 
