@@ -15,6 +15,13 @@ def write(tmp_path: Path, body: str, name: str = "s.stations.yaml") -> Path:
     return p
 
 
+@pytest.mark.parametrize("world", ["warehouse", "yard", "depot"])
+def test_every_shipped_world_has_valid_free_stations(world):
+    path = stations_path_for(world)
+    assert path.is_file(), f"worlds/{world}.sdf has no stations file"
+    check_free(load_stations(path), world, robot_radius=0.3)
+
+
 def test_shipped_warehouse_stations_are_valid_and_free():
     path = stations_path_for("warehouse")
     assert path == REPO / "worlds" / "warehouse.stations.yaml"
