@@ -182,6 +182,7 @@ class _Current:
     retry_at: float = 0.0
     failures: int = 0
     remaining: float = math.nan
+    far_since: float | None = None
 
 
 class MarketAgent:
@@ -479,13 +480,30 @@ class MarketAgent:
 
     # ------------------------------------------------------------------ the proof
 
-    def record_wanted(self, now: float) -> MarketTask | None:
-        """The node should publish the arrival record now (first, or again after it stayed UNKNOWN)."""
+    def record_wanted(self, now: float, pose: tuple[float, float] | None = None) -> MarketTask | str | None:
+        """The task whose arrival record the node should publish now (first, or again after it stayed
+        UNKNOWN) - only while ``pose`` (odometry) lies within the task's tolerance of its goal: the
+        contract pays nothing else (ArrivalTooFar). Otherwise None, or a log line when it drives again."""
         cur = self.current
-        if cur is None:
+        if cur is None or self.phase != MarketPhase.RECORDING:
             return None
-        if self.phase == MarketPhase.RECORDING:
-            return cur.task
+        t = cur.task
+        if pose is None or t.tolerance <= 0:
+            return t if pose is not None else None
+        off = math.hypot(pose[0] - t.x, pose[1] - t.y)
+        if off <= t.tolerance:
+            cur.far_since = None
+            return t
+        if cur.far_since is None:
+            cur.far_since = now
+        elif now - cur.far_since > self.cfg.record_timeout_s:
+            # the controller said ARRIVED, the odometry disagrees: drive there again
+            cur.far_since = None
+            cur.drive = self._drive_factory(Waypoint(t.x, t.y, t.yaw))
+            self.phase = MarketPhase.DRIVING
+            return Note(f"arrived at {t.label()} by the controller's word, but the odometry is {off:.2f} m from the goal "
+                        f"(tolerance {t.tolerance:g} m) for {self.cfg.record_timeout_s:g} s: driving there again",
+                        cause="far", warn=True)
         return None
 
     def on_recorded(self, now: float) -> None:

@@ -285,8 +285,11 @@ class MarketDriver:
     # telemetry ---------------------------------------------------------
 
     def _maybe_record(self, now: float) -> None:
-        task = self.agent.record_wanted(now)
-        if task is None or self.pose is None or not self.agent.machine:
+        if not self.agent.machine:
+            return
+        task = self.agent.record_wanted(now, self.pose[:2] if self.pose is not None else None)
+        if task is None or isinstance(task, str):
+            self.node.log(task)
             return
         msg = ArrivalRecord(task_id=task.task_id, machine=self.agent.machine, x=self.pose[0], y=self.pose[1], yaw=self.pose[2])
         # on the chain's clock scale (a governance round's time warp moves it ahead of ours)

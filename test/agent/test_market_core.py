@@ -95,7 +95,7 @@ def test_the_best_task_is_accepted_driven_proven_and_paid_then_the_robot_parks()
     assert "accepted task 2" in a.on_accept("SUCCESS", "", "", False, 1.0)
     assert a.phase == MarketPhase.DRIVING
     assert "arrived at task 2" in drive_and_arrive(a, 2.0)
-    assert a.phase == MarketPhase.RECORDING and a.record_wanted(3.0).task_id == 2
+    assert a.phase == MarketPhase.RECORDING and a.record_wanted(3.0, (2.1, 1.1)).task_id == 2
     a.on_recorded(3.0)
     assert a.phase == MarketPhase.PROVING
     assert a.proof_wanted(3.1) is None  # polled every proof_poll_s
@@ -303,7 +303,7 @@ def test_an_arrival_record_that_stays_unknown_is_recorded_again_and_a_deadline_e
     a.on_recorded(1.0)
     assert a.on_proof("UNKNOWN", {"reason": "no record"}, 2.0) is None  # give telemetry time
     assert "recording it again" in a.on_proof("UNKNOWN", {"reason": "no record"}, 4.5)
-    assert a.record_wanted(4.5) is not None
+    assert a.record_wanted(4.5, (2.0, 1.0)) is not None
     a.on_recorded(4.6)
     assert "deadline of task 1 at (2.00, 1.00) passed while proving" in a.on_tick(5.0, T + 101)
     # a record telemetry never gets anchored (e.g. the wallet refuses its batch for good): bounded
@@ -314,7 +314,7 @@ def test_an_arrival_record_that_stays_unknown_is_recorded_again_and_a_deadline_e
     drive_and_arrive(b, 0.2)
     now, line = 1.0, None
     for _ in range(CFG.max_records):
-        assert b.record_wanted(now) is not None
+        assert b.record_wanted(now, (2.0, 1.0)) is not None
         b.on_recorded(now)
         now += CFG.record_timeout_s + 0.1
         line = b.on_proof("UNKNOWN", {"reason": "refused for good"}, now)
@@ -360,3 +360,18 @@ def test_the_arrival_time_is_on_the_chain_clock_and_never_before_the_acceptance(
     assert t.arrival_time(T + 3700.5, T) == T + 3700.5  # the chain runs an hour ahead (a governance time warp)
     assert t.arrival_time(T + 3500.0, T) == T + 3600  # not before its acceptance
     assert MarketTask(2).arrival_time(None, T + 1.5) == T + 1.5  # chain time unknown: the wall clock
+
+
+def test_an_arrival_the_odometry_disagrees_with_is_not_recorded_the_robot_drives_again():
+    a = agent_with({"tid": 1, "x": 2.0, "y": 1.0})  # tolerance 0.3 m
+    evaluate_all(a, 0.0, {1: ("SUCCESS", 2.0, "")})
+    a.take(*a.best(T, 0.0), 0.0)
+    a.on_accept("SUCCESS", "", "", False, 0.1)
+    drive_and_arrive(a, 0.2)
+    assert a.record_wanted(1.0, None) is None  # no odometry yet
+    assert a.record_wanted(1.0, (0.0, 0.0)) is None  # 2.2 m off: not recorded (the contract would say ArrivalTooFar)
+    assert a.record_wanted(1.0 + CFG.record_timeout_s / 2, (0.0, 0.0)) is None
+    line = a.record_wanted(1.2 + CFG.record_timeout_s, (0.0, 0.0))
+    assert "the odometry is 2.24 m from the goal (tolerance 0.3 m)" in line and a.phase == MarketPhase.DRIVING
+    assert "arrived at task 1" in drive_and_arrive(a, 10.0)
+    assert a.record_wanted(11.0, (2.1, 0.9)).task_id == 1
