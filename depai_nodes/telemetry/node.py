@@ -25,6 +25,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from depai.msg import ArrivalRecord, TxStatus
 from depai.srv import ArrivalProof
+from depai_nodes.common.lifecycle import ManagedNode
 from depai_nodes.common.logthrottle import CauseThrottle, with_count
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import RELIABLE_QOS
@@ -67,12 +68,50 @@ def _message_type(spec: str):
         raise ParameterError("topics", f"'{spec}' is not 'topic package/msg/Type' with a known type") from None
 
 
-class TelemetryNode(Node):
+class TelemetryNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("telemetry", **kwargs)
         self.params = declare_params(self, TelemetryParams, on_change=self._on_params)
-        from depai_nodes.chain.config import repo_root
         from depai_nodes.wallet.proxy import WalletProxy
+
+        self.status_pub = self.create_publisher(TxStatus, "anchor_status", RELIABLE_QOS)
+        self.wallet = WalletProxy(self)
+        self.anchorer = None
+        self.recorder = None
+        self._entities: list = []  # what configure created (subscriptions, service, timers): cleanup destroys them
+
+    # ---- lifecycle (common/lifecycle.py). configure: the parameters, the batch directory (an
+    # interrupted batch recovered and sealed), recording starts (subscriptions, arrival_proof);
+    # activate: anchoring starts (pending batches first, through the wallet); deactivate: anchoring
+    # stops after the batch in flight, recording goes on (nothing lost: sealed batches wait on disk);
+    # cleanup: the open batch is sealed, subscriptions, service and timers released.
+    def activate_managed(self) -> None:
+        self.anchorer = Anchorer(self.dir, lambda req: self.wallet.anchor(req, self.params.wallet_timeout), self._status,
+                                 max_attempts=self.params.max_attempts, backoff_s=self.params.retry_backoff,
+                                 chain_tag=self._genesis if self._chain else None, precheck=self._check_chain)
+        pending = len(self.anchorer.pending())
+        if pending:
+            self.get_logger().info(f"anchoring {pending} pending batch(es) from {self.dir}")
+        self.anchorer.start()
+
+    def deactivate_managed(self) -> None:
+        anchorer, self.anchorer = self.anchorer, None
+        if anchorer is not None:
+            anchorer.stop()
+
+    def cleanup_managed(self) -> None:
+        with self.lock:
+            self._seal_locked()
+        for entity in self._entities:
+            for destroy in (self.destroy_subscription, self.destroy_service, self.destroy_timer):
+                if destroy(entity):
+                    break
+        self._entities = []
+        self.recorder = None
+        self._chain = None
+
+    def configure_managed(self) -> None:
+        from depai_nodes.chain.config import repo_root
 
         from .msgdefs import MsgDefError, full_definition
 
@@ -84,12 +123,10 @@ class TelemetryNode(Node):
                 full_definition(type_name)
             except MsgDefError as e:
                 raise ParameterError("topics", str(e)) from None
-        self.status_pub = self.create_publisher(TxStatus, "anchor_status", RELIABLE_QOS)
         self.lock = threading.Lock()  # the open batch (subscriptions, timers)
         self.dir_lock = threading.Lock()  # retention vs the chain-reset check (anchorer thread)
         self._disk_throttle = CauseThrottle(30.0)
         self.recorder = BatchRecorder(self.dir, compression=self.params.compression)
-        self.wallet = WalletProxy(self)
         self._chain = None
         self._genesis_seen = ""
         self._check_all = True  # at start: the chain may have been reset while this node was down
@@ -100,24 +137,18 @@ class TelemetryNode(Node):
                 sealed, n = recover(folder)
                 self.get_logger().warning(f"recovered {n} message(s) of an interrupted batch {folder.name}"
                                           + (" and sealed it" if sealed else " (nothing readable: removed)"))
-        self.anchorer = Anchorer(self.dir, lambda req: self.wallet.anchor(req, self.params.wallet_timeout), self._status,
-                                 max_attempts=self.params.max_attempts, backoff_s=self.params.retry_backoff,
-                                 chain_tag=self._genesis if self._chain else None, precheck=self._check_chain)
-        pending = len(self.anchorer.pending())
-        if pending:
-            self.get_logger().info(f"anchoring {pending} pending batch(es) from {self.dir}")
-        self.anchorer.start()
         for topic, type_name, msg_type in specs:
             full = self.resolve_topic_name(topic)
-            self.create_subscription(msg_type, topic, lambda raw, t=full, ty=type_name: self._record(t, ty, raw),
-                                     _ARRIVAL_QOS if self.params.reliable else _RECORD_QOS, raw=True)
+            self._entities.append(self.create_subscription(msg_type, topic, lambda raw, t=full, ty=type_name: self._record(t, ty, raw),
+                                     _ARRIVAL_QOS if self.params.reliable else _RECORD_QOS, raw=True))
         arrival = self.resolve_topic_name(self.params.arrival_topic)
-        self.create_subscription(ArrivalRecord, self.params.arrival_topic,
-                                 lambda raw: self._record(arrival, ARRIVAL_TYPE, raw), _ARRIVAL_QOS, raw=True)
-        self.create_service(ArrivalProof, "telemetry/arrival_proof", self._on_arrival_proof)
+        self._entities.append(self.create_subscription(ArrivalRecord, self.params.arrival_topic,
+                                                       lambda raw: self._record(arrival, ARRIVAL_TYPE, raw), _ARRIVAL_QOS, raw=True))
+        self._entities.append(self.create_service(ArrivalProof, "telemetry/arrival_proof", self._on_arrival_proof))
         self.timer = self.create_timer(min(0.25, self.params.batch_period / 2), self._tick)
         self.flush_timer = self.create_timer(self.params.flush_period, self._flush)
         self.rescan_timer = self.create_timer(self.params.rescan_period, self._rescan)
+        self._entities += [self.timer, self.flush_timer, self.rescan_timer]
         self._prune()
         self.get_logger().info(f"recording {', '.join(self.params.topics)} and {arrival} (typed) into {self.dir}; "
                                "batches are anchored by the wallet (this node holds no key)")
@@ -172,8 +203,9 @@ class TelemetryNode(Node):
 
     def _on_params(self, params: TelemetryParams) -> None:
         self.params = params
-        self.anchorer.max_attempts = params.max_attempts
-        self.anchorer.backoff_s = params.retry_backoff
+        if self.anchorer is not None:
+            self.anchorer.max_attempts = params.max_attempts
+            self.anchorer.backoff_s = params.retry_backoff
 
     def _record(self, topic: str, type_name: str, raw: bytes) -> None:
         with self.lock:
@@ -259,10 +291,12 @@ class TelemetryNode(Node):
         side = read_sidecar(folder)
         self.get_logger().info(f"sealed {folder.name}: {side['messages']} messages, batch {side['batch_id']}, "
                                f"root {side['root'][:18]}...")
-        self.anchorer.kick()
+        if self.anchorer is not None:  # inactive: anchored after activation
+            self.anchorer.kick()
 
     def _rescan(self) -> None:
-        self.anchorer.kick()
+        if self.anchorer is not None:
+            self.anchorer.kick()
         self._prune()
 
     def _prune(self) -> None:
@@ -288,9 +322,11 @@ class TelemetryNode(Node):
             self.get_logger().info(f"anchored {batch_id} in block {block} ({tx_hash})")
 
     def destroy_node(self) -> None:
-        with self.lock:
-            self._seal_locked()  # nothing recorded is dropped at shutdown: sealed, pending on disk
-        self.anchorer.stop()
+        if self.recorder is not None:
+            with self.lock:
+                self._seal_locked()  # nothing recorded is dropped at shutdown: sealed, pending on disk
+        if self.anchorer is not None:
+            self.anchorer.stop()
         super().destroy_node()
 
 
