@@ -18,6 +18,10 @@ import {DataRegistry} from "./DataRegistry.sol";
 ///         (the completion pose inside a keep-out zone, or completion while the fleet is paused,
 ///         judged by the rules in force at the report's time) slashes the machine's stake
 ///         instead, in favour of the requester.
+///         Revenue: the DAO's protocol fee (FleetPolicy.protocolFeeBps, capped there) is taken
+///         from every payout and sent to the treasury (FleetPolicy.treasury(), the timelock); the
+///         rest goes to the machine's payee, its owner account (a RevenueSplitter for co-owned
+///         machines), or to the machine itself while none is set.
 /// @dev Anyone may submit a machine-signed report (the requester, a relayer): the signature, not
 ///      the sender, proves what the machine claimed, so a machine cannot hide a violation by not
 ///      submitting its own report. Poses are millimetres / milliradians in the map frame.
@@ -79,6 +83,7 @@ contract TaskMarket is EIP712 {
     mapping(uint256 => Task) private _tasks;
     mapping(address => Machine) private _machines;
     mapping(address => mapping(uint256 => uint256)) public spentOnDay; // requester => day => amount
+    mapping(address => address) private _payee; // machine => where its earnings go (0: itself)
 
     event MachineRegistered(address indexed machine, uint256 stake);
     event StakeChanged(address indexed machine, uint256 stake);
@@ -89,6 +94,8 @@ contract TaskMarket is EIP712 {
     event TaskCompleted(uint256 indexed taskId, address indexed machine, bytes32 batchId, uint256 reward);
     event TaskRefunded(uint256 indexed taskId, address indexed requester, uint256 reward);
     event TaskCancelled(uint256 indexed taskId);
+    event TaskPaid(uint256 indexed taskId, address indexed payee, uint256 amount, address treasury, uint256 fee);
+    event PayeeSet(address indexed machine, address indexed payee);
     event MachineSlashed(uint256 indexed taskId, address indexed machine, uint256 amount, bytes32 reason);
 
     error NoMachineDid(address machine);
@@ -111,6 +118,8 @@ contract TaskMarket is EIP712 {
     error ReportFromFuture(uint64 timestamp);
     error ReportBeforeAcceptance(uint64 timestamp, uint64 acceptedAt);
     error FleetPaused();
+    error NotPayeeController(address machine, address sender);
+    error ZeroPayee();
 
     constructor(IERC20 token_, MachineDID did_, FleetPolicy policy_, DataRegistry data_, uint256 minStake_, uint16 slashBps_)
         EIP712("DePAI TaskMarket", "1")
@@ -159,6 +168,24 @@ contract TaskMarket is EIP712 {
         m.stake -= amount;
         token.safeTransfer(msg.sender, amount);
         emit StakeChanged(msg.sender, m.stake);
+    }
+
+    /// @notice Where `machine`'s earnings go. The machine names its payee once (its owner, or a
+    ///         RevenueSplitter of its co-owners); after that only the payee itself may hand the
+    ///         right on, so a stolen machine key cannot redirect what the machine earns.
+    function setPayee(address machine, address payee) external {
+        if (payee == address(0)) revert ZeroPayee();
+        address current = _payee[machine];
+        if (current == address(0) ? msg.sender != machine : msg.sender != current) {
+            revert NotPayeeController(machine, msg.sender);
+        }
+        _payee[machine] = payee;
+        emit PayeeSet(machine, payee);
+    }
+
+    function payeeOf(address machine) public view returns (address) {
+        address p = _payee[machine];
+        return p == address(0) ? machine : p;
     }
 
     function machineInfo(address machine) external view returns (Machine memory) {
@@ -278,7 +305,7 @@ contract TaskMarket is EIP712 {
             return;
         }
         t.status = Status.Completed;
-        token.safeTransfer(t.machine, t.reward);
+        _pay(r.taskId, t.machine, t.reward);
         emit TaskCompleted(r.taskId, t.machine, r.batchId, t.reward);
     }
 
@@ -291,6 +318,16 @@ contract TaskMarket is EIP712 {
         t.status = Status.Refunded;
         token.safeTransfer(t.requester, t.reward);
         emit TaskRefunded(taskId, t.requester, t.reward);
+    }
+
+    /// @dev The protocol fee (rounded down) to the treasury, the rest to the machine's payee.
+    function _pay(uint256 taskId, address machine, uint256 reward) private {
+        uint256 fee = (reward * policy.protocolFeeBps()) / 10_000;
+        address treasury = policy.treasury();
+        address payee = payeeOf(machine);
+        if (fee != 0) token.safeTransfer(treasury, fee);
+        token.safeTransfer(payee, reward - fee);
+        emit TaskPaid(taskId, payee, reward - fee, treasury, fee);
     }
 
     function getTask(uint256 taskId) external view returns (Task memory) {
