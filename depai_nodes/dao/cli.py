@@ -49,6 +49,8 @@ def _signer(args, cfg):
             raise SignerError(f"--key must be demo:N (an anvil demo key, local chain only), got {args.key!r}")
         return demo_signer(int(index), cfg.chain_id)
     if args.keystore:
+        if not Path(args.keystore).expanduser().is_file():
+            raise SignerError(f"keystore {args.keystore} does not exist")
         env = args.passphrase_env or cfg.key.passphrase_env or "DEPAI_KEYSTORE_PASSPHRASE"
         passphrase = os.environ.get(env)
         if passphrase is None:
