@@ -26,7 +26,7 @@ def dao(cfg, *args, key: str | None = "demo:10"):
     cmd = [str(repo_root() / "depai"), "dao", *args, "--config", str(cfg)]
     if key:
         cmd += ["--key", key]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=repo_root())
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=repo_root(), stdin=subprocess.DEVNULL)
     assert "Traceback" not in r.stderr, r.stderr
     return r
 
@@ -74,8 +74,18 @@ def test_full_round_from_the_cli_changes_the_fleet_policy(chain, cfg, tmp_path):
     assert rows[0]["votes_for"] == 4_000_000 * TOKEN and rows[0]["quorum"] == 1_500_000 * TOKEN
 
 
-def test_round_step_by_step_across_processes(chain, cfg, tmp_path, dao_here):
-    """propose, vote, queue and execute each in its own process (status and the odd votes here)."""
+def test_round_step_by_step_across_processes(chain, cfg, tmp_path, dao_here, monkeypatch):
+    """propose, vote, queue and execute each in its own process (status and the odd votes here);
+    member C signs from an encrypted keystore, as on a real network."""
+    from eth_account import Account
+
+    from depai_nodes.chain.signer import ANVIL_MNEMONIC, create_keystore
+
+    Account.enable_unaudited_hdwallet_features()
+    member_c = Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{MEMBER_C}")
+    keystore = tmp_path / "member-c.json"
+    assert create_keystore(keystore, "correct horse battery", private_key=member_c.key.hex()) == chain.address(MEMBER_C)
+    monkeypatch.setenv("DEPAI_TEST_PASSPHRASE", "correct horse battery")
     zones = tmp_path / "zones.yaml"
     zones.write_text("keep_out_zones:\n  - id: dock\n    polygon: [[4, 1], [6, 1], [6, 3], [4, 3]]\n")
     c = chain.client()
@@ -87,9 +97,12 @@ def test_round_step_by_step_across_processes(chain, cfg, tmp_path, dao_here):
     early = dao_here(cfg, "vote", short, "for")
     assert early.returncode == 1 and "it is Pending" in early.stderr
     c.mine(PARAMS.voting_delay_blocks + 1)
-    for key in ("demo:10", f"demo:{MEMBER_C}"):
-        v = dao(cfg, "vote", short, "for", key=key)
-        assert v.returncode == 0 and "with 1,000,000 votes" in v.stderr, v.stderr
+    v = dao(cfg, "vote", short, "for")
+    assert v.returncode == 0 and "with 1,000,000 votes" in v.stderr, v.stderr
+    wrong = dao(cfg, "vote", short, "for", "--keystore", str(keystore), "--passphrase-env", "NO_SUCH_VAR", key=None)
+    assert wrong.returncode == 1 and "no passphrase" in wrong.stderr
+    v = dao(cfg, "vote", short, "for", "--keystore", str(keystore), "--passphrase-env", "DEPAI_TEST_PASSPHRASE", key=None)
+    assert v.returncode == 0 and "with 1,000,000 votes" in v.stderr and chain.address(MEMBER_C) not in v.stdout, v.stderr
     v = dao_here(cfg, "vote", short, "against", "--reason", "I hold nothing", key=f"demo:{STRANGER}")
     assert v.returncode == 0, v.stderr  # allowed, but the stranger's undelegated tokens weigh nothing
     rows = json.loads(dao_here(cfg, "status", short, "--json", key=None).stdout)
