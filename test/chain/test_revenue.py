@@ -260,3 +260,24 @@ def test_distributor_attacks(chain):
         chain.client(STRANGER).contract("RevenueDistributor").transact("setExcluded", chain.address(STRANGER), True)
     assert e.value.error == "OwnableUnauthorizedAccount"
     assert dist.call("owner") == c.contract("FleetTimelock").address
+
+
+def test_a_splitter_claims_its_revenue_share_into_the_split(chain):
+    c = chain.client(DEPLOYER)
+    owners = [chain.address(VOTER), chain.address(REQUESTER)]
+    splitter = c.deploy("RevenueSplitter", owners, [1, 1])
+    token = c.contract("FleetToken")
+    token.transact("transfer", splitter.address, 100_000 * TOKEN)  # e.g. a co-owned machine's savings
+    snapshot = c.block_number()
+    c.mine(1)
+    did = _distribute(chain, c, 9_000 * TOKEN + 1, snapshot)
+    dist = c.contract("RevenueDistributor")
+    share = dist.call("claimable", did, splitter.address)
+    assert share == 100_000 * TOKEN * (9_000 * TOKEN + 1) // dist.call("distribution", did)["eligibleSupply"] > 0
+    sp = chain.client(STRANGER).contract("RevenueSplitter", splitter.address)
+    sp.transact("claimRevenue", dist.address, [did])  # anyone may pull it in; it lands in the split
+    assert _bal(chain, splitter.address) == 100_000 * TOKEN + share
+    assert sp.call("releasable", token.address, owners[0]) == (100_000 * TOKEN + share) // 2
+    with pytest.raises(ContractRevertError) as e:
+        sp.transact("claimRevenue", dist.address, [did])
+    assert e.value.error == "AlreadyClaimed"
