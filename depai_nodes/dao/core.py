@@ -291,6 +291,10 @@ def describe_actions(client: ChainClient, actions: list[g.Action]) -> str:
     for a in actions:
         if a.fn == "setKeepOutZone":
             parts.append(f"setKeepOutZone({id_str(a.args[0])}, {len(a.args[1])} vertices)")
+        elif a.fn == "approve" and a.contract == "FleetToken":
+            continue  # the allowance that the distribution below draws on
+        elif a.fn == "createDistribution":
+            parts.append(f"distribute {format_amount(a.args[1])} FLEET from the treasury to the holders at block {a.args[2]}")
         elif a.fn == "removeKeepOutZone":
             parts.append(f"removeKeepOutZone({id_str(a.args[0])})")
         else:
