@@ -281,3 +281,17 @@ def test_a_splitter_claims_its_revenue_share_into_the_split(chain):
     with pytest.raises(ContractRevertError) as e:
         sp.transact("claimRevenue", dist.address, [did])
     assert e.value.error == "AlreadyClaimed"
+
+
+def test_unclaimed_shares_stay_claimable(chain):
+    c = chain.client(DEPLOYER)
+    dist = c.contract("RevenueDistributor")
+    first = _distribute(chain, c, 50 * TOKEN, c.block_number() - 1)
+    owed = dist.call("claimable", first, chain.address(MEMBER_B))
+    c.mine(200, seconds=400 * 86400)  # long after, and after another distribution
+    second = _distribute(chain, c, 70 * TOKEN, c.block_number() - 1)
+    assert dist.call("claimable", first, chain.address(MEMBER_B)) == owed > 0
+    owed2 = dist.call("claimable", second, chain.address(MEMBER_B))
+    b0 = _bal(chain, chain.address(MEMBER_B))
+    chain.client(MEMBER_B).contract("RevenueDistributor").transact("claimMany", [second, first], chain.address(MEMBER_B))
+    assert _bal(chain, chain.address(MEMBER_B)) == b0 + owed + owed2
