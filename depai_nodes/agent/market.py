@@ -42,6 +42,9 @@ __all__ = ["MarketTask", "MarketPolicy", "MarketConfig", "Score", "score", "Mark
 NEVER = frozenset({"GOAL_OFF_MAP", "GOAL_IN_OBSTACLE", "INVALID_REQUEST"})  # as the map stands: never
 
 RETRYABLE = frozenset({"CHAIN_UNAVAILABLE", "TIMEOUT", "BUSY", "WALLET_UNAVAILABLE"})
+# A completion the contract refused only for now: the arrival is later than the chain's latest block
+# time (the chain's clock lags the robot's by up to a block): asked again, never given up for it
+LATER = frozenset({"ReportFromFuture"})
 OPEN, ACCEPTED = "Open", "Accepted"
 SETTLED = frozenset({"Completed", "Refunded", "Cancelled", "Slashed"})
 
@@ -229,13 +232,38 @@ class MarketAgent:
             return self._give_up(f"{t.label()} was settled on chain ({t.status}) before this machine completed it")
         return None
 
+    def on_task(self, info) -> str | None:
+        """A task as read from the chain (``depai_nodes.chain.models.TaskInfo``: SI units, status)."""
+        status = info.status_name
+        args = {"taskId": info.id, "reward": info.reward, "deadline": info.deadline, "x": info.goal_x, "y": info.goal_y,
+                "yaw": info.goal_yaw, "tolerance": info.tolerance, "station": info.station}
+        t = self.tasks.get(info.id)
+        if t is not None and t.posted and t.status == status and (t.machine or "").lower() == (info.machine or "").lower():
+            return None  # nothing new
+        self.on_event("TaskPosted", args)
+        if status == ACCEPTED:
+            return self.on_event("TaskAccepted", {"taskId": info.id, "machine": info.machine or ""})
+        name = {"Completed": "TaskCompleted", "Refunded": "TaskRefunded", "Cancelled": "TaskCancelled",
+                "Slashed": "MachineSlashed"}.get(status)
+        if name is not None:
+            if info.machine:
+                self.tasks[info.id].machine = info.machine
+            return self.on_event(name, {"taskId": info.id})
+        return None
+
     def on_synced(self, now: float) -> str | None:
         """The events up to the chain head were read: resume a task this machine accepted earlier."""
         self.synced = True
-        if self.current is not None or not self.machine:
+        return self._resume_mine(now)
+
+    def _resume_mine(self, now: float) -> str | None:
+        """Idle, and the chain shows a task accepted by this machine, not settled (accepted before a
+        restart, or an acceptance whose answer was lost: a timeout, a wallet restart): take it up."""
+        if self.current is not None or self.phase != MarketPhase.IDLE or not self.machine or not self.synced:
             return None
+        given_up = {tid for tid, _ in self.gave_up}
         mine = sorted(t.task_id for t in self.tasks.values()
-                      if t.status == ACCEPTED and t.posted and t.machine.lower() == self.machine.lower())
+                      if t.status == ACCEPTED and t.posted and t.machine.lower() == self.machine.lower() and t.task_id not in given_up)
         if not mine:
             return None
         t = self.tasks[mine[0]]
@@ -423,7 +451,7 @@ class MarketAgent:
         if cur is None:
             if self.park_drive is not None:
                 self.park_drive.on_tick(now)
-            return None
+            return self._resume_mine(now)
         t = cur.task
         if self.phase == MarketPhase.DRIVING:
             line = cur.drive.on_tick(now)
@@ -500,14 +528,18 @@ class MarketAgent:
         t = cur.task
         if result == "SUCCESS":
             paid = int(reward) if str(reward).isdigit() else 0
+            if already_done and not paid:
+                paid = t.reward  # settled by an earlier request of this machine (the wallet sent nothing now)
             self.paid.append((t.task_id, paid))
             t.status = "Completed"
             self._finish()
-            return Note(f"completed {t.label()}: paid {paid}" + (" (already completed earlier: nothing paid twice)" if already_done else ""),
-                        cause="paid")
-        if result in RETRYABLE:
+            return Note(f"completed {t.label()}: paid {paid}" + (" (by an earlier request: nothing sent now, nothing paid twice)"
+                                                                 if already_done else ""), cause="paid")
+        if result in RETRYABLE or (result == "REVERTED" and error in LATER):
             cur.failures += 1
             delay = min(self.cfg.max_retry_period, self.cfg.retry_period * 2 ** (cur.failures - 1))
+            if error in LATER:
+                delay = max(delay, 1.0)  # the chain's clock moves in whole seconds
             cur.retry_at = now + delay
             return Note(f"could not complete {t.label()} now ({result}{': ' + error if error else ''}); the arrival is proven, "
                         f"trying again in {delay:g} s", cause=f"complete {result}", warn=True)

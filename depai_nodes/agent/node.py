@@ -37,8 +37,10 @@ _NAV_NAMES = {getattr(NavigationStatus, n): n for n in ("IDLE", "FOLLOWING", "AR
 class AgentParams(ParamsModel):
     waypoints: list[float] = Field(default_factory=list, description="x, y, yaw triples in the map frame (m, m, rad)")
     loop: bool = Field(True, description="start over after the last waypoint")
+    mode: str = Field("patrol", description="'patrol' (visit the waypoints) or 'market' (take paid TaskMarket tasks)",
+                      json_schema_extra=READ_ONLY)
     frame_id: str = Field("map", min_length=1, description="frame of the waypoints")
-    mode: str = Field("", description="planner mode per request: '' (planner default), 'optimal' or 'smooth'")
+    plan_mode: str = Field("", description="planner mode per request: '' (planner default), 'optimal' or 'smooth'")
     start_delay: float = Field(2.0, ge=0.0, le=600.0, description="s to wait before the first request (let the stack come up)", json_schema_extra=READ_ONLY)
     retry_period: float = Field(1.0, gt=0.0, le=600.0, description="s between retries of a refused or failed request")
     max_attempts: int = Field(20, ge=1, le=100000, description="transient refusals of one waypoint before it is skipped")
@@ -49,6 +51,24 @@ class AgentParams(ParamsModel):
     idle_timeout: float = Field(5.0, gt=0.0, le=600.0, description="s the controller may sit IDLE after following before the plan is asked for again")
     controller_timeout: float = Field(2.0, gt=0.0, le=600.0, description="s without navigation_status: the controller is silent; nothing is asked until it is back")
     log_period: float = Field(10.0, ge=0.0, le=3600.0, description="s; a repeated warning of one cause is logged at most this often, with a count")
+    # ---- market mode
+    chain_config: str = Field("", description="chain config to read TaskMarket from, no key ('' = $DEPAI_CHAIN_CONFIG or .depai/chain.local.json)",
+                              json_schema_extra=READ_ONLY)
+    event_mode: str = Field("auto", description="TaskMarket events: 'auto' (WebSocket, polling fallback) or 'poll'", json_schema_extra=READ_ONLY)
+    chain_poll: float = Field(1.0, gt=0.0, le=60.0, description="s between chain reads (the chain's time, tasks events named)", json_schema_extra=READ_ONLY)
+    speed: float = Field(0.5, gt=0.0, le=20.0, description="m/s expected on average: a trip's time")
+    cost_per_m: str = Field("0", description="token base units a metre of driving costs (decimal)")
+    cost_per_s: str = Field("0", description="token base units a second of a trip costs (decimal)")
+    overhead_s: float = Field(20.0, ge=0.0, le=3600.0, description="s a task needs beyond driving (accept, anchoring the arrival, complete)")
+    deadline_margin: float = Field(5.0, ge=0.0, le=3600.0, description="s to spare before a task's deadline")
+    robot_radius: float = Field(0.3, ge=0.0, le=5.0, description="m: a keep-out zone this close to a goal counts as over it")
+    max_retry_period: float = Field(30.0, gt=0.0, le=3600.0, description="s: ceiling of the wallet retries' backoff")
+    proof_poll: float = Field(0.5, gt=0.0, le=60.0, description="s between telemetry/arrival_proof questions")
+    record_timeout: float = Field(10.0, gt=0.0, le=600.0, description="s an arrival record may stay unknown to telemetry before it is published again")
+    dry_run_ttl: float = Field(30.0, gt=0.0, le=3600.0, description="s a dry-run trip cost is trusted while idle")
+    wallet_timeout: float = Field(60.0, gt=0.0, le=3600.0, description="s to wait for the wallet's answer (accept, complete)")
+    park: list[float] = Field(default_factory=list, description="x, y, yaw where the robot waits between tasks ([]: where it started, see park_at_start)")
+    park_at_start: bool = Field(True, description="with no park pose: wait where the robot first was (off the stations)")
 
     @field_validator("waypoints")
     @classmethod
@@ -56,12 +76,40 @@ class AgentParams(ParamsModel):
         parse_waypoints(flat)
         return flat
 
+    @field_validator("plan_mode")
+    @classmethod
+    def _plan_mode(cls, mode: str) -> str:
+        if mode not in ("", "optimal", "smooth"):
+            raise ValueError("plan_mode must be '', 'optimal' or 'smooth'")
+        return mode
+
     @field_validator("mode")
     @classmethod
     def _mode(cls, mode: str) -> str:
-        if mode not in ("", "optimal", "smooth"):
-            raise ValueError("mode must be '', 'optimal' or 'smooth'")
+        if mode not in ("patrol", "market"):
+            raise ValueError("mode must be 'patrol' or 'market'")
         return mode
+
+    @field_validator("event_mode")
+    @classmethod
+    def _event_mode(cls, mode: str) -> str:
+        if mode not in ("auto", "poll"):
+            raise ValueError("event_mode must be 'auto' or 'poll'")
+        return mode
+
+    @field_validator("cost_per_m", "cost_per_s")
+    @classmethod
+    def _units(cls, text: str) -> str:
+        if not text.isdigit() or len(text) > 78:
+            raise ValueError("must be a decimal number of token base units")
+        return text
+
+    @field_validator("park")
+    @classmethod
+    def _park(cls, flat: list[float]) -> list[float]:
+        if flat and (len(flat) != 3 or not all(math.isfinite(v) for v in flat)):
+            raise ValueError("park must be [] or one finite x, y, yaw triple")
+        return flat
 
 
 class AgentNode(Node):
@@ -78,7 +126,14 @@ class AgentNode(Node):
         self._throttle = CauseThrottle(self.params.log_period)
         self._planner_down = Outage("planner (plan_path)")
         self._controller_down = Outage("controller (navigation_status)")
-        self._make_agent()
+        self.market = None
+        if self.params.mode == "market":
+            from .market_node import MarketDriver
+
+            self.agent = None
+            self.market = MarketDriver(self, self.params, self.client)
+        else:
+            self._make_agent()
         self.create_timer(0.1, self._tick)
 
     def _make_agent(self) -> None:
@@ -90,9 +145,14 @@ class AgentNode(Node):
 
     def _on_params(self, params: AgentParams) -> None:
         self.params = params
-        self._pending = None
         self._throttle = CauseThrottle(params.log_period)
+        if self.market is not None:
+            return  # market mode's parameters are read at start
+        self._pending = None
         self._make_agent()
+
+    def log(self, line: str | None, warn: bool = False) -> None:
+        self._log(line, warn)
 
     def _log(self, line: str | None, warn: bool = False) -> None:
         # Two call sites on purpose: rclpy refuses one call site logging at two severities.
@@ -109,6 +169,9 @@ class AgentNode(Node):
     def _tick(self) -> None:
         now = time.monotonic()
         if now < self._start:
+            return
+        if self.market is not None:
+            self.market.tick(now)
             return
         if self._pending is not None:
             if self._pending.done():
@@ -157,17 +220,29 @@ class AgentNode(Node):
         request.goal.pose.position.y = waypoint.y
         request.goal.pose.orientation.z = math.sin(waypoint.yaw / 2)
         request.goal.pose.orientation.w = math.cos(waypoint.yaw / 2)
-        request.mode = self.params.mode
+        request.mode = self.params.plan_mode
         self._pending = self.client.call_async(request)
         self._pending_since = now
 
     def _on_status(self, msg: NavigationStatus) -> None:
         state = _NAV_NAMES.get(msg.state, "UNKNOWN")
+        if self.market is not None:
+            self.market.on_status(state, time.monotonic(), msg.reason, float(msg.distance_remaining))
+            return
         self._log(self.agent.on_navigation(state, time.monotonic(), msg.reason, float(msg.distance_remaining)))
 
     def _on_plan(self, msg: Path) -> None:
         end = msg.poses[-1].pose.position if msg.poses else None
-        self._log(self.agent.on_plan(None if end is None else (end.x, end.y), time.monotonic()))
+        goal = None if end is None else (end.x, end.y)
+        if self.market is not None:
+            self.market.on_plan(goal, time.monotonic())
+            return
+        self._log(self.agent.on_plan(goal, time.monotonic()))
+
+    def destroy_node(self) -> None:
+        if self.market is not None:
+            self.market.stop()
+        super().destroy_node()
 
 
 def main(args=None) -> int:

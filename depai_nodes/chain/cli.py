@@ -147,7 +147,7 @@ def cmd_up(args) -> int:
                            key=KeySource(kind="demo", demo_index=0))
         deployer = ChainClient(base, demo_signer(0, LOCAL_CHAIN_ID))
         params = DeployParams(voting_delay_blocks=args.voting_delay, voting_period_blocks=args.voting_period,
-                              timelock_delay_s=args.timelock_delay)
+                              timelock_delay_s=args.timelock_delay, admit_demo_machines=args.machines)
         cfg = deploy_all(deployer, params, progress=_say)
         deployer = ChainClient(cfg, demo_signer(0, LOCAL_CHAIN_ID))
         machines = [demo_signer(i, LOCAL_CHAIN_ID) for i in range(1, args.machines + 1)]

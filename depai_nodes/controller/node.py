@@ -212,6 +212,10 @@ class ControllerNode(Node):
             self._publish(stop(NavState.STOPPED, "fleet paused"))
         if not offer.changed:
             return
+        if not cur.policy.paused:
+            # A new limit or zone is enforced (and reported on navigation_status) now, not at the
+            # next control tick: the DAO's decision reaches cmd_vel within the message's latency.
+            self._tick()
         if offer.new_source:
             self.get_logger().warning(
                 f"policy source {cur.source} (v{cur.version}) in force" + (f", replacing {was.source} v{was.version}: "

@@ -228,6 +228,34 @@ class ChainPolicySource:
             self._receipts[tx_hash] = r
         return r
 
+    def _prefetch(self, tx_hash: str, block: int) -> dict:
+        """The receipt of ``tx_hash`` and the policy snapshot at ``block``, in one JSON-RPC batch
+        (one round trip on the latency path from the execution to the robots)."""
+        if tx_hash in self._receipts:
+            return self._receipts[tx_hash]
+        contract = self.client.contract("FleetPolicy", self._policy_addr)
+        replies = self.client.rpc.batch([
+            ("eth_getTransactionReceipt", [tx_hash]),
+            ("eth_call", [{"to": self._policy_addr, "data": contract.abi.encode_call("snapshot", ())}, hex(block)]),
+        ])
+        r, snap = replies[0], replies[1]
+        if not r.ok or not r.result or not r.result.get("blockHash"):
+            raise ChainError(f"no receipt for {tx_hash} (reorganised away?)")
+        receipt = r.result
+        if int(receipt["blockNumber"], 16) != block:
+            raise ChainError(f"tx {tx_hash} is in block {int(receipt['blockNumber'], 16)}, its log said {block} (a reorg?)")
+        if len(self._receipts) > 256:
+            self._receipts.clear()
+        self._receipts[tx_hash] = receipt
+        if snap.ok and snap.result not in (None, "0x"):
+            try:
+                raw = contract.abi.decode_output("snapshot", snap.result)
+                self._snaps = {(block, receipt["blockHash"]): PolicySnapshot.from_chain(raw, block_number=block,
+                                                                                     address=self._policy_addr)}
+            except Exception:  # re-read the ordinary way (which reports what is wrong)
+                pass
+        return receipt
+
     def _attribute(self, ev: dict, receipt: dict) -> tuple[str, int | None]:
         """Whose decision is this? (via, proposal id) or _Untrusted."""
         cfg = self.config.contracts
@@ -281,7 +309,7 @@ class ChainPolicySource:
         cur = self.cursor
         if cur is not None and version <= cur.version:
             return  # applied already (a duplicate delivery, or before a restart)
-        receipt = self._receipt(tx)
+        receipt = self._prefetch(tx, block)
         block_hash = receipt["blockHash"]
         try:
             via, proposal = self._attribute(ev, receipt)

@@ -9,12 +9,18 @@ listener is a new sequence for the robots, never an "older" version they would i
 
 Source `chain`: follows the FleetPolicy contract that the DAO governs (see chain_source.py):
 the config file `depai chain up` writes (or a peaq/agung one), read-only, no key. The message's
-version is the on-chain policy version and its source the chain source's identity (INTERFACES
-item 3); versions are compared only within one identity.
+version is the on-chain policy version and its source the chain source's identity
+``chain:<chain id>:<genesis[:10]>:<FleetPolicy address>`` (INTERFACES item 3); versions are
+compared only within one identity. Each DAO decision is checked (the timelock's execution or the
+guardian's pause), applied once and logged with its proposal id and transaction hash; a persisted
+cursor (``state_dir``) makes that hold across restarts, and reorgs un-apply what they remove.
+A chain event reaches the executor through a guard condition, not a polling timer.
 
 Every ``heartbeat_period`` (a steady clock, whatever the ROS clock does) the current policy is
-published again with a fresh stamp: the controllers treat a policy they have not received for
-their ``policy_timeout`` as stale and hold still, so a dead listener stops the fleet.
+published again with a fresh stamp, while the source confirms it (INTERFACES item 6: the chain
+read successfully, the file readable, within ``source_timeout``): the controllers treat a policy
+they have not received for their ``policy_timeout`` as stale and hold still, so a dead listener
+or an unreachable chain stops the fleet.
 """
 
 from __future__ import annotations

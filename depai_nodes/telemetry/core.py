@@ -762,6 +762,14 @@ class Anchorer:
             out = self.anchor_fn(req)
         except Exception as e:  # noqa: BLE001 - a transport bug must not kill the worker; the batch stays pending
             out = Outcome(Result.WALLET_UNAVAILABLE, error=type(e).__name__, reason=str(e))
+        try:  # the sidecar as it is now (the answer can take long): never write over a state settled meanwhile
+            now = read_sidecar(folder)
+        except TelemetryError:
+            return True, False  # deleted meanwhile
+        if now.get("state") != "pending" and not out.ok:
+            return True, False
+        now["attempts"] = side["attempts"]
+        side = now
         if out.machine:
             side["machine"] = out.machine
         if out.tx_hash:

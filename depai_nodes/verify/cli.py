@@ -44,7 +44,36 @@ def _run(args) -> int:
         return 130
     print(f"depai verify {args.path}")
     print(rep.render())
+    if args.show:
+        print(_show(Path(args.path)))
     return int(rep.verdict)
+
+
+def _show(path: Path) -> str:
+    """The batch as a ROS 2 bag (rosbags): topics, types, counts, and the first message of each
+    topic deserialised from the bag's own message definitions - what any bag tool sees."""
+    try:
+        from rosbags.rosbag2 import Reader
+        from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+        folder = path if path.is_dir() else path.parent
+        lines = [f"as a ROS 2 bag (rosbags): {folder}"]
+        with Reader(folder) as reader:
+            store = get_typestore(Stores.EMPTY)
+            for c in reader.connections:
+                store.register(get_types_from_msg(c.msgdef.data, c.msgtype))
+            firsts = {}
+            for c, _, raw in reader.messages():
+                if c.topic not in firsts:
+                    firsts[c.topic] = store.deserialize_cdr(raw, c.msgtype)
+                    if len(firsts) == len(reader.connections):
+                        break
+            for c in reader.connections:
+                first = repr(firsts.get(c.topic, ""))
+                lines.append(f"  {c.topic:<24} {c.msgtype:<28} {c.msgcount:>6} messages, first: {first[:60]}")
+        return "\n".join(lines)
+    except Exception as e:  # noqa: BLE001 - an informational listing; the verdict above stands
+        return f"as a ROS 2 bag (rosbags): cannot open {path}: {type(e).__name__}: {e}"
 
 
 def _many(args, folders, config, error) -> int:
@@ -76,4 +105,5 @@ def register(sub) -> None:
     p.add_argument("--topic", default=None, help="prove a message of this topic on chain")
     p.add_argument("--index", type=int, default=None, help="which message of --topic (0-based; default 0)")
     p.add_argument("--time", type=float, default=None, help="prove the first message at or after this unix time (s)")
+    p.add_argument("--show", action="store_true", help="also open the batch as a ROS 2 bag (rosbags): topics, types, counts, first messages")
     p.set_defaults(func=_run)

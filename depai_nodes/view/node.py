@@ -23,6 +23,7 @@ from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from pydantic import Field
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import PointCloud2
 from tf2_msgs.msg import TFMessage
 
@@ -93,7 +94,8 @@ class ViewNode(Node):
         self._map_robot: str | None = None
         self._draw_stations()
         for r in p.robots:
-            self.create_subscription(PointCloud2, f"{r}/points", lambda m, r=r: self._on_cloud(r, m), _CLOUD_QOS)
+            # raw: a sweep that is not drawn (most of them, at cloud_rate) is never deserialized
+            self.create_subscription(PointCloud2, f"{r}/points", lambda m, r=r: self._on_cloud(r, m), _CLOUD_QOS, raw=True)
             self.create_subscription(Odometry, f"{r}/odom", lambda m, r=r: self._on_odom(r, m), SENSOR_QOS)
             self.create_subscription(ObstacleArray, f"{r}/obstacles", lambda m, r=r: self._on_obstacles(r, m), RELIABLE_QOS)
             self.create_subscription(Path, f"{r}/plan", lambda m, r=r: self._on_plan(r, m), LATCHED_QOS)
@@ -119,6 +121,11 @@ class ViewNode(Node):
         log_now, suppressed = self._throttle.check(f"{what}: {type(error).__name__}")
         if log_now:
             self.get_logger().warning(with_count(f"cannot draw {what}: {error}", suppressed))
+
+    def _now(self) -> float:
+        """The node's clock (sim time with use_sim_time): where chain-side samples go on the
+        timeline (their stamps may come from another clock, e.g. a block's time)."""
+        return self.get_clock().now().nanoseconds / 1e9
 
     def _to_map(self, frame: str, stamp):
         """The transform frame -> map at the stamp; the latest one when the message came before the
@@ -154,11 +161,16 @@ class ViewNode(Node):
             self._problem("/tf", error)
         self._each("transforms", msg, static)
 
-    def _on_cloud(self, robot: str, msg: PointCloud2) -> None:
+    def _on_cloud(self, robot: str, raw: bytes) -> None:
         now = time.monotonic()
         if now - self._last_cloud.get(robot, -1e9) < 1.0 / self.params.cloud_rate:
             return
         self._last_cloud[robot] = now
+        try:
+            msg = deserialize_message(raw, PointCloud2)
+        except Exception as error:  # noqa: BLE001 - a malformed sample: counted, not fatal
+            self._problem(f"{robot}/points", ViewInputError(f"cannot deserialize: {error}"))
+            return
         try:
             to_map = self._to_map(msg.header.frame_id, msg.header.stamp)
             cloud = cloud_points(msg, to_map, self.params.cloud_points)
@@ -240,11 +252,11 @@ class ViewNode(Node):
         except ViewInputError as error:
             self._problem(f"{robot}/identity", error)
             return
-        self._each("scalar", "balance", robot, stamp_ns(msg.header.stamp) / 1e9, value)
+        self._each("scalar", "balance", robot, self._now(), value)
 
     def _on_anchor(self, robot: str, msg: TxStatus) -> None:
         count = self.state.on_anchor_status(robot, msg.request_id, msg.status == _CONFIRMED)
-        self._each("scalar", "batches", robot, stamp_ns(msg.header.stamp) / 1e9, count)
+        self._each("scalar", "batches", robot, self._now(), count)
 
     def on_shutdown(self) -> None:
         self.get_logger().info(f"view drew {self.drawn['clouds']} sweeps, {self.drawn['poses']} poses ({self.drawn['problems']} problems)")

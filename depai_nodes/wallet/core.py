@@ -27,7 +27,7 @@ from depai_nodes.chain.errors import ChainError, ContractRevertError, InvalidAdd
 from depai_nodes.chain.fleet import MACHINE_ATTRIBUTE, Fleet
 from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Outcome, Result, content_batch_id, outcome_from_error
 from depai_nodes.chain.models import DataBatch, id32
-from depai_nodes.common.logthrottle import CauseThrottle, Outage
+from depai_nodes.common.logthrottle import Outage
 
 from .state import CONFIRMED, FAILED, PENDING, REVERTED, SUBMITTED, WalletState, WalletStateError
 
@@ -87,7 +87,6 @@ class Wallet:
         self.watch = watch
         self.on_chain_change = on_chain_change
         self.outage = Outage("wallet: chain")
-        self.throttle = CauseThrottle(30.0)
         self._q: queue.Queue = queue.Queue(maxsize=max_queue)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wallet", daemon=True)

@@ -6,7 +6,11 @@ It signs three kinds of intent and nothing else:
   depai/TxStatus on `wallet/tx_status` (same request_id): PENDING, SUBMITTED, then CONFIRMED or
   REVERTED / FAILED with the typed error, under the DAO's daily spending cap (`/fleet/policy`);
 - `wallet/anchor_batch` (depai/AnchorBatch): anchor a telemetry batch's Merkle root;
-- `wallet/ensure_identity` (depai/EnsureIdentity): the machine's DID attribute and market stake.
+- `wallet/ensure_identity` (depai/EnsureIdentity): the machine's DID attribute and market stake;
+- the TaskMarket (market.py): `wallet/accept_task` (depai/AcceptTask), `wallet/complete_task`
+  (depai/CompleteTask: the wallet builds and signs the report from the arrival record after
+  checking its proof against its own anchored root) and `wallet/post_task` (depai/PostTask, a
+  requester's wallet: budget, the DAO's cap, at most once per request_id across restarts).
 
 The services are served by a second node, `<name>_intents`, in this process with its own
 executor thread, so a slow chain (waiting for a receipt) never holds up the payment topics. The
@@ -32,12 +36,13 @@ from pydantic import Field
 from rclpy.node import Node
 
 from depai.msg import FleetPolicy, MachineAccount, TokenTransfer, TxStatus
-from depai.srv import AnchorBatch, EnsureIdentity
+from depai.srv import AcceptTask, AnchorBatch, CompleteTask, EnsureIdentity, PostTask
 from depai_nodes.common.params import ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.runner import run_node
 
 from .core import IntentPolicy, Intents, Wallet, WalletError
+from .market import AcceptRequest, CompleteRequest, MarketIntents, MarketPolicy, PostRequest
 
 _UINT = r"^[0-9]{1,78}$"
 _FIXED = {"read_only": True}
@@ -58,11 +63,26 @@ class WalletParams(ParamsModel):
     max_anchors_per_minute: int = Field(120, ge=0, le=100_000, description="anchor requests signed per rolling minute; 0: no limit")
     max_uri_bytes: int = Field(512, ge=1, le=512, description="longest batch URI accepted")
     max_clock_skew_s: int = Field(300, ge=0, le=86_400, description="a batch may end at most this many s in the future")
+    max_active_tasks: int = Field(1, ge=0, le=1000, description="TaskMarket tasks this machine holds at once at most (accept_task); 0: accepting refused")
+    max_accepts_per_minute: int = Field(30, ge=0, le=100_000, description="accept_task requests signed per rolling minute; 0: no limit")
+    max_completes_per_minute: int = Field(30, ge=0, le=100_000, description="complete_task requests signed per rolling minute; 0: no limit")
+    max_posts_per_minute: int = Field(10, ge=0, le=100_000, description="post_task requests signed per rolling minute; 0: no limit")
+    post_budget: str = Field("0", pattern=_UINT, description="total reward post_task escrows over the wallet's life (token base units); 0: posting refused")
+    max_reward: str = Field("0", pattern=_UINT, description="largest reward of one post (token base units); 0: only the budget limits it")
+    min_deadline_s: int = Field(30, ge=0, le=86_400 * 365, description="a post's deadline at least this many s after chain time")
+    max_deadline_s: int = Field(7 * 86_400, ge=1, le=86_400 * 365, description="and at most this many")
 
 
 def _policy(p: WalletParams, machine_name: str) -> IntentPolicy:
     return IntentPolicy(max_stake=int(p.max_stake), max_anchors_per_minute=p.max_anchors_per_minute,
                         max_uri_bytes=p.max_uri_bytes, max_clock_skew_s=p.max_clock_skew_s, machine_name=machine_name)
+
+
+def _market_policy(p: WalletParams) -> MarketPolicy:
+    return MarketPolicy(max_active_tasks=p.max_active_tasks, max_accepts_per_minute=p.max_accepts_per_minute,
+                        max_completes_per_minute=p.max_completes_per_minute, max_posts_per_minute=p.max_posts_per_minute,
+                        post_budget=int(p.post_budget), max_reward=int(p.max_reward), min_deadline_s=p.min_deadline_s,
+                        max_deadline_s=p.max_deadline_s)
 
 
 def state_dir(p: WalletParams):
@@ -111,6 +131,7 @@ class WalletNode(Node):
             raise ParameterError("allowed_payees", str(e)) from None
         if not self.params.follow_policy:
             self.wallet.set_cap(int(self.params.spending_cap))
+        self.market = MarketIntents(self.fleet, _market_policy(self.params), state=ledger, cap=lambda: self.wallet.cap)
         try:  # connecting is retried lazily: an unreachable chain is reported per request
             client.verify_chain()
         except ChainError as e:
@@ -140,6 +161,7 @@ class WalletNode(Node):
     def _on_chain_change(self, fleet) -> None:
         self.fleet = fleet
         self.intents.fleet = fleet
+        self.market.fleet = fleet
 
     # ------------------------------------------------------------------ intent services
 
@@ -153,6 +175,9 @@ class WalletNode(Node):
                                           use_global_arguments=False, start_parameter_services=False)
         self.svc_node.create_service(AnchorBatch, "wallet/anchor_batch", self._on_anchor)
         self.svc_node.create_service(EnsureIdentity, "wallet/ensure_identity", self._on_ensure)
+        self.svc_node.create_service(AcceptTask, "wallet/accept_task", self._on_accept_task)
+        self.svc_node.create_service(CompleteTask, "wallet/complete_task", self._on_complete_task)
+        self.svc_node.create_service(PostTask, "wallet/post_task", self._on_post_task)
         self.svc_executor = SingleThreadedExecutor(context=self.context)
         self.svc_executor.add_node(self.svc_node)
         self.svc_thread = threading.Thread(target=self._spin_services, name="wallet-intents", daemon=True)
@@ -207,6 +232,43 @@ class WalletNode(Node):
             self._warn(("identity", out.result, out.error), f"identity {request.machine_name!r:.40}: {out.describe()}")
         return response
 
+    # ------------------------------------------------------------------ market
+
+    def _market_answer(self, what: str, call, response):
+        try:
+            out = call()
+        except Exception as e:  # noqa: BLE001 - every request ends with a result code
+            # (a ledger that cannot be written lands here too: the ledger is written before a post is
+            # signed, so nothing was sent; the payment worker ends the process on the same fault)
+            out = self._internal(what, e)
+        response.result, response.tx_hash, response.block_number = out.result, out.tx_hash, int(out.block_number)
+        response.already_done = bool(getattr(out, "already_done", False))
+        response.error, response.reason = out.error, out.reason
+        if out.ok:
+            self.get_logger().info(f"{what}: done" + (" (already)" if response.already_done else f" in block {out.block_number} ({out.tx_hash})"))
+        else:  # throttled per kind and error: a stranger's flood of refusals is one line a minute
+            self._warn((what.split(" ")[0], out.result, out.error), f"{what}: {out.describe()}")
+        return out
+
+    def _on_accept_task(self, request, response):
+        out = self._market_answer(f"accept task {request.task_id!r:.40}", lambda: self.market.accept(AcceptRequest(request.task_id)), response)
+        response.machine = out.machine
+        return response
+
+    def _on_complete_task(self, request, response):
+        req = CompleteRequest(request.task_id, request.batch_id, int(request.x_mm), int(request.y_mm), int(request.yaw_mrad),
+                              int(request.time), tuple(request.proof))
+        out = self._market_answer(f"complete task {request.task_id!r:.40}", lambda: self.market.complete(req), response)
+        response.machine, response.reward = out.machine, getattr(out, "reward", "0") or "0"
+        return response
+
+    def _on_post_task(self, request, response):
+        req = PostRequest(request.request_id, request.station, float(request.x), float(request.y), float(request.yaw),
+                          float(request.tolerance), int(request.deadline), request.reward)
+        out = self._market_answer(f"post {request.request_id!r:.70}", lambda: self.market.post(req), response)
+        response.requester, response.task_id = out.machine, getattr(out, "task_id", "") if out.ok else ""
+        return response
+
     # ------------------------------------------------------------------ payments
 
     def _on_params(self, params: WalletParams) -> None:
@@ -218,6 +280,7 @@ class WalletNode(Node):
             raise ParameterError("allowed_payees", str(e)) from None
         self.params = params
         self.intents.set_policy(_policy(params, self.machine_name))
+        self.market.set_policy(_market_policy(params))
         self.wallet.watch.period_s = params.chain_check_period
         if not params.follow_policy:
             self.wallet.set_cap(int(params.spending_cap))

@@ -2,7 +2,8 @@
 
 ROS wiring shared by the identity and telemetry nodes (and any future node that needs an on-chain
 action): learns the machine's address from the wallet's latched `wallet/account`, and calls
-`wallet/anchor_batch` / `wallet/ensure_identity`. Calls block and are meant for a node's worker
+`wallet/anchor_batch` / `wallet/ensure_identity`, and the market's `wallet/accept_task`,
+`wallet/complete_task`, `wallet/post_task` (their clients made on first use). Calls block and are meant for a node's worker
 thread (the node's executor delivers the answer meanwhile); every call returns an ``Outcome``,
 with WALLET_UNAVAILABLE when no wallet serves the service and TIMEOUT when it did not answer in
 time (the request may still complete: intents are idempotent, asking again is safe).
@@ -29,6 +30,7 @@ class WalletProxy:
         node.create_subscription(MachineAccount, "wallet/account", self._on_account, LATCHED_QOS)
         self._anchor = node.create_client(AnchorBatch, "wallet/anchor_batch")
         self._ensure = node.create_client(EnsureIdentity, "wallet/ensure_identity")
+        self._market: dict | None = None
 
     def _on_account(self, msg: MachineAccount) -> None:
         self.account = msg
@@ -69,3 +71,40 @@ class WalletProxy:
         if isinstance(resp, Outcome):
             return resp
         return Outcome(resp.result, resp.machine, resp.tx_hash, error=resp.error, reason=resp.reason, steps=list(resp.steps))
+
+
+    # ------------------------------------------------------------------ market (clients made on first use)
+
+    def _market_call(self, what: str, timeout_s: float, **fields):
+        """The service's Response; when no wallet answered, a Response with WALLET_UNAVAILABLE or
+        TIMEOUT filled in (the intents are idempotent: asking again is safe)."""
+        from depai.srv import AcceptTask, CompleteTask, PostTask
+
+        if self._market is None:
+            self._market = {"accept": (AcceptTask, self.node.create_client(AcceptTask, "wallet/accept_task")),
+                            "complete": (CompleteTask, self.node.create_client(CompleteTask, "wallet/complete_task")),
+                            "post": (PostTask, self.node.create_client(PostTask, "wallet/post_task"))}
+        srv, client = self._market[what]
+        resp = self._call(client, srv.Request(**fields), timeout_s)
+        if isinstance(resp, Outcome):
+            out = srv.Response()
+            out.result, out.error, out.reason = resp.result, resp.error, resp.reason
+            return out
+        return resp
+
+    def accept_task(self, task_id: int | str, timeout_s: float):
+        """Ask the wallet to accept a TaskMarket task: a depai/AcceptTask.Response."""
+        return self._market_call("accept", timeout_s, task_id=str(task_id))
+
+    def complete_task(self, task_id: int | str, batch_id: str, x_mm: int, y_mm: int, yaw_mrad: int, time: int,
+                      proof: list[str], timeout_s: float):
+        """Settle a task with its arrival record and proof (telemetry/arrival_proof's answer): a
+        depai/CompleteTask.Response."""
+        return self._market_call("complete", timeout_s, task_id=str(task_id), batch_id=batch_id, x_mm=int(x_mm), y_mm=int(y_mm),
+                                 yaw_mrad=int(yaw_mrad), time=int(time), proof=list(proof))
+
+    def post_task(self, request_id: str, station: str, x: float, y: float, yaw: float, tolerance: float, deadline: int,
+                  reward: int | str, timeout_s: float):
+        """Ask a requester's wallet to post a task: a depai/PostTask.Response."""
+        return self._market_call("post", timeout_s, request_id=request_id, station=station, x=float(x), y=float(y),
+                                 yaw=float(yaw), tolerance=float(tolerance), deadline=int(deadline), reward=str(reward))

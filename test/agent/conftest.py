@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 _CHAIN_TESTS = Path(__file__).resolve().parent.parent / "chain"
 if str(_CHAIN_TESTS) not in sys.path:
@@ -17,5 +20,18 @@ _spec.loader.exec_module(_fixtures)
 
 anvil_node = _fixtures.anvil_node
 deployed = _fixtures.deployed
-chain = _fixtures.chain
+
+
+@pytest.fixture()
+def chain(deployed):
+    """The deployed chain, reverted to the post-deploy state after the test - and its clock set to
+    the wall clock first: evm_revert also rewinds anvil's clock by the time since the snapshot, and
+    the market compares the chain's time with telemetry's (wall-clock) batch times and arrivals."""
+    c = deployed.client()
+    snap = c.rpc_local("evm_snapshot")
+    c.rpc_local("anvil_setTime", [int(time.time())])
+    c.mine(1)
+    yield deployed
+    c.rpc_local("evm_setAutomine", [True])
+    assert c.rpc_local("evm_revert", [snap]) is True
 _wallet_state_dir = _fixtures._wallet_state_dir

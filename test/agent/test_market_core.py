@@ -112,15 +112,29 @@ def test_the_best_task_is_accepted_driven_proven_and_paid_then_the_robot_parks()
     assert a.complete_wanted(5.5) is None and a.complete_wanted(6.0) is not None
     assert "trying again in 2 s" in a.on_complete("TIMEOUT", "", "", "0", False, 6.0)
     assert a.complete_wanted(8.0) is not None
-    line = a.on_complete("SUCCESS", "", "", "900", False, 9.0)
+    # the arrival is a second ahead of the chain's latest block: refused for now, asked again
+    assert "trying again in 4 s" in a.on_complete("REVERTED", "ReportFromFuture", "", "0", False, 8.0)
+    assert a.complete_wanted(11.0) is None and a.complete_wanted(12.0) is not None
+    line = a.on_complete("SUCCESS", "", "", "900", False, 13.0)
     assert "completed task 2" in line and "paid 900" in line
     assert a.paid == [(2, 900)] and a.phase == MarketPhase.IDLE and a.current is None
     # idle: it leaves the station for its parking pose
-    a.on_navigation("IDLE", 10.0, "", 0.0)
-    wp = a.goal_to_request(10.0)
+    a.on_navigation("IDLE", 14.0, "", 0.0)
+    wp = a.goal_to_request(14.0)
     assert (wp.x, wp.y) == (-1.0, -1.0)
     # every trip cost changed with the move: asked again before the next choice
-    assert a.dry_run_wanted(10.0) is not None
+    assert a.dry_run_wanted(14.0) is not None
+    # a refusal for good ends the task with the reason
+    b = agent_with({"tid": 1})
+    evaluate_all(b, 0.0, {1: ("SUCCESS", 2.0, "")})
+    b.take(*b.best(T, 0.0), 0.0)
+    b.on_accept("SUCCESS", "", "", False, 0.1)
+    drive_and_arrive(b, 0.2)
+    b.on_recorded(1.0)
+    b.on_proof("ANCHORED", proof, 1.5)
+    b.complete_wanted(1.5)
+    line = b.on_complete("REVERTED", "ArrivalTooFar", "3 m off", "0", False, 2.0)
+    assert "completing task 1 at (2.00, 1.00) was refused: REVERTED ArrivalTooFar (3 m off)" in line and b.phase == MarketPhase.IDLE
 
 
 def test_goals_that_can_never_be_reached_are_never_accepted_and_logged_once():
@@ -157,6 +171,7 @@ def test_a_lost_race_moves_on_at_once_and_nothing_is_accepted_twice():
     # meanwhile the event of the other machine's acceptance arrives: task 1 stays taken
     a.on_event("TaskAccepted", {"taskId": 1, "machine": OTHER})
     assert a.tasks[1].status == "Accepted"
+    assert a.on_tick(0.5, T) is None  # not ours: nothing to take up
     # a retryable answer waits (backoff) instead of spinning
     t, s = a.best(T, 0.5)
     a.take(t, s, 0.5)
@@ -311,3 +326,17 @@ def test_transient_obstacle_in_patrol_is_retried_with_backoff_then_yielded():
     q.on_navigation("IDLE", 0.0, "", 0.0)
     q.goal_to_request(0.0)
     assert "can never be reached" in q.on_plan_result("GOAL_IN_OBSTACLE", 0.0, math.inf, 0.15, "inside an obstacle")
+
+
+def test_an_acceptance_whose_answer_was_lost_is_taken_up_from_the_chain():
+    """The wallet answered TIMEOUT (or a wrong 'lost'), but the chain shows the task accepted by
+    this machine: the idle agent takes it up instead of leaving it to expire."""
+    a = agent_with({"tid": 1})
+    a.synced = True
+    evaluate_all(a, 0.0, {1: ("SUCCESS", 2.0, "")})
+    a.take(*a.best(T, 0.0), 0.0)
+    assert "trying again" in a.on_accept("TIMEOUT", "WalletTimeout", "", False, 1.0)
+    a.on_event("TaskAccepted", {"taskId": 1, "machine": ME.upper().replace("0X", "0x")})
+    line = a.on_tick(1.1, T)
+    assert "resuming task 1" in line and a.phase == MarketPhase.DRIVING
+    assert a.best(T, 5.0) is None  # nothing else is taken meanwhile

@@ -105,6 +105,8 @@ def test_kill9_restore_then_fresh_is_detected(tmp_path):
         before = Fleet(restored, m1.me).token.call("balanceOf", m1.me)
         assert not wallet.request("pay-before", m1.me, str(TOKEN))
         assert statuses[-1][1] == Status.CONFIRMED and "DuplicateRequest" in statuses[-1][4]
+        time.sleep(0.5)
+        assert Fleet(restored, m1.me).token.call("balanceOf", m1.me) == before
 
         # `--log` kept anvil's log without its keys, 0600
         log = state_dir / "anvil.log"
@@ -130,7 +132,6 @@ def test_kill9_restore_then_fresh_is_detected(tmp_path):
         done = wait_for(lambda: [s for s in statuses if s[0] == "pay-after" and s[1] in (Status.CONFIRMED, Status.FAILED)], timeout_s=30)
         assert done[0][1] == Status.CONFIRMED, done
         assert wallet.alive
-        del before
     finally:
         if source is not None:
             source.stop()

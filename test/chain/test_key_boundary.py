@@ -18,6 +18,7 @@ from eth_account import Account
 from depai.msg import MachineAccount, MachineIdentity, TxStatus
 from depai_nodes.chain.config import KeySource, save_config
 from depai_nodes.chain.deploy import TOKEN
+from depai_nodes.chain.deploy import admit_machines
 from depai_nodes.chain.fleet import Fleet
 from depai_nodes.chain.models import id32
 from depai_nodes.chain.signer import create_keystore
@@ -70,6 +71,7 @@ def test_only_the_wallet_process_holds_the_key(chain, tmp_path, start_node, ros_
     deployer = chain.client(DEPLOYER)
     deployer.rpc_local("anvil_setBalance", [account.address, hex(10**20)])
     Fleet(deployer).token.transact("transfer", account.address, 1_000 * TOKEN)
+    admit_machines(deployer, [account.address])  # the fleet owner admits the new machine to the market
     cfg = save_config(chain.config.model_copy(update={"key": KeySource(kind="none")}), tmp_path / "chain.json")
 
     monkeypatch.setenv(PASS_ENV, passphrase)  # the wallet's environment only

@@ -303,3 +303,18 @@ def test_merkle_tree_properties():
         MerkleTree([])
     with pytest.raises(IndexError):
         t.proof(11)
+
+
+def test_tolerance_cap_by_a_real_vote(chain):
+    """The cap is changed the way the DAO changes anything: a Governor round through the timelock."""
+    from chainkit import governance_round
+
+    from depai_nodes.chain.fleet import Fleet
+
+    action = Fleet.set_tolerance_cap_action(0.5)
+    governance_round(chain, [(action.contract, action.fn, action.args)], "arrival within 50 cm")
+    req = fleet(chain, REQUESTER)
+    assert req.max_arrival_tolerance() == 0.5
+    with pytest.raises(ContractRevertError) as e:
+        req.post_task(0, 0, 0, chain.now() + 600, TOKEN, tolerance=0.6)
+    assert e.value.error == "ToleranceOutOfRange"

@@ -146,6 +146,21 @@ def test_a_batch_is_a_ros2_bag_and_every_byte_counts(tmp_path):
         assert MerkleTree(leaves=leaves_of(again.messages)).root != root, f"flipping byte {pos} went unnoticed"
 
 
+def test_batches_roll_by_duration_size_and_count(tmp_path):
+    rec = BatchRecorder(tmp_path)
+    assert not rec.due(0.0, 10**9, 10**9)  # nothing recorded: nothing to seal
+    rec.add("/robot1/odom", ODOM, T0, _odom_cdr(0))
+    size = rec.bytes
+    assert not rec.due(60.0, 10 * size, 100) and rec.due(60.0, size, 100) and rec.due(60.0, 10 * size, 1)
+    time.sleep(0.05)
+    assert rec.due(0.04, 10 * size, 100)
+    first = rec.seal()
+    assert rec.count == 0 and rec.bytes == 0 and not rec.due(0.0, 1, 1)
+    rec.add("/robot1/odom", ODOM, T0 + 10**9, _odom_cdr(1))
+    second = rec.seal()
+    assert first != second and read_sidecar(first)["messages"] == read_sidecar(second)["messages"] == 1
+
+
 def test_a_cut_recording_is_recovered_and_sealed(tmp_path):
     rec = BatchRecorder(tmp_path, chunk_bytes=2048)
     for i in range(60):
@@ -428,3 +443,32 @@ def test_node_killed_mid_batch_keeps_what_it_flushed(chain, tmp_path, start_node
     side = read_sidecar(folder)
     assert side["state"] == "pending" and side["messages"] == 50 and side["recovered"]
     assert [m.pose.pose.position.x for m in _rosbag_xs(folder)["/robot1/odom"]] == [float(i) for i in range(50)]
+
+
+def test_node_rolls_batches_by_size_and_prunes_anchored_ones_only(tmp_path, start_node, ros_node):
+    from nav_msgs.msg import Odometry
+
+    out = tmp_path / "tlm"
+    node = start_node("telemetry", namespace="robot1", parameters={
+        "batch_period": 3600.0, "max_bytes": 1024, "output_dir": str(out), "reliable": True,
+        "topics": ["odom nav_msgs/msg/Odometry"], "chain_check": False, "rescan_period": 0.5, "disk_budget": 1})
+    pub = ros_node.publisher(Odometry, "/robot1/odom", RELIABLE_QOS)
+    node.wait_for_log("recording", timeout=20)
+    ros_node.wait_for_subscribers(pub)
+    time.sleep(0.5)
+    _publish_odoms(pub, range(12), delay=0.02)
+    size = len(_odom_cdr(0))
+    per_batch = -(-1024 // size)  # sealed as soon as the batch holds max_bytes of message data
+    wait_for(lambda: len(list_batches(out)) == 12 // per_batch
+             and all(s and s["state"] == "pending" for _, s in list_batches(out)), timeout_s=15)
+    batches = list_batches(out)
+    assert [s["messages"] for _, s in batches] == [per_batch] * (12 // per_batch)
+    # over the 1-byte budget, but nothing is anchored (no wallet): nothing may be pruned
+    time.sleep(1.5)  # several rescans
+    assert len(list_batches(out)) == 12 // per_batch and all(s["state"] == "pending" for _, s in list_batches(out))
+    # the oldest marked anchored (as the anchorer would): the next rescan deletes it, and only it
+    folder, side = list_batches(out)[0]
+    side["state"] = "anchored"
+    (folder / "anchor.json").write_text(json.dumps(side))
+    node.wait_for_log("retention: deleted 1 anchored batch(es)", timeout=10)
+    assert not folder.exists() and len(list_batches(out)) == 12 // per_batch - 1

@@ -100,6 +100,9 @@ def test_a_valid_batch_on_one_screen_and_one_message_proven_on_chain(chain, anch
     assert len(out.splitlines()) <= 24  # one screen
     code, out = _cli(folder, cfg, "--topic", "/robot1/odom", "--index", "5")
     assert code == 0 and "message 8 (/robot1/odom" in out and "DataRegistry.verifyMessage -> true" in out, out
+    code, out = _cli(folder, cfg, "--show")  # and what any ROS 2 bag tool sees in it
+    assert code == 0 and "as a ROS 2 bag (rosbags)" in out, out
+    assert "/robot1/odom" in out and "nav_msgs/msg/Odometry" in out and "16 messages" in out and "8 messages" in out, out
     code, out = _cli(folder, cfg, "--time", str((T0 + 10 * 10**7) / 1e9 - 0.001))
     assert code == 0 and "message 10 (" in out and "-> true" in out, out
     # the .mcap alone, copied elsewhere (no sidecar): the anchor is found on chain by the batch's id

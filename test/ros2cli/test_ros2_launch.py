@@ -39,11 +39,16 @@ def _node_list(ros2) -> list[str]:
 class Launch:
     """One `ros2 launch` run: its process, log, and the node names the stack says it runs."""
 
-    def __init__(self, ros2, tmp_path: Path, launch_file: str, *args: str, stack: Path = STACK, robots: list[str] | None = None):
+    def __init__(self, ros2, tmp_path: Path, launch_file: str, *args: str, stack: Path = STACK, robots: list[str] | None = None,
+                 chain: str | None = None):
         self.ros2 = ros2
         self.log_path = tmp_path / f"launch-{len(list(tmp_path.glob('launch-*')))}.log"
-        self.expected = sorted(i.fqn for i in expand(with_robots(load_stack(stack), robots)))
+        instances = expand(with_robots(load_stack(stack), robots), chain=chain != "none")
+        # a wallet process serves its intents from a second node, <name>_intents (wallet/README.md)
+        self.expected = sorted([i.fqn for i in instances] + [f"{i.fqn}_intents" for i in instances if i.concern == "wallet"])
         argv = ["launch", "depai", launch_file, *args]
+        if chain is not None:
+            argv.append(f"chain:={chain}")
         if stack != STACK:
             argv.append(f"stack:={stack}")
         if robots:
@@ -134,7 +139,8 @@ def _plan(ros2, service: str, x: float, y: float) -> tuple[int, str]:
 
 
 def test_one_robot_shipped_stack(ros2, launched):
-    run = launched("depai.launch.py")
+    # without a chain: the patrol under config/policy.yaml (its keep-out zone is checked below)
+    run = launched("depai.launch.py", robots=["robot1"], chain="none")
     nodes = run.wait_nodes()
     assert nodes == run.expected  # exactly the stack's nodes: nothing extra, nothing missing
 
@@ -175,17 +181,21 @@ def test_one_robot_shipped_stack(ros2, launched):
 
 
 def _light_stack(tmp_path: Path) -> Path:
-    """The shipped stack with a 16 x 256 LiDAR instead of 128 x 1024 (test machines have few cores)."""
+    """The shipped stack with a 16 x 256 LiDAR instead of 128 x 1024 (test machines have few cores),
+    and a new local chain on any free port (never the user's 8545)."""
     stack = yaml.safe_load(STACK.read_text())
     simulator = next(n for n in stack["nodes"] if n["name"] == "simulator")
     simulator["parameters"].update(lidar_beams=16, lidar_horizontal=256)
+    stack["chain"]["port"] = 0
+    telemetry = next(n for n in stack["nodes"] if n["name"] == "telemetry")
+    telemetry["parameters"]["output_dir"] = str(tmp_path / "telemetry" / "$(robot)")  # not the clone's .depai/
     light = tmp_path / "stack.yaml"
     light.write_text(yaml.safe_dump(stack))
     return light
 
 
 def test_lifecycle_nodes_are_active(ros2, launched, tmp_path):
-    run = launched("depai.launch.py", stack=_light_stack(tmp_path))
+    run = launched("depai.launch.py", stack=_light_stack(tmp_path), chain="none")
     run.wait_nodes()
     listed = ros2.run("lifecycle", "nodes", "--no-daemon", "--spin-time", "2").stdout.split()
     managed = sorted(n for n in listed if n in run.expected)
@@ -196,20 +206,30 @@ def test_lifecycle_nodes_are_active(ros2, launched, tmp_path):
     assert all(state.startswith("active") for state in states.values()), states
 
 
-def test_several_robots(ros2, launched, tmp_path):
-    # Two robots on the shipped launch file; a lighter LiDAR than the shipped 128 x 1024 keeps
-    # two robots' perception within the test machine's cores. Everything else is the shipped stack.
+def test_several_robots(ros2, launched, tmp_path, monkeypatch):
+    # Two robots on the shipped launch file with the shipped machine economy: the launch brings its
+    # local chain (bringup/chain.py) for the wallets, identities, telemetry, requester and status
+    # table; a lighter LiDAR than the shipped 128 x 1024 keeps two robots' perception within the
+    # test machine's cores. Everything else is the shipped stack.
+    monkeypatch.setenv("DEPAI_CHAIN_CONFIG", str(tmp_path / "chain.json"))
+    monkeypatch.setenv("DEPAI_STATE_DIR", str(tmp_path / "state"))
     run = launched("depai.launch.py", stack=_light_stack(tmp_path), robots=["robot1", "robot2"])
-    nodes = run.wait_nodes()
+    nodes = run.wait_nodes(timeout=180)  # 20 processes on a machine with few cores
     assert nodes == run.expected
-    assert {n.split("/")[1] for n in nodes if n.count("/") == 2} == {"robot1", "robot2"}
+    assert {"/robot1/wallet", "/robot2/identity", "/requester/wallet", "/requester/requester", "/status"} <= set(nodes)
+    assert {n.split("/")[1] for n in nodes if n.count("/") == 2} == {"robot1", "robot2", "requester"}
     first = _echo_once(ros2, "/robot1/odom", "nav_msgs/msg/Odometry")["pose"]["pose"]["position"]
     second = _echo_once(ros2, "/robot2/odom", "nav_msgs/msg/Odometry")["pose"]["pose"]["position"]
     assert math.hypot(first["x"] - second["x"], first["y"] - second["y"]) > 0.5  # two robots, two places
     points = ros2.run("topic", "echo", "--once", "--no-daemon", "--timeout", "20", "--field", "width",
                       "/robot2/points", "sensor_msgs/msg/PointCloud2", timeout=60).stdout
     assert int(points.split()[0]) > 0
-    assert run.stop() == 0
+    # the robots' identity nodes registered them through their wallets, on the launch's own chain
+    wait_until(lambda: len(re.findall(r"registered in the TaskMarket", run.log())) >= 2 or None, 90, "both robots staked")
+    anvil = int(re.search(r"anvil pid (\d+)", run.log()).group(1))
+    assert "== DePAI fleet status" in run.log()
+    assert run.stop() == 0  # every process it started is gone, the chain's anvil included (descendants)
+    assert not alive({anvil})
     assert _node_list(ros2) == []
 
 

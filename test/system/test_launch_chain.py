@@ -25,7 +25,8 @@ TOKEN = 10**18
 ROBOT1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil demo key #1 (public)
 ROBOT2 = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # #2
 REQUESTER = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # #9
-ONLY = "dao_listener,status,wallet,identity,requester_wallet"
+ONLY = "dao_listener,status,wallet,identity,requester_wallet,requester"
+REQUESTER_SETS = ["--set", "requester.period=2.0", "--set", "requester.start_delay=1.0", "--set", "requester.max_tasks=3"]
 
 
 def wait_for(log: Path, pattern: str, timeout: float, count: int = 1) -> list:
@@ -60,7 +61,7 @@ class Launch:
                    PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "depai_nodes.cli", "launch", "--stack", str(REPO / "config" / "stack.yaml"),
-             "--only", ONLY, "--chain-port", "0", "--set", "identity.period=1.0", *extra],
+             "--only", ONLY, "--chain-port", "0", "--set", "identity.period=1.0", *REQUESTER_SETS, *extra],
             stdout=open(self.log, "w"), stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
 
     def anvil_pid(self) -> int:
@@ -85,6 +86,10 @@ def standing(cfg_path: Path):
     return {a: (token.call("balanceOf", a), fleet.machine_info(a).stake) for a in (ROBOT1, ROBOT2, REQUESTER)}, fleet
 
 
+def fleet_of(cfg_path: Path) -> Fleet:
+    return Fleet(ChainClient(load_config(cfg_path)))
+
+
 def wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(alive(p) for p in pids):
@@ -104,7 +109,16 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
         assert balances[REQUESTER] == (100_000 * TOKEN, 0)
         assert fleet.attribute(ROBOT1, b"depai:machine")["value"] == b"robot1"
         genesis = load_config(cfg_path).genesis_hash
-        wait_for(first.log, r"\[status\] == DePAI fleet status .* block \d+", 30)  # the table, as plain lines in a log
+        # the requester posts through its own wallet (key #9): goals at the world's stations, escrowed
+        wait_for(first.log, r"posted task #3 to station", 60)
+        wait_for(first.log, r"done posting: posted 3 task\(s\), the max_tasks set", 10)
+        tasks = [fleet.task(i) for i in (1, 2, 3)]
+        assert [t.station for t in tasks] == ["east_bay", "north_east_aisle", "north_west_aisle"]
+        assert [(t.goal_x, t.goal_y, t.tolerance, t.reward) for t in tasks][0] == (12.0, 0.0, 0.5, 5 * TOKEN)
+        assert all(t.requester == REQUESTER and t.status_name == "Open" for t in tasks)
+        assert fleet.task_count() == 3
+        assert standing(cfg_path)[0][REQUESTER] == ((100_000 - 15) * TOKEN, 0)  # 3 x 5 FLEET escrowed
+        wait_for(first.log, r"\[status\] tasks  posted 3  open 3", 30)  # the table, as plain lines in a log
         time.sleep(1.5)  # the state file is dumped every second
     finally:
         code = first.stop()
@@ -122,6 +136,10 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
         assert "funded" not in second.text()
         assert load_config(cfg_path).genesis_hash == genesis
         assert standing(cfg_path)[0][ROBOT1] == (9900 * TOKEN, 100 * TOKEN)
+        # the restarted requester asks again with the same ids: its wallet's ledger answers them, nothing is posted twice
+        wait_for(second.log, r"task #\d+ \(task-[0-9a-f]{8}-\d\) was already posted", 60, count=3)
+        wait_for(second.log, r"done posting", 10)
+        assert fleet_of(cfg_path).task_count() == 3
         wait_for(second.log, r"started robot1/identity", 30)
         nodes = pids_in(second.log)
         os.kill(second.process.pid, signal.SIGKILL)  # the launcher crashes: its nodes and its chain go with it

@@ -25,10 +25,12 @@ def test_channels_advertised_and_messages_decoded(start_node, ports):
         for topic in ("/tf", "/scene", "/robot1/cloud", "/plots", "/map"):
             client.subscribe(channels[topic])
         seen: dict[str, list] = {}
-        for channel, _, payload in client.messages(12.0):
+        for channel, _, payload in client.messages(20.0):
             seen.setdefault(channel.topic, []).append(channel.decode(payload))
             entity_ids = {e.id for m in seen.get("/scene", []) for e in m.entities}
-            if {"/tf", "/robot1/cloud", "/plots", "/map"} <= set(seen) and {"robot1/footprint", "keep_out", "stations"} <= entity_ids:
+            tf_edges = {(t.parent_frame_id, t.child_frame_id) for m in seen.get("/tf", []) for t in m.transforms}
+            if {"/tf", "/robot1/cloud", "/plots", "/map"} <= set(seen) and {"robot1/footprint", "keep_out", "stations"} <= entity_ids \
+                    and ("robot1/base_link", "robot1/lidar_link") in tf_edges:
                 break
     assert {"/tf", "/scene", "/robot1/cloud", "/plots", "/map"} <= set(seen), sorted(seen)
     # TF: the simulator's REP-105 tree, prefixed frames
@@ -59,3 +61,36 @@ def test_channels_advertised_and_messages_decoded(start_node, ports):
     cells = np.frombuffer(grid.data, np.uint8)
     assert 0.01 < (cells > 128).mean() < 0.5  # walls and shelves occupied, most of the floor free
     assert ("robot1/base_link", "robot1/lidar_link") in edges
+
+
+def test_balance_and_batches_panels_from_the_economy_topics(start_node, ros_node, ports):
+    """What the identity node (balance, read from the chain) and telemetry (anchor status) publish
+    becomes the balance and batches series; a repeated CONFIRMED counts once, a bad balance is
+    refused with a logged line and the node lives on."""
+    from depai.msg import MachineIdentity, TxStatus
+    from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
+
+    view = start_node("view", parameters={"robots": ["robot1"], "rerun": False, "world": "", "foxglove_port": ports["foxglove_port"]})
+    view.wait_for_log("Foxglove endpoint", timeout=30)
+    identity = ros_node.publisher(MachineIdentity, "/robot1/identity", LATCHED_QOS)
+    status = ros_node.publisher(TxStatus, "/robot1/anchor_status", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(status, timeout=20)
+    ros_node.wait_for_subscribers(identity, timeout=20)  # latched depth 1: matched first, or only the last one arrives
+    with FoxgloveClient(f"ws://127.0.0.1:{ports['foxglove_port']}") as client:
+        client.subscribe(client.wait_channels({"/plots"}, timeout=20)["/plots"])
+        identity.publish(MachineIdentity(token_balance="9900500000000000000000"))
+        identity.publish(MachineIdentity(token_balance="12abc"))
+        for request_id, code in (("b1", TxStatus.SUBMITTED), ("b1", TxStatus.CONFIRMED), ("b1", TxStatus.CONFIRMED),
+                                 ("b2", TxStatus.FAILED), ("b3", TxStatus.CONFIRMED)):
+            status.publish(TxStatus(request_id=request_id, status=code))
+        got = []
+        for channel, _, payload in client.messages(6.0):
+            got.append(channel.decode(payload))
+            if len([p for p in got if p["what"] == "batches"]) >= 5 and any(p["what"] == "balance" for p in got):
+                break
+    balances = [p["value"] for p in got if p["what"] == "balance"]
+    batches = [p["value"] for p in got if p["what"] == "batches"]
+    assert balances == [9900.5]
+    assert batches == [0, 1, 1, 1, 2]
+    assert "cannot draw robot1/identity: token balance '12abc' is not a decimal integer" in view.log()
+    assert view.process.poll() is None
