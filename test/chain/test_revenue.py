@@ -15,6 +15,7 @@ from chainkit import (
     VOTER,
     TOKEN,
     _as_timelock_sender,
+    arrive,
     fleet,
     governance_round,
     registered_machine,
@@ -22,7 +23,7 @@ from chainkit import (
 
 from depai_nodes.chain import governance as g
 from depai_nodes.chain.errors import ContractRevertError
-from depai_nodes.chain.models import TaskReport, TaskStatus
+from depai_nodes.chain.models import TaskStatus
 
 REWARD = 10 * TOKEN + 7  # odd on purpose: the fee rounds
 
@@ -32,15 +33,12 @@ def _bal(chain, address):
 
 
 def _complete(chain, m, reward=REWARD):
-    """Post (requester), accept and complete (machine m) one task; returns the task id."""
+    """Post (requester), accept and complete (machine m) one task with a proven arrival; returns the task id."""
     req = fleet(chain, REQUESTER)
-    tid = req.post_task(1.0, 2.0, 0.0, chain.now() + 3600, reward)
-    m.accept(tid)
-    msgs = [f"odom {i}".encode() for i in range(3)]
-    batch, _ = m.make_batch(msgs, f"b{tid}", 1000, 1003)
-    m.anchor(batch)
-    report = TaskReport(task_id=tid, machine=m.me, batch_id=batch.batch_id, x=5.0, y=5.0, timestamp=chain.now())
-    req.complete(report, m.sign_report(report))
+    tid = req.post_task(1.0, 2.0, 0.0, chain.now() + 3600, reward, tolerance=0.25, station="dock-A")
+    m.accept_task(tid)
+    report, proof, _ = arrive(chain, m, tid, 1000, 2000)
+    req.complete_task(report, proof, m.sign_report(report))
     assert req.task(tid).status == TaskStatus.COMPLETED
     return tid
 
