@@ -8,7 +8,11 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 ///         map frame), fleet pause (e-stop), minimum task price and a per-machine spending cap.
 ///         Owned by the fleet's timelock, so every change but one passes a vote. The exception is
 ///         safety: a guardian (set by the owner) may PAUSE the fleet at once, because an e-stop that
-///         waits for a vote is no e-stop; only the owner (a vote) unpauses.
+///         waits for a vote is no e-stop; only the owner (a vote) unpauses. The guardian can do
+///         nothing else: it cannot unpause, change a rule or name a successor; a vote replaces or
+///         revokes it (`setGuardian(0)`), and it may step down itself (`renounceGuardian`).
+///         The DAO's protocol fee on task payouts lives here too (`protocolFeeBps`, at most
+///         MAX_PROTOCOL_FEE_BPS); it is paid to the treasury, which is this contract's owner.
 /// @dev Units follow REP-103 in fixed point so they fit integers: millimetres and mm/s.
 ///      Every change bumps `version`, records the block, and emits PolicyChanged plus a specific
 ///      event, so an off-chain listener can re-read the whole policy on any change.
@@ -22,6 +26,8 @@ contract FleetPolicy is Ownable {
 
     uint256 public constant MAX_ZONES = 32;
     uint256 public constant MAX_VERTICES = 64;
+    /// @notice The protocol fee can never exceed 10 % of a payout, whatever a vote decides.
+    uint16 public constant MAX_PROTOCOL_FEE_BPS = 1000;
 
     uint64 public version;
     uint64 public updatedAtBlock;
@@ -33,6 +39,7 @@ contract FleetPolicy is Ownable {
     /// @notice The widest arrival tolerance a task may be posted with (mm); the DAO sets it.
     uint32 public maxArrivalToleranceMm = 2000;
     address public guardian;
+    uint16 public protocolFeeBps; // share of every TaskMarket payout paid to the treasury
 
     bytes32[] private _zoneIds;
     mapping(bytes32 => Zone) private _zones;
@@ -50,6 +57,7 @@ contract FleetPolicy is Ownable {
     event KeepOutZoneSet(bytes32 indexed id, int64[] xs, int64[] ys);
     event KeepOutZoneRemoved(bytes32 indexed id);
     event GuardianSet(address guardian);
+    event ProtocolFeeSet(uint16 bps);
 
     error NotGuardianOrOwner(address sender);
     error InvalidTolerance(uint32 value);
@@ -57,6 +65,9 @@ contract FleetPolicy is Ownable {
     error TooManyZones(uint256 max);
     error ZoneNotFound(bytes32 id);
     error InvalidSpeed(uint32 value);
+    error FeeTooHigh(uint16 bps, uint16 max);
+    error NotGuardian(address sender);
+    error OwnershipNotRenounceable();
 
     constructor(address initialOwner, uint32 maxSpeed, uint256 minPrice, uint256 cap) Ownable(initialOwner) {
         if (maxSpeed == 0) revert InvalidSpeed(maxSpeed);
@@ -114,6 +125,32 @@ contract FleetPolicy is Ownable {
         guardian = g;
         emit GuardianSet(g);
         _bump("guardian");
+    }
+
+    /// @notice The guardian steps down (a vote may also revoke it with setGuardian(address(0))).
+    function renounceGuardian() external {
+        if (msg.sender != guardian || guardian == address(0)) revert NotGuardian(msg.sender);
+        guardian = address(0);
+        emit GuardianSet(address(0));
+        _bump("guardian");
+    }
+
+    /// @notice The DAO's cut of every task payout, in basis points (capped by MAX_PROTOCOL_FEE_BPS).
+    function setProtocolFee(uint16 bps) external onlyOwner {
+        if (bps > MAX_PROTOCOL_FEE_BPS) revert FeeTooHigh(bps, MAX_PROTOCOL_FEE_BPS);
+        protocolFeeBps = bps;
+        emit ProtocolFeeSet(bps);
+        _bump("protocolFee");
+    }
+
+    /// @notice Where protocol fees go: the DAO's treasury, i.e. the owner (the timelock).
+    function treasury() external view returns (address) {
+        return owner();
+    }
+
+    /// @notice Rules nobody could ever change again (a paused fleet paused for good): refused.
+    function renounceOwnership() public pure override {
+        revert OwnershipNotRenounceable();
     }
 
     /// @notice Add or replace a keep-out polygon (>= 3 vertices, simple polygon expected).

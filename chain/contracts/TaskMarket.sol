@@ -24,6 +24,10 @@ import {DataRegistry} from "./DataRegistry.sol";
 ///         that proves a violation of the fleet policy (the arrival inside a keep-out zone, or
 ///         while the fleet was paused, at the arrival's time) slashes the machine's stake instead,
 ///         in favour of the requester.
+///         Revenue: the DAO's protocol fee (FleetPolicy.protocolFeeBps, capped there) is taken
+///         from every payout and sent to the treasury (FleetPolicy.treasury(), the timelock); the
+///         rest goes to the machine's payee, its owner account (a RevenueSplitter for co-owned
+///         machines), or to the machine itself while none is set.
 /// @dev Time. The arrival time is the machine's word, so it is bounded by chain facts: not before
 ///      the acceptance (block time), inside the batch's range, not after the batch was anchored
 ///      (that block's time). The rules are judged at the claimed time; and since the machine could
@@ -106,6 +110,7 @@ contract TaskMarket is EIP712, AccessControl {
     mapping(address => bool) public admitted;
     mapping(address => mapping(bytes32 => uint256)) public batchCitedBy; // machine => batch => task id
     mapping(address => mapping(uint256 => uint256)) public spentOnDay; // requester => day => amount
+    mapping(address => address) private _payee; // machine => where its earnings go (0: itself)
 
     event MachineAdmitted(address indexed machine, address by);
     event MachineRevoked(address indexed machine, address by);
@@ -126,6 +131,8 @@ contract TaskMarket is EIP712, AccessControl {
     event TaskCompleted(uint256 indexed taskId, address indexed machine, bytes32 batchId, uint256 reward);
     event TaskRefunded(uint256 indexed taskId, address indexed requester, uint256 reward);
     event TaskCancelled(uint256 indexed taskId);
+    event TaskPaid(uint256 indexed taskId, address indexed payee, uint256 amount, address treasury, uint256 fee);
+    event PayeeSet(address indexed machine, address indexed payee);
     event MachineSlashed(uint256 indexed taskId, address indexed machine, uint256 amount, bytes32 reason);
 
     error NotAdmitted(address machine);
@@ -160,6 +167,8 @@ contract TaskMarket is EIP712, AccessControl {
     error ArrivalTooFar(uint256 taskId, int64 x, int64 y, uint32 toleranceMm);
     error RulesChangedBeforeAnchoring(uint64 time, uint64 anchoredTime, bytes32 rule);
     error FleetPaused();
+    error NotPayeeController(address machine, address sender);
+    error ZeroPayee();
 
     /// @param dao_ the fleet's timelock: DEFAULT_ADMIN_ROLE and ADMITTER_ROLE
     /// @param fleetOwner_ may admit and revoke machines too (ADMITTER_ROLE); 0: only the DAO
@@ -248,6 +257,24 @@ contract TaskMarket is EIP712, AccessControl {
         m.stake -= amount;
         token.safeTransfer(msg.sender, amount);
         emit StakeChanged(msg.sender, m.stake);
+    }
+
+    /// @notice Where `machine`'s earnings go. The machine names its payee once (its owner, or a
+    ///         RevenueSplitter of its co-owners); after that only the payee itself may hand the
+    ///         right on, so a stolen machine key cannot redirect what the machine earns.
+    function setPayee(address machine, address payee) external {
+        if (payee == address(0)) revert ZeroPayee();
+        address current = _payee[machine];
+        if (current == address(0) ? msg.sender != machine : msg.sender != current) {
+            revert NotPayeeController(machine, msg.sender);
+        }
+        _payee[machine] = payee;
+        emit PayeeSet(machine, payee);
+    }
+
+    function payeeOf(address machine) public view returns (address) {
+        address p = _payee[machine];
+        return p == address(0) ? machine : p;
     }
 
     function machineInfo(address machine) external view returns (Machine memory) {
@@ -451,9 +478,14 @@ contract TaskMarket is EIP712, AccessControl {
         emit TaskRefunded(taskId, t.requester, t.reward);
     }
 
-    /// @dev The one place a reward leaves the escrow for a machine.
-    function _pay(uint256, /* taskId */ address machine, uint256 reward) private {
-        token.safeTransfer(machine, reward);
+    /// @dev The protocol fee (rounded down) to the treasury, the rest to the machine's payee.
+    function _pay(uint256 taskId, address machine, uint256 reward) private {
+        uint256 fee = (reward * policy.protocolFeeBps()) / 10_000;
+        address treasury = policy.treasury();
+        address payee = payeeOf(machine);
+        if (fee != 0) token.safeTransfer(treasury, fee);
+        token.safeTransfer(payee, reward - fee);
+        emit TaskPaid(taskId, payee, reward - fee, treasury, fee);
     }
 
     function getTask(uint256 taskId) external view returns (Task memory) {

@@ -39,7 +39,8 @@ PEAQ_DID_PRECOMPILE = "0x0000000000000000000000000000000000000800"
 LOCAL_CHAIN_ID = 31337  # anvil's default; demo keys are allowed on it only
 PEAQ_CHAIN_ID = 3338
 AGUNG_CHAIN_ID = 9990
-CONTRACT_NAMES = ("FleetToken", "FleetTimelock", "FleetGovernor", "FleetPolicy", "MachineDID", "DataRegistry", "TaskMarket")
+CONTRACT_NAMES = ("FleetToken", "FleetTimelock", "FleetGovernor", "FleetPolicy", "MachineDID", "DataRegistry", "TaskMarket",
+                  "RevenueDistributor")
 
 
 def repo_root() -> Path:
@@ -113,6 +114,7 @@ class ContractAddresses(_Model):
     MachineDID: str | None = None
     DataRegistry: str | None = None
     TaskMarket: str | None = None
+    RevenueDistributor: str | None = None
 
     @field_validator("*")
     @classmethod

@@ -203,6 +203,13 @@ class Fleet:
     def refund(self, task_id: int) -> TxResult:
         return self.market.transact("refund", task_id)
 
+    def set_payee(self, payee: str, machine: str | None = None) -> TxResult:
+        """Where a machine's earnings go: set once by the machine, then only by its payee."""
+        return self.market.transact("setPayee", checksum(machine) if machine else self.me, checksum(payee))
+
+    def payee_of(self, machine: str | None = None) -> str:
+        return self.market.call("payeeOf", checksum(machine) if machine else self.me)
+
     # ------------------------------------------------------------------ data anchoring
 
     def make_batch(self, messages: list[bytes], batch_id: str | bytes, start_time: int, end_time: int, uri: str = "",

@@ -4,7 +4,13 @@ timelock queue and the execution, through the real Governor and TimelockControll
 On a real network each step happens when its time comes (voting delay/period in blocks, the
 timelock delay in seconds), so ``propose``/``vote``/``queue``/``execute`` are separate calls. On
 the local chain ``local_round`` runs them all at once, mining blocks and moving time forward on
-anvil, so a laptop demo of "the DAO slows the fleet down" takes a second.
+anvil, so a laptop demo of "the DAO slows the fleet down" takes a second. No single account
+passes a proposal (deploy.py spreads the votes below the quorum), so ``local_round`` votes with
+several members' keys: by default the local demo members (``deploy.DEMO_MEMBERS``).
+
+Proposals are found again from the chain (the Governor's ``ProposalCreated`` events carry
+targets, calldatas and description), so queue and execute need only the proposal id, from any
+machine, days later.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from typing import Callable
 from eth_utils import keccak
 
 from .client import ChainClient
+from .config import checksum
 from .errors import ChainError
 from .models import id32, to_mm
 
-__all__ = ["Action", "Proposal", "policy_actions", "propose", "vote", "queue", "execute", "state", "local_round", "STATES"]
+__all__ = ["Action", "Proposal", "policy_actions", "distribution_actions", "propose", "vote", "queue", "execute", "state",
+           "local_round", "proposals", "find_proposal", "demo_voters", "STATES"]
 
 STATES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "Expired", "Executed")
 
@@ -37,6 +45,11 @@ class Proposal:
     values: list
     calldatas: list
     description: str
+    proposer: str = ""
+    vote_start: int = 0  # block (Governor clock) the vote opens after
+    vote_end: int = 0  # last block of the vote
+    block_number: int = 0  # block of the propose transaction
+    tx_hash: str = ""
 
     @property
     def description_hash(self) -> bytes:
@@ -45,9 +58,17 @@ class Proposal:
 
 def policy_actions(*, max_speed: float | None = None, paused: bool | None = None, min_task_price: int | None = None,
                    spending_cap: int | None = None, zones: dict[str, list[tuple[float, float]]] | None = None,
-                   remove_zones: list[str] | None = None) -> list[Action]:
-    """FleetPolicy changes in SI units (m/s, metres) as governance actions."""
+                   remove_zones: list[str] | None = None, protocol_fee_bps: int | None = None,
+                   guardian: str | None = None) -> list[Action]:
+    """FleetPolicy changes in SI units (m/s, metres) as governance actions. ``guardian``: the new
+    guardian's address, or the zero address to revoke the guardian."""
     out = []
+    if protocol_fee_bps is not None:
+        if not 0 <= protocol_fee_bps <= 10_000:
+            raise ValueError(f"protocol fee must be 0..10000 basis points, got {protocol_fee_bps}")
+        out.append(Action("FleetPolicy", "setProtocolFee", (protocol_fee_bps,)))
+    if guardian is not None:
+        out.append(Action("FleetPolicy", "setGuardian", (checksum(guardian),)))
     if max_speed is not None:
         out.append(Action("FleetPolicy", "setMaxSpeed", (to_mm(max_speed),)))
     if paused is not None:
@@ -65,6 +86,18 @@ def policy_actions(*, max_speed: float | None = None, paused: bool | None = None
     return out
 
 
+def distribution_actions(client: ChainClient, amount: int, snapshot_block: int | None = None) -> list[Action]:
+    """The treasury (timelock) shares ``amount`` FLEET among the holders at ``snapshot_block``
+    (default: the head now, i.e. a block before the proposal: fixed and public while members vote)."""
+    if amount <= 0:
+        raise ValueError(f"distribution amount must be positive, got {amount}")
+    token = client.contract("FleetToken").address
+    dist = client.contract("RevenueDistributor").address
+    snap = client.block_number() if snapshot_block is None else int(snapshot_block)
+    return [Action("FleetToken", "approve", (dist, amount)),
+            Action("RevenueDistributor", "createDistribution", (token, amount, snap))]
+
+
 def propose(client: ChainClient, actions: list[Action], description: str) -> Proposal:
     gov = client.contract("FleetGovernor")
     targets, values, datas = [], [], []
@@ -77,8 +110,44 @@ def propose(client: ChainClient, actions: list[Action], description: str) -> Pro
     for raw in r.logs:
         ev = gov.abi.decode_log(raw)
         if ev and ev["event"] == "ProposalCreated":
-            return Proposal(ev["proposalId"], targets, values, datas, description)
+            return _from_event(ev)
     raise ChainError("propose succeeded but emitted no ProposalCreated event")
+
+
+def _from_event(ev: dict) -> Proposal:
+    return Proposal(ev["proposalId"], list(ev["targets"]), list(ev["values"]), list(ev["calldatas"]), ev["description"],
+                    proposer=ev["proposer"], vote_start=ev["voteStart"], vote_end=ev["voteEnd"],
+                    block_number=ev["block_number"] or 0, tx_hash=ev["tx_hash"] or "")
+
+
+def proposals(client: ChainClient, from_block: int | None = None) -> list[Proposal]:
+    """Every proposal made since the deployment (or ``from_block``), oldest first."""
+    gov = client.contract("FleetGovernor")
+    start = client.config.deploy_block if from_block is None else from_block
+    return [_from_event(ev) for ev in gov.events("ProposalCreated", start)]
+
+
+def find_proposal(client: ChainClient, proposal_id: int | str, from_block: int | None = None) -> Proposal:
+    """The proposal with this id (decimal, 0x hex, or a unique decimal prefix of at least 6 digits)."""
+    text = str(proposal_id).strip()
+    found = proposals(client, from_block)
+    if text.lower().startswith("0x"):
+        try:
+            want = int(text, 16)
+        except ValueError:
+            raise ChainError(f"not a proposal id: {text!r}") from None
+        hits = [p for p in found if p.proposal_id == want]
+    elif text.isdigit():
+        hits = [p for p in found if str(p.proposal_id) == text]
+        if not hits and len(text) >= 6:
+            hits = [p for p in found if str(p.proposal_id).startswith(text)]
+    else:
+        raise ChainError(f"not a proposal id: {text!r}")
+    if not hits:
+        raise ChainError(f"no proposal {text} on this deployment (depai dao status lists them)")
+    if len(hits) > 1:
+        raise ChainError(f"proposal prefix {text} is ambiguous ({len(hits)} proposals); give more digits")
+    return hits[0]
 
 
 def state(client: ChainClient, p: Proposal) -> str:
@@ -98,20 +167,45 @@ def execute(client: ChainClient, p: Proposal):
     return client.contract("FleetGovernor").transact("execute", p.targets, p.values, p.calldatas, p.description_hash)
 
 
+def demo_voters(client: ChainClient) -> list[ChainClient]:
+    """Clients of the local demo members (public anvil keys: local chain only)."""
+    from .deploy import DEMO_MEMBERS
+    from .signer import demo_signer
+
+    if not client.config.is_local:
+        raise ChainError("demo members exist on the local chain only")
+    return [ChainClient(client.config, demo_signer(i, client.config.chain_id), verify_chain=False) for i in DEMO_MEMBERS]
+
+
 def local_round(client: ChainClient, actions: list[Action], description: str, *,
-                progress: Callable[[str], None] | None = None) -> Proposal:
-    """Propose, vote (with this client's votes), queue and execute at once on the local chain,
-    mining the voting delay/period and moving time past the timelock delay."""
+                voters: list[ChainClient] | None = None, progress: Callable[[str], None] | None = None) -> Proposal:
+    """Propose (with ``client``), vote for it with every one of ``voters`` that holds votes
+    (default: the local demo members), queue and execute at once on the local chain, mining the
+    voting delay/period and moving time past the timelock delay."""
     say = progress or (lambda _m: None)
     if not client.config.is_local:
         raise ChainError("local_round mines blocks and moves time: local chain only; on a real network call "
                          "propose, vote, queue and execute as the periods pass")
     gov = client.contract("FleetGovernor")
-    p = propose(client, actions, description)
-    say(f"proposed #{str(p.proposal_id)[:12]}... ({len(actions)} action(s)): {state(client, p)}")
+    voters = demo_voters(client) if voters is None else voters
+    # one client per key: two clients of one key would each count nonces on their own
+    me = client.signer.address if client.signer else None
+    voters = [client if me and v.signer.address == me else v for v in voters]
+    proposer = client
+    threshold = gov.call("proposalThreshold")
+    if client.signer is None or gov.call("getVotes", client.signer.address, client.block_number() - 1) < threshold:
+        # the caller may not propose alone (e.g. the deployer, whose float never votes): a member does
+        proposer = next((v for v in voters if gov.call("getVotes", v.signer.address, v.block_number() - 1) >= threshold), client)
+    p = propose(proposer, actions, description)
+    say(f"proposed #{str(p.proposal_id)[:12]}... by {proposer.signer.address} ({len(actions)} action(s)): {state(client, p)}")
     client.mine(gov.call("votingDelay") + 1)
-    vote(client, p, 1)
-    say(f"voted for with {gov.call('getVotes', client.signer.address, client.block_number() - 1) if client.signer else 0} votes")
+    total = 0
+    for v in voters:
+        weight = gov.call("getVotes", v.signer.address, p.vote_start)
+        if weight and not gov.call("hasVoted", p.proposal_id, v.signer.address):
+            vote(v, p, 1)
+            total += weight
+    say(f"voted for by {len(voters)} member(s) with {total} votes (quorum {gov.call('quorum', p.vote_start)})")
     client.mine(gov.call("votingPeriod"))
     if state(client, p) != "Succeeded":
         raise ChainError(f"proposal did not pass: {state(client, p)} (quorum or votes missing)")

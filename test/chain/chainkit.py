@@ -9,14 +9,16 @@ from depai_nodes.chain.anvil import Anvil
 from depai_nodes.chain.client import ChainClient, _revert_data
 from depai_nodes.chain.errors import RpcResponseError
 from depai_nodes.chain.config import LOCAL_CHAIN_ID, ChainConfig
-from depai_nodes.chain.deploy import TOKEN, DeployParams
+from depai_nodes.chain.deploy import DEMO_MEMBERS, TOKEN, DeployParams
 from depai_nodes.chain.merkle import MerkleTree
 from depai_nodes.chain.signer import demo_signer
 
 # Roles of the anvil demo accounts in these tests
 DEPLOYER, MACHINE, MACHINE2, REQUESTER, VOTER, STRANGER = 0, 1, 2, 3, 4, 5
+# the DAO's members (deploy: 1M FLEET each of 10M, self-delegated; quorum 15 %: two are needed)
+MEMBER_A, MEMBER_B, MEMBER_C, MEMBER_D = DEMO_MEMBERS
 
-PARAMS = DeployParams(voting_delay_blocks=1, voting_period_blocks=5, quorum_percent=4, timelock_delay_s=60,
+PARAMS = DeployParams(voting_delay_blocks=1, voting_period_blocks=5, quorum_percent=15, timelock_delay_s=60,
                       max_speed=1.5, min_task_price=1 * TOKEN, spending_cap=0, min_stake=100 * TOKEN, slash_bps=5000)
 
 
@@ -67,15 +69,16 @@ def registered_machine(chain: Chain, who: int, stake: int = 100 * TOKEN):
 
 def governance_round(chain: Chain, calls: list[tuple[str, str, tuple]], description: str) -> dict:
     """Propose -> vote -> queue -> execute through the real Governor + Timelock, asserting each
-    state on the way (the deployer holds, and has delegated, the supply)."""
+    state on the way (member A proposes; members A and B, together above the quorum, vote for)."""
     from depai_nodes.chain import governance as g
 
-    c = chain.client(DEPLOYER)
+    c = chain.client(MEMBER_A)
     p = g.propose(c, [g.Action(*call) for call in calls], description)
     assert g.state(c, p) == "Pending"
     c.mine(PARAMS.voting_delay_blocks + 1)
     assert g.state(c, p) == "Active"
     r_vote = g.vote(c, p, 1)
+    g.vote(chain.client(MEMBER_B), p, 1)
     c.mine(PARAMS.voting_period_blocks)
     assert g.state(c, p) == "Succeeded"
     r_queue = g.queue(c, p)

@@ -47,7 +47,7 @@ def test_up_status_down(tmp_path):
         again = _depai("up", "--port", "0", "--config", str(cfg_path))
         assert again.returncode == 0 and "already up" in again.stderr
         st = _depai("status", "--config", str(cfg_path))
-        assert st.returncode == 0 and "7 with code, 0 missing" in st.stdout and "max_speed 1.0 m/s" in st.stdout
+        assert st.returncode == 0 and "8 with code, 0 missing" in st.stdout and "max_speed 1.0 m/s" in st.stdout
     finally:
         down = _depai("down", "--config", str(cfg_path))
     assert down.returncode == 0 and f"stopped anvil pid {pid}" in down.stderr

@@ -4,7 +4,7 @@ the guardian's one-way e-stop, zone validation and the on-chain point-in-polygon
 import threading
 
 import pytest
-from chainkit import DEPLOYER, STRANGER, _as_timelock_sender, fleet, governance_round, wait_for
+from chainkit import DEPLOYER, MEMBER_A, MEMBER_B, STRANGER, _as_timelock_sender, fleet, governance_round, wait_for
 from eth_utils import keccak
 
 from depai_nodes.chain.errors import ContractRevertError
@@ -47,7 +47,7 @@ def test_full_governance_round_policy_event_reaches_python(chain, mode):
 
 
 def test_defeated_proposal_cannot_be_queued(chain):
-    c = chain.client(DEPLOYER)
+    c = chain.client(MEMBER_A)
     gov = c.contract("FleetGovernor")
     policy = c.contract("FleetPolicy")
     data = bytes.fromhex(policy.abi.encode_call("setMaxSpeed", (100,))[2:])
@@ -55,6 +55,7 @@ def test_defeated_proposal_cannot_be_queued(chain):
     pid = next(e for e in (gov.abi.decode_log(l) for l in r.logs) if e and e["event"] == "ProposalCreated")["proposalId"]
     c.mine(2)
     gov.transact("castVote", pid, 0)  # against
+    chain.client(MEMBER_B).contract("FleetGovernor").transact("castVote", pid, 1)  # for: a tie is no majority
     c.mine(6)
     assert gov.call("state", pid) == 3  # Defeated
     with pytest.raises(ContractRevertError) as e:
@@ -63,7 +64,7 @@ def test_defeated_proposal_cannot_be_queued(chain):
 
 
 def test_execute_before_timelock_delay_reverts(chain):
-    c = chain.client(DEPLOYER)
+    c = chain.client(MEMBER_A)
     gov = c.contract("FleetGovernor")
     policy = c.contract("FleetPolicy")
     data = bytes.fromhex(policy.abi.encode_call("setMaxSpeed", (700,))[2:])
@@ -71,6 +72,7 @@ def test_execute_before_timelock_delay_reverts(chain):
     pid = next(e for e in (gov.abi.decode_log(l) for l in r.logs) if e and e["event"] == "ProposalCreated")["proposalId"]
     c.mine(2)
     gov.transact("castVote", pid, 1)
+    chain.client(MEMBER_B).contract("FleetGovernor").transact("castVote", pid, 1)
     c.mine(6)
     gov.transact("queue", [policy.address], [0], [data], keccak(text="d"))
     with pytest.raises(ContractRevertError) as e:
@@ -151,17 +153,21 @@ def test_too_many_zones(chain):
 
 
 def test_token_mint_and_voting_power(chain):
-    owner = chain.client(DEPLOYER).contract("FleetToken")
+    deployer = chain.client(DEPLOYER).contract("FleetToken")
     stranger = chain.client(STRANGER).contract("FleetToken")
-    supply = owner.call("totalSupply")
-    owner.transact("mint", chain.address(STRANGER), 7)
-    assert owner.call("totalSupply") == supply + 7
-    with pytest.raises(ContractRevertError) as e:
-        stranger.transact("mint", chain.address(STRANGER), 1)
-    assert e.value.error == "OwnableUnauthorizedAccount"
-    # tokens only vote once delegated (ERC20Votes); the deployer delegated to itself at deploy
+    supply = deployer.call("totalSupply")
+    assert deployer.call("owner") == chain.client().contract("FleetTimelock").address  # only a vote mints
+    _as_timelock_sender(chain, "FleetToken")("mint", chain.address(STRANGER), 7)
+    assert deployer.call("totalSupply") == supply + 7
+    for who in (deployer, stranger):
+        with pytest.raises(ContractRevertError) as e:
+            who.transact("mint", chain.address(STRANGER), 1)
+        assert e.value.error == "OwnableUnauthorizedAccount"
+    # tokens only vote once delegated (ERC20Votes); the deployer's float never was
     assert stranger.call("getVotes", chain.address(STRANGER)) == 0
     bal = stranger.call("balanceOf", chain.address(STRANGER))
     stranger.transact("delegate", chain.address(STRANGER))
     assert stranger.call("getVotes", chain.address(STRANGER)) == bal
-    assert owner.call("getVotes", chain.address(DEPLOYER)) == owner.call("balanceOf", chain.address(DEPLOYER))
+    assert deployer.call("getVotes", chain.address(DEPLOYER)) == 0 < deployer.call("balanceOf", chain.address(DEPLOYER))
+    member = chain.client(MEMBER_A).contract("FleetToken")
+    assert member.call("getVotes", chain.address(MEMBER_A)) == member.call("balanceOf", chain.address(MEMBER_A)) > 0

@@ -278,5 +278,5 @@ def test_relayer_submits_and_gas(job):
     before = _balance(chain, MACHINE)
     r = relayer.complete_task(report, proof, m.sign_report(report))
     assert _balance(chain, MACHINE) == before + REWARD
-    assert r.gas_used < 200_000, r.gas_used
+    assert r.gas_used < 260_000, r.gas_used  # the proof, the citation, the fee and the payee
     print(f"completeTask gas (proof of {len(proof)} hashes): {r.gas_used}")
