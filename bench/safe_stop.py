@@ -89,7 +89,7 @@ def run_series(kinds: list[str], n: int, policy_timeout: float | None, domain: i
     good = (REPO / "config" / "policy.yaml").read_text()
     policy.write_text(good)
     stack = stack_with_slow_listener_respawn(workdir / "stack.yaml")
-    args = ["--stack", str(stack), *LIGHT_SIM, "--set", f"dao_listener.policy_file={policy}",
+    args = ["--stack", str(stack), "--robots", ROBOT, "--no-chain", *LIGHT_SIM, "--set", f"dao_listener.policy_file={policy}",
             "--set", "dao_listener.watch_period=0.2"]
     if policy_timeout is not None:
         args += ["--set", f"controller.policy_timeout={policy_timeout}"]

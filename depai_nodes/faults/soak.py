@@ -106,7 +106,7 @@ def run_soak(config: SoakConfig, workdir: Path, domain: int, *, stack: Path, pol
     policy = workdir / "policy.yaml"
     good = policy_template.read_text()
     policy.write_text(good)
-    args = ["--stack", str(stack), "--robots", ",".join(config.robots), *LIGHT_SIM,
+    args = ["--stack", str(stack), "--robots", ",".join(config.robots), "--no-chain", *LIGHT_SIM,
             "--set", f"dao_listener.policy_file={policy}", "--set", "dao_listener.watch_period=0.2",
             *config.extra_args]
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")

@@ -30,7 +30,7 @@ def test_listener_dead_at_start_means_no_motion(ros_domain, ros_node, tmp_path):
     status = ros_node.subscribe(NavigationStatus, "/robot1/navigation_status", RELIABLE_QOS)
     recorder = Recorder(ros_domain, ["robot1"])
     run = StackRun(tmp_path / "launch.log", env=_env(ros_domain), args=[
-        "--stack", str(STACK), *LIGHT_SIM, "--set", f"dao_listener.policy_file={tmp_path / 'missing.yaml'}",
+        "--stack", str(STACK), "--robots", "robot1", "--no-chain", *LIGHT_SIM, "--set", f"dao_listener.policy_file={tmp_path / 'missing.yaml'}",
         "--set", "agent.start_delay=0.5"])
     try:
         run.wait_log(r"dao_listener exited: invalid configuration \(code 2\); not restarting", timeout=60)
