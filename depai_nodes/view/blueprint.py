@@ -13,18 +13,23 @@ APP_ID = "depai"
 
 
 def blueprint():
+    import rerun as rr
     import rerun.blueprint as rrb
+
+    def series(name: str, origin: str):
+        # the last two simulated minutes, up to the time cursor (the newest sample while live)
+        last = rr.VisibleTimeRange("sim_time", start=rr.TimeRangeBoundary.cursor_relative(seconds=-120.0),
+                                   end=rr.TimeRangeBoundary.cursor_relative())
+        return rrb.TimeSeriesView(name=name, origin=origin, time_ranges=[last])
 
     return rrb.Blueprint(
         rrb.Horizontal(
-            rrb.Spatial3DView(name="fleet (3D, map frame)", origin="world", background=[24, 26, 30],
-                              # looking down on the warehouse from the south, a little tilted
-                              eye_controls=rrb.EyeControls3D(position=[0.0, -21.0, 21.0], look_target=[0.0, -1.0, 0.0], eye_up=[0.0, 0.0, 1.0])),
+            rrb.Spatial3DView(name="fleet (3D, map frame)", origin="world", background=[24, 26, 30]),
             rrb.Vertical(
                 rrb.Spatial2DView(name="map (top-down)", origin="map2d"),
-                rrb.TimeSeriesView(name="speed (m/s)", origin="plots/speed"),
-                rrb.TimeSeriesView(name="token balance (FLEET)", origin="plots/balance"),
-                rrb.TimeSeriesView(name="batches anchored", origin="plots/batches"),
+                series("speed (m/s)", "plots/speed"),
+                series("token balance (FLEET)", "plots/balance"),
+                series("batches anchored", "plots/batches"),
                 row_shares=[3, 1, 1, 1],
             ),
             column_shares=[3, 2],

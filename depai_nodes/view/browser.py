@@ -99,7 +99,10 @@ class Browser:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise BrowserError(f"{method}: no answer within {timeout} s")
-            reply = json.loads(self._ws.recv(timeout=left))
+            try:
+                reply = json.loads(self._ws.recv(timeout=left))
+            except TimeoutError:
+                raise BrowserError(f"{method}: no answer within {timeout:g} s (a loaded machine renders slowly)") from None
             if reply.get("id") == my_id:
                 if "error" in reply:
                     raise BrowserError(f"{method}: {reply['error']}")
@@ -109,7 +112,7 @@ class Browser:
         self.call("Page.navigate", url=url)
 
     def screenshot(self) -> bytes:
-        return base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        return base64.b64decode(self.call("Page.captureScreenshot", timeout=180.0, format="png")["data"])
 
     def evaluate(self, expression: str):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")

@@ -31,6 +31,8 @@ class RerunSink:
             self.web_url = f"http://127.0.0.1:{web_port}/?url={self.grpc_url}"
         self.rec.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
         self._map: MapImage | None = None
+        self._styled: set[str] = set()
+        self._robots: dict[str, int] = {}
 
     def _time(self, t: float) -> None:
         self.rec.set_time("sim_time", duration=float(t))
@@ -49,6 +51,7 @@ class RerunSink:
 
     def robot(self, robot: str, index: int, t: float, x: float, y: float, strips: list[np.ndarray]) -> None:
         rr = self.rr
+        self._robots.setdefault(robot, index)
         self._time(t)
         color = robot_color(index)
         self.rec.log(f"world/robots/{robot}/footprint", rr.LineStrips3D(strips, colors=[color] * len(strips), radii=0.04,
@@ -101,8 +104,15 @@ class RerunSink:
             self.zones(0.0, self._zones)
 
     def scalar(self, what: str, robot: str, t: float, value: float) -> None:
+        rr = self.rr
+        path = f"plots/{what}/{robot}"
+        if path not in self._styled:  # the robot's colour, a line and its samples as dots (sparse series: balances)
+            self._styled.add(path)
+            color = robot_color(self._robots.setdefault(robot, len(self._robots)))
+            self.rec.log(path, rr.SeriesLines(colors=[color], names=[robot], widths=[2.0]),
+                         rr.SeriesPoints(colors=[color], names=[robot], marker_sizes=[3.0]), static=True)
         self._time(t)
-        self.rec.log(f"plots/{what}/{robot}", self.rr.Scalars(float(value)))
+        self.rec.log(path, rr.Scalars(float(value)))
 
     def close(self) -> None:
         try:

@@ -62,6 +62,8 @@ def shoot(url: str, out: Path, width: int, height: int, timeout: float) -> int:
     with Browser(width=width, height=height) as browser:
         browser.open(url)
         png = settle(browser, timeout)
+        if not browser.evaluate("document.querySelectorAll('canvas').length"):
+            raise BrowserError(f"no viewer at {url} (the page has no canvas): nothing saved")
     data = compress(png)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
@@ -79,20 +81,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="s to wait for the picture to settle")
     parser.add_argument("launch_args", nargs="*", help="more `depai launch` arguments (after --)")
     args = parser.parse_args(argv)
+
+    def _terminated(signum, _frame):  # `timeout`, systemd: stop the launch and Chromium on the way out
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.url:
             return shoot(args.url, args.out, args.width, args.height, args.timeout)
         env = dict(os.environ)
         env.setdefault("ROS_DOMAIN_ID", "91")
-        duration = args.drive + args.timeout + 120
+        duration = 3600  # stopped by us (SIGINT) once the picture is taken
         command = [str(REPO_ROOT / "depai"), "launch", "--view", "--duration", f"{duration:g}", *args.launch_args]
         launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                   cwd=REPO_ROOT, start_new_session=True)
         found: list[str] = []
-        ready = threading.Event()
+        ready, moving = threading.Event(), threading.Event()
+
+        tail: list[str] = []
 
         def read() -> None:
             for line in launch.stdout:
+                tail[:] = (tail + [line])[-20:]
+                if "FOLLOWING" in line or "driving to" in line:
+                    moving.set()
                 m = URL_LINE.search(line)
                 if m and not found:
                     found.append(m.group(1))
@@ -100,11 +112,21 @@ def main(argv: list[str] | None = None) -> int:
 
         threading.Thread(target=read, daemon=True).start()
         try:
-            if not ready.wait(timeout=300):
-                print("screenshot: the launch printed no live view URL within 300 s", file=sys.stderr)
+            deadline = time.monotonic() + 300
+            while not ready.wait(timeout=1.0) and launch.poll() is None and time.monotonic() < deadline:
+                pass
+            if not ready.is_set():
+                print("screenshot: the launch printed no live view URL within 300 s; its last lines:\n" + "".join(tail), file=sys.stderr)
                 return 1
+            # the robots move once their first plan is followed (a fresh chain first funds and admits them)
+            while not moving.wait(timeout=1.0) and launch.poll() is None and time.monotonic() < deadline:
+                pass
             print(f"screenshot: the demo runs; the view is at {found[0]}; driving {args.drive:g} s")
             time.sleep(args.drive)
+            if launch.poll() is not None:
+                print(f"screenshot: the launch ended (exit {launch.returncode}) before the picture; its last lines:\n" + "".join(tail),
+                      file=sys.stderr)
+                return 1
             return shoot(found[0], args.out, args.width, args.height, args.timeout)
         finally:
             if launch.poll() is None:
