@@ -29,7 +29,13 @@ def managed_groups(fleet_nodes: list[str], robots: list[str], robot_nodes: list[
     return groups
 
 
-def transitions_to_active(state: str) -> list[int]:
+def leave_inactive(previous: str, state: str, held: bool) -> bool:
+    """An active node found inactive was deactivated on purpose (`ros2 lifecycle set ... deactivate`):
+    the manager leaves it so (a crashed, respawned node comes back 'unconfigured', and is brought up)."""
+    return state == "inactive" and (held or previous == "active")
+
+
+def transitions_to_active(state: str) -> list[int] | None:
     """The transitions that take a node from `state` (a lifecycle_msgs state label) to active;
     None when it cannot get there (finalized, or in a transition)."""
     return {"unconfigured": [CONFIGURE, ACTIVATE], "inactive": [ACTIVATE], "active": []}.get(state)
@@ -44,6 +50,7 @@ class NodeRecord:
     failure: str = ""           # '' or what failed: 'configure failed', 'no lifecycle services', ...
     reported: bool = False      # the current failure was logged (once per failure)
     activations: int = 0        # times the manager brought it to active (a respawned node: > 1)
+    held: bool = False          # deactivated by someone else (an operator): left inactive
     history: list[str] = field(default_factory=list)
 
     def fail(self, what: str) -> str | None:

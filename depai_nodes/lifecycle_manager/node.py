@@ -20,7 +20,7 @@ from rclpy.node import Node
 from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.runner import run_node
 
-from .core import TRANSITION_NAMES, NodeRecord, managed_groups, transitions_to_active
+from .core import TRANSITION_NAMES, NodeRecord, leave_inactive, managed_groups, transitions_to_active
 
 
 class LifecycleManagerParams(ParamsModel):
@@ -102,7 +102,14 @@ class LifecycleManagerNode(Node):
             record.state = "unavailable"
             self._report(record, f"no answer from its lifecycle services within {self.params.service_timeout:g} s", warn=True)
             return False
-        record.state = state
+        previous, record.state = record.state, state
+        if leave_inactive(previous, state, record.held):
+            if not record.held:
+                record.held = True
+                self.get_logger().warning(f"{name}: deactivated by someone else: left inactive "
+                                          f"(`ros2 lifecycle set {name} activate` resumes it)")
+            return True
+        record.held = False
         plan = transitions_to_active(state)
         if plan is None:
             self._report(record, f"is {state}: cannot be brought to active")

@@ -194,16 +194,43 @@ def _light_stack(tmp_path: Path) -> Path:
     return light
 
 
+def _lifecycle(ros2, *args, check=True):
+    """`ros2 lifecycle get/set --no-daemon ...`: the CLI looks the node up in a graph it has only just
+    joined and says 'Node not found' when discovery has not reached it yet; asked again then (the
+    transition was not sent)."""
+    for _ in range(10):
+        result = ros2.run("lifecycle", args[0], "--no-daemon", *args[1:], check=False)
+        if "Node not found" not in result.stdout + result.stderr:
+            break
+        time.sleep(0.5)
+    if check and result.returncode != 0:
+        raise AssertionError(f"ros2 lifecycle {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
 def test_lifecycle_nodes_are_active(ros2, launched, tmp_path):
     run = launched("depai.launch.py", stack=_light_stack(tmp_path), chain="none")
     run.wait_nodes()
+    # Without a chain the managed node is the dao_listener (the wallets, identities and telemetry
+    # need one: test/foundation/test_lifecycle.py, test/chain/test_wallet_lifecycle.py); the
+    # stack's lifecycle_manager brings it up (it starts with autostart: false).
+    wait_until(lambda: "all 1 managed node(s) active" in run.log() or None, 60, "the lifecycle manager's bring-up")
     listed = ros2.run("lifecycle", "nodes", "--no-daemon", "--spin-time", "2").stdout.split()
     managed = sorted(n for n in listed if n in run.expected)
-    states = {n: ros2.run("lifecycle", "get", "--no-daemon", n).stdout.strip() for n in managed}
-    assert run.stop() == 0
-    if not managed:
-        pytest.skip("no lifecycle nodes in the stack yet (issue 11, item 3): nothing for `ros2 lifecycle get` to check")
+    assert managed == ["/dao_listener"], listed
+    states = {n: _lifecycle(ros2, "get", n).stdout.strip() for n in managed}
     assert all(state.startswith("active") for state in states.values()), states
+    # ros2 lifecycle set: deactivate (the policy heartbeat stops), then activate again
+    out = _lifecycle(ros2, "set", "/dao_listener", "deactivate").stdout
+    assert "Transitioning successful" in out, out
+    wait_until(lambda: "/dao_listener: deactivated by someone else: left inactive" in run.log() or None, 20, "the manager seeing it")
+    assert _lifecycle(ros2, "get", "/dao_listener").stdout.startswith("inactive")  # the manager leaves it so
+    refused = _lifecycle(ros2, "set", "/dao_listener", "configure", check=False)
+    assert "Transitioning successful" not in refused.stdout  # not a transition from inactive; the node lives on
+    out = _lifecycle(ros2, "set", "/dao_listener", "activate").stdout
+    assert "Transitioning successful" in out, out
+    assert _lifecycle(ros2, "get", "/dao_listener").stdout.startswith("active")
+    assert run.stop() == 0
 
 
 def test_several_robots(ros2, launched, tmp_path, monkeypatch):
