@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from depai_nodes.bringup.stack import load_stack
 from depai_nodes.chain.client import ChainClient
 from depai_nodes.chain.config import load_config
 from depai_nodes.chain.fleet import Fleet
@@ -26,6 +27,8 @@ ROBOT1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil demo key #1 (publ
 ROBOT2 = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # #2
 REQUESTER = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # #9
 ONLY = "dao_listener,status,wallet,identity,requester_wallet,requester"
+if any(n.name == "lifecycle_manager" for n in load_stack(REPO / "config" / "stack.yaml").nodes):
+    ONLY += ",lifecycle_manager"  # the chain-facing nodes are managed: it configures and activates them
 REQUESTER_SETS = ["--set", "requester.period=2.0", "--set", "requester.start_delay=1.0", "--set", "requester.max_tasks=3"]
 
 
@@ -86,6 +89,14 @@ def standing(cfg_path: Path):
     return {a: (token.call("balanceOf", a), fleet.machine_info(a).stake) for a in (ROBOT1, ROBOT2, REQUESTER)}, fleet
 
 
+def requester_funds(fleet: Fleet) -> int:
+    """The requester's balance plus the rewards its tasks escrowed, read at one block (posts go on meanwhile)."""
+    block = fleet.client.block_number()
+    count = fleet.market.call("taskCount", block=block)
+    escrowed = sum(fleet.market.call("getTask", i, block=block)["reward"] for i in range(1, count + 1))
+    return fleet.token.call("balanceOf", REQUESTER, block=block) + escrowed
+
+
 def fleet_of(cfg_path: Path) -> Fleet:
     return Fleet(ChainClient(load_config(cfg_path)))
 
@@ -106,7 +117,7 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
         wait_for(first.log, r"registered in the TaskMarket with stake", 60, count=2)
         balances, fleet = standing(cfg_path)
         assert balances[ROBOT1] == (9900 * TOKEN, 100 * TOKEN) and balances[ROBOT2] == (9900 * TOKEN, 100 * TOKEN)
-        assert balances[REQUESTER] == (100_000 * TOKEN, 0)
+        assert requester_funds(fleet) == 100_000 * TOKEN  # funded once; its balance plus what its tasks escrow
         assert fleet.attribute(ROBOT1, b"depai:machine")["value"] == b"robot1"
         genesis = load_config(cfg_path).genesis_hash
         # the requester posts through its own wallet (key #9): goals at the world's stations, escrowed
@@ -180,9 +191,7 @@ def test_a_chain_from_depai_chain_up_is_used_and_left_running(ros_domain, tmp_pa
         assert launch.process.wait(timeout=90) == 0, launch.text()[-3000:]
         assert "stopped the local chain" not in launch.text()
         assert alive(anvil)  # not this launch's chain: it stays up
-        balance, fleet = standing(cfg_path)
-        escrowed = sum(fleet.task(i).reward for i in range(1, fleet.task_count() + 1))
-        assert balance[REQUESTER] == (100_000 * TOKEN - escrowed, 0)  # funded once, minus what its tasks escrow
+        assert requester_funds(fleet_of(cfg_path)) == 100_000 * TOKEN  # funded once (balance + what its tasks escrow)
     finally:
         subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", "down", "--config", str(cfg_path)],
                        cwd=REPO, env=env, capture_output=True, timeout=60)
