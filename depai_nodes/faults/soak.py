@@ -76,8 +76,8 @@ class SoakResult:
 
 
 def _kinds(robots: list[str]) -> list[str]:
-    per_robot = [f"kill:{r}/{n}" for r in robots[:1] for n in ("controller", "planner", "perception", "agent", "monitor")]
-    return ["kill:dao_listener", "freeze:dao_listener", "kill:simulator", "policy:empty", "policy:truncated",
+    per_robot = [f"kill:{r}/{n}" for r in robots[:1] for n in ("controller", "planner", "perception", "agent")]
+    return ["kill:dao_listener", "freeze:dao_listener", "kill:simulator", "kill:status", "policy:empty", "policy:truncated",
             "policy:duplicate", "pause", *per_robot]
 
 

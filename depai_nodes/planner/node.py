@@ -241,6 +241,13 @@ class PlannerNode(Node):
             self.get_logger().error(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
 
     def _on_policy(self, msg: FleetPolicy) -> None:
+        # The listener re-publishes the policy as a heartbeat every second: only a policy whose
+        # zones differ is worth re-rasterising the keep-out layer and a log line.
+        key = (msg.source, tuple((z.id, tuple((p.x, p.y) for p in z.polygon.points)) for z in msg.keep_out_zones))
+        if key == getattr(self, "_policy_key", None):
+            self._policy_version = msg.version
+            return
+        self._policy_key = key
         polygons = []
         for zone in msg.keep_out_zones:
             pts = np.array([[p.x, p.y] for p in zone.polygon.points], dtype=np.float64).reshape(-1, 2)

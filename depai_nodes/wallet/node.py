@@ -341,7 +341,9 @@ class WalletNode(ManagedNode):
                 return
             cap = int(text)
             self.wallet.set_cap(cap)
-            self.get_logger().info(f"spending cap from fleet policy v{msg.version}: {cap or 'none'}")
+            if cap != getattr(self, "_logged_cap", None):  # the policy's heartbeat repeats it every second
+                self._logged_cap = cap
+                self.get_logger().info(f"spending cap from fleet policy v{msg.version}: {cap or 'none'}")
 
     def _on_request(self, msg: TokenTransfer) -> None:
         if not self._signing:
