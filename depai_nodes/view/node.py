@@ -50,6 +50,7 @@ class ViewParams(ParamsModel):
     rerun: bool = Field(True, description="serve the Rerun web viewer", json_schema_extra=READ_ONLY)
     rerun_web_port: int = Field(9090, ge=1, le=65535, description="http://127.0.0.1:<port>/ : the browser viewer", json_schema_extra=READ_ONLY)
     rerun_grpc_port: int = Field(9876, ge=1, le=65535, description="Rerun's gRPC data port (the viewer connects to it)", json_schema_extra=READ_ONLY)
+    rerun_host: str = Field("127.0.0.1", description="address Rerun's data (gRPC) server binds", json_schema_extra=READ_ONLY)
     rerun_memory_limit: str = Field("512MiB", description="data Rerun's server keeps for late browsers", json_schema_extra=READ_ONLY)
     foxglove: bool = Field(True, description="serve a Foxglove WebSocket endpoint", json_schema_extra=READ_ONLY)
     foxglove_host: str = Field("127.0.0.1", description="address the Foxglove endpoint binds", json_schema_extra=READ_ONLY)
@@ -74,7 +75,8 @@ class ViewNode(Node):
             if p.rerun:
                 from .rerun_sink import RerunSink
 
-                sink = RerunSink(grpc_port=p.rerun_grpc_port, web_port=p.rerun_web_port, memory_limit=p.rerun_memory_limit)
+                sink = RerunSink(grpc_port=p.rerun_grpc_port, web_port=p.rerun_web_port, memory_limit=p.rerun_memory_limit,
+                                 host=p.rerun_host)
                 self.sinks.append(sink)
                 self.get_logger().info(f"live view (Rerun) in a browser: {sink.web_url}")
             if p.foxglove:

@@ -1,7 +1,7 @@
 """Draws core.py's entities into a Rerun recording served to the browser (ROS-free).
 
-`RerunSink(grpc_port, web_port)` starts Rerun's gRPC server (`newest_first`: a browser that
-connects late starts at the latest frame) and its web viewer on `http://<host>:<web_port>/`
+`RerunSink(grpc_port, web_port, host)` starts Rerun's gRPC server on `host` (`newest_first`: a
+browser that connects late starts at the latest frame) and its web viewer on `http://<host>:<web_port>/`
 (WebAssembly served by the SDK itself: no network needed), with the shipped blueprint. The
 `sim_time` timeline follows the messages' stamps (the simulator's /clock).
 """
@@ -17,7 +17,8 @@ __all__ = ["RerunSink"]
 
 
 class RerunSink:
-    def __init__(self, grpc_port: int = 9876, web_port: int = 9090, memory_limit: str = "512MiB", serve: bool = True) -> None:
+    def __init__(self, grpc_port: int = 9876, web_port: int = 9090, memory_limit: str = "512MiB", serve: bool = True,
+                 host: str = "127.0.0.1") -> None:
         import rerun as rr
 
         self.rr = rr
@@ -25,8 +26,13 @@ class RerunSink:
         self.grpc_url = ""
         self.web_url = ""
         if serve:
-            self.grpc_url = self.rec.serve_grpc(grpc_port=grpc_port, default_blueprint=blueprint(),
-                                                server_memory_limit=memory_limit, newest_first=True)
+            # The data (gRPC) binds `host` only (default loopback: neither server authenticates);
+            # the web page is the viewer's static code, no data, and the browser fetches the data
+            # from the gRPC URL itself.
+            sink = rr.GrpcServerSink(bind_ip=host, port=grpc_port, server_memory_limit=memory_limit, newest_first=True)
+            self.rec.set_sinks(sink)
+            self.rec.send_blueprint(blueprint(), make_active=True, make_default=True)
+            self.grpc_url = sink.uri
             rr.serve_web_viewer(web_port=web_port, open_browser=False, connect_to=self.grpc_url)
             self.web_url = f"http://127.0.0.1:{web_port}/?url={self.grpc_url}"
         self.rec.log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)

@@ -60,3 +60,17 @@ def test_viewer_loads_and_draws_the_fleet(start_node, ports):
     for name, (rows, cols) in regions.items():
         changed = (np.abs(drawn[rows, cols] - empty[rows, cols]).sum(axis=2) > 60).mean()
         assert changed > 0.02, f"{name}: only {changed:.1%} of its pixels changed between the empty viewer and the running fleet"
+
+
+def test_the_data_servers_bind_loopback_only(start_node, ports):
+    """The fleet's data (Rerun's gRPC, the Foxglove endpoint) is not served to the network by default."""
+    import subprocess
+
+    view = start_node("view", parameters={"robots": ["robot1"], "world": "", "foxglove_port": ports["foxglove_port"],
+                                          "rerun_web_port": ports["rerun_web_port"], "rerun_grpc_port": ports["rerun_grpc_port"]})
+    view.wait_for_log("Foxglove endpoint", timeout=30)
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout.split()
+    for name in ("rerun_grpc_port", "foxglove_port"):
+        port = ports[name]
+        local = [a for a in listening if a.endswith(f":{port}")]
+        assert local and all(a.startswith("127.0.0.1:") for a in local), f"{name} {port}: {local}"
