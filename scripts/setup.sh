@@ -126,6 +126,17 @@ if [ -z "$have_tf2_msgs" ]; then
 elif [ -d install/tf2_msgs ]; then
   rm -rf install/tf2_msgs build/tf2_msgs  # built earlier without a system tf2_msgs: use the system's now
 fi
+# diagnostic_msgs (for /diagnostics): likewise, the ROS install's own, else ros_compat/diagnostic_msgs.
+have_diagnostic_msgs=
+for _p in "${_prefixes[@]}"; do
+  case "$_p" in "$ROOT"/install*|"") continue;; esac
+  if [ -f "$_p/share/diagnostic_msgs/package.xml" ]; then have_diagnostic_msgs=1; fi
+done
+if [ -z "$have_diagnostic_msgs" ]; then
+  PACKAGES+=(ros_compat/diagnostic_msgs)
+elif [ -d install/diagnostic_msgs ]; then
+  rm -rf install/diagnostic_msgs build/diagnostic_msgs
+fi
 BUILD_KEY="$(printf '%s %s %s' "$VENV_KEY" "${PACKAGES[*]}" "$(hash_tree package.xml CMakeLists.txt cmake msg srv launch config worlds ros_compat)" |
   sha256sum | cut -c1-16)$(find depai_nodes -name node.py | LC_ALL=C sort | sha256sum | cut -c1-8)"
 if ! stamp_ok colcon "$BUILD_KEY" || [ ! -f install/setup.bash ]; then

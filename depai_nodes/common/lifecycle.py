@@ -55,6 +55,15 @@ class ManagedNode(LifecycleNode):
         # Answered with success=false instead, as rclcpp does.
         self._upstream_change_state = self._service_change_state.callback
         self._service_change_state.callback = self._change_state_checked
+        # /diagnostics (common/diagnostics.py): the lifecycle state; nodes add their own entries to
+        # self.diagnostics.diag. ERROR: a failed transition; WARN: not active; OK: active.
+        from .diagnostics import ERROR, OK, WARN, NodeDiagnostics
+
+        self.diagnostics = NodeDiagnostics(self)
+        self.diagnostics.diag.check("lifecycle", lambda: (
+            ERROR if self.lifecycle_error else (OK if self.is_active else WARN),
+            f"{self.lifecycle_state}" + (f" ({self.lifecycle_error})" if self.lifecycle_error else ""),
+            {"state": self.lifecycle_state, "autostart": self.autostart}))
 
     def _change_state_checked(self, request, response):
         from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy

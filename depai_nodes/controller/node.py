@@ -109,6 +109,31 @@ class ControllerNode(Node):
         self.create_subscription(OccupancyGrid, "local_costmap", self._on_local, SENSOR_QOS)
         self.create_subscription(FleetPolicy, POLICY_TOPIC, self._on_policy, LATCHED_QOS)
         self._timer = self.create_timer(1.0 / self.params.control_frequency, self._tick)
+        self._diagnostics()
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): the policy enforced (ERROR: none, the robot holds
+        still; WARN: stale or paused), inputs odom / local_costmap / plan, the control step's time."""
+        from depai_nodes.common.diagnostics import ERROR, OK, WARN, NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+
+        def policy():
+            cur = self.policies.current
+            hold = self.policies.hold_reason(time.monotonic(), self.params.policy_timeout)
+            values = {"version": cur.version, "source": cur.source} if cur is not None else {"version": 0, "source": ""}
+            if cur is None:
+                return ERROR, f"{hold}: holding still", values
+            if hold is not None:
+                return WARN, f"{hold}: holding still", values
+            if cur.policy.paused:
+                return WARN, f"fleet paused (policy v{cur.version})", values
+            return OK, f"policy v{cur.version} enforced (max_speed {cur.policy.max_speed:g} m/s)", values
+
+        self.diag.diag.check("policy", policy)
+        self.diag_odom = self.diag.diag.topic("odom", stale_after=self.params.odom_timeout)
+        self.diag_costmap = self.diag.diag.topic("local_costmap", stale_after=self.params.costmap_timeout)
+        self.diag_tick = self.diag.diag.timing("control step")
 
     def _config(self) -> ControllerConfig:
         p = self.params
@@ -179,6 +204,7 @@ class ControllerNode(Node):
         self._publish(stop(NavState.STOPPED, reason))
 
     def _on_odom(self, msg: Odometry) -> None:
+        self.diag_odom.tick()
         p = msg.pose.pose
         vals = (p.position.x, p.position.y, _yaw(p.orientation))
         if all(math.isfinite(v) for v in vals):
@@ -186,6 +212,7 @@ class ControllerNode(Node):
             self._odom_time = self._now()
 
     def _on_local(self, msg: OccupancyGrid) -> None:
+        self.diag_costmap.tick()
         if self._odom is None:
             return
         try:
@@ -240,6 +267,10 @@ class ControllerNode(Node):
         return lim
 
     def _tick(self) -> None:
+        with self.diag_tick.measure():
+            self._control_step()
+
+    def _control_step(self) -> None:
         now = self._now()
         p = self.params
         active = None
