@@ -30,6 +30,7 @@ import threading
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
+from .logthrottle import CauseThrottle, with_count
 from .params import ParameterError
 
 __all__ = ["ManagedNode", "TransitionFailed"]
@@ -107,7 +108,12 @@ class ManagedNode(LifecycleNode):
             except Exception as error:  # noqa: BLE001 - a failed transition is reported, never a crash
                 reason = str(error) if isinstance(error, ParameterError) else f"{type(error).__name__}: {error}"
                 self.lifecycle_error = f"{transition}: {reason}"
-                self.get_logger().error(f"{transition} failed: {reason}")
+                # a manager retries a failing configure every few seconds: one line per cause a minute
+                if not hasattr(self, "_transition_log"):
+                    self._transition_log = CauseThrottle(60.0)
+                log_now, held = self._transition_log.check(f"{transition}: {reason}")
+                if log_now:
+                    self.get_logger().error(with_count(f"{transition} failed: {reason}", held))
                 return TransitionCallbackReturn.FAILURE
             self.lifecycle_error = ""
             self.get_logger().info(f"{transition}d" if transition.endswith("e") else f"{transition}ed")

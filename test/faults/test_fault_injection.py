@@ -25,15 +25,16 @@ def _env(domain: int) -> dict:
 
 
 def test_listener_dead_at_start_means_no_motion(ros_domain, ros_node, tmp_path):
-    """A missing policy file: the listener exits 2 and is not respawned. The agent keeps asking
-    for plans, the planner answers — and the robot must not move at all, saying why."""
+    """A missing policy file: the listener cannot be configured (the lifecycle manager keeps
+    retrying, the listener stays unconfigured and publishes nothing). The agent keeps asking for
+    plans, the planner answers — and the robot must not move at all, saying why."""
     status = ros_node.subscribe(NavigationStatus, "/robot1/navigation_status", RELIABLE_QOS)
     recorder = Recorder(ros_domain, ["robot1"])
     run = StackRun(tmp_path / "launch.log", env=_env(ros_domain), args=[
         "--stack", str(STACK), "--robots", "robot1", "--no-chain", *LIGHT_SIM, "--set", f"dao_listener.policy_file={tmp_path / 'missing.yaml'}",
         "--set", "agent.start_delay=0.5"])
     try:
-        run.wait_log(r"dao_listener exited: invalid configuration \(code 2\); not restarting", timeout=60)
+        run.wait_log(r"\[dao_listener\].*configure failed: parameter 'policy_file': cannot read policy file", timeout=60)
         # the agent asked for a plan and the controller got one, yet holds still for lack of a policy
         held = status.wait_for(lambda m: m.state == NavigationStatus.STOPPED and "policy" in m.reason, timeout=60)
         time.sleep(8.0)
