@@ -29,7 +29,9 @@ JAZZY_TFMESSAGE_HASH = "RIHS01_e369d0f05a23ae52508854b66f6aa0437f3449d652e8cbf22
 
 class TfListener:
     def __init__(self, probe) -> None:
-        self.buffer = TransformBuffer()
+        # The test looks up stamps from its whole run (a slow machine may take minutes of sim
+        # time between a stamp and its lookup): keep every sample, not the nodes' 10 s window.
+        self.buffer = TransformBuffer(cache_s=3600.0)
         self.lock = threading.Lock()
         self.static = probe.subscribe(TFMessage, "/tf_static", TF_STATIC_QOS)
         probe.node.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS)
@@ -140,8 +142,10 @@ def test_tf_tree_resolves_and_agrees_with_ground_truth(ros_node, start_node):
     np.testing.assert_allclose(robot2.translation[:2], SPAWN2[:2], atol=1e-6)
     assert math.isclose(robot2.yaw, SPAWN2[2], abs_tol=1e-6)
     assert math.isclose(robot2.translation[2], 0.5, abs_tol=0.05)
-    # What perception derives from a sweep names a frame that resolves to map at its stamp.
-    for derived in (obstacles.wait_for(timeout=30), costmaps.wait_for(timeout=30)):
+    # What perception derives from a sweep names a frame that resolves to map at its stamp
+    # (derived from a sweep taken after the robot moved, not the first one of the run).
+    for derived in (obstacles.wait_for(lambda m: stamp_ns(m.header.stamp) >= stamp, timeout=30),
+                    costmaps.wait_for(lambda m: stamp_ns(m.header.stamp) >= stamp, timeout=30)):
         assert derived.header.frame_id == "robot1/lidar_link"
         tf.lookup("map", derived.header.frame_id, stamp_ns(derived.header.stamp))
 
