@@ -21,13 +21,26 @@ REWARD = 5 * TOKEN
 
 
 def _call(client, request, timeout=30):
-    """One answer; WALLET_UNAVAILABLE (a wallet still activating after its start) is asked again, bounded."""
+    """One answer. WALLET_UNAVAILABLE (a wallet still activating after its start) is asked again,
+    bounded. A request with no answer after a few seconds is sent again (every market request is
+    idempotent by its request or task id): a wallet that was just (re)started is served before DDS
+    has matched all of its endpoints with this client, and a SIGKILLed one stays discovered until
+    its lease ends, so `wait_for_service` returns at once and a request or answer sent meanwhile is
+    dropped by DDS (nobody answers it). The first answer of any copy is the answer."""
     assert client.wait_for_service(timeout_sec=15)
     deadline = time.monotonic() + 20
     while True:
-        future = client.call_async(request)
-        wait_for(future.done, timeout_s=timeout)
-        out = future.result()
+        futures, give_up, sent = [client.call_async(request)], time.monotonic() + timeout, time.monotonic()
+        while not any(f.done() for f in futures):
+            assert time.monotonic() < give_up, f"no answer within {timeout} s ({len(futures)} sends)"
+            time.sleep(0.01)
+            if time.monotonic() - sent > 3.0:
+                futures.append(client.call_async(request))
+                sent = time.monotonic()
+        out = next(f for f in futures if f.done()).result()
+        for f in futures:
+            if not f.done():
+                client.remove_pending_request(f)
         if out.result != Result.WALLET_UNAVAILABLE or time.monotonic() > deadline:
             return out
         time.sleep(0.2)
@@ -50,8 +63,8 @@ def test_market_services_over_dds(chain, tmp_path, start_node, ros_node):
                                                                  "state_dir": state, "max_active_tasks": 3})
     w_req = start_node("wallet", namespace="requester", parameters={"chain_config": str(cfg), "demo_index": REQUESTER,
                                                                   "state_dir": state, "post_budget": str(20 * TOKEN)})
-    w_robot.wait_for_log("wallet of", timeout=30)
-    w_req.wait_for_log("wallet of", timeout=30)
+    w_robot.wait_for_log("activated", timeout=30)
+    w_req.wait_for_log("activated", timeout=30)
     policy_pub = ros_node.publisher(FleetPolicy, "/fleet/policy", LATCHED_QOS)
     ros_node.wait_for_subscribers(policy_pub)
     policy_pub.publish(FleetPolicy(version=2, max_speed=1.0, spending_cap="0", min_task_price=str(TOKEN), source="test"))
@@ -80,7 +93,7 @@ def test_market_services_over_dds(chain, tmp_path, start_node, ros_node):
     w_req.process.wait(10)
     w_req = start_node("wallet", namespace="requester", parameters={"chain_config": str(cfg), "demo_index": REQUESTER,
                                                                   "state_dir": state, "post_budget": str(20 * TOKEN)})
-    w_req.wait_for_log("wallet of", timeout=30)
+    w_req.wait_for_log("activated", timeout=30)
     replay = _call(post, post_req("req-1"))
     assert replay.result == PostTask.Response.SUCCESS and replay.already_done and replay.task_id == "1"
     assert fleet(chain, REQUESTER).task_count() == 1
