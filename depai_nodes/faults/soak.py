@@ -182,7 +182,7 @@ def _inject(kind: str, run: StackRun, rec: Recorder, policy: Path, good: str, le
     elif what == "freeze":
         f = rec.fault("freeze", target, unbacked=True)
         run.signal(target, signal.SIGSTOP)
-        time.sleep(policy_timeout + rng.uniform(1.5, 3.0))
+        time.sleep(policy_timeout + 3.0 + rng.uniform(1.5, 3.0))  # past the stop margin: the robot must stand
         # the robot must be standing still by now
         run.signal(target, signal.SIGCONT)
         f.recovered_at = time.monotonic()
