@@ -124,7 +124,7 @@ def cmd_propose(args) -> int:
             max_speed=args.max_speed, paused=args.paused,
             min_task_price=core.parse_amount(args.min_task_price) if args.min_task_price is not None else None,
             spending_cap=core.parse_amount(args.spending_cap) if args.spending_cap is not None else None,
-            protocol_fee_bps=args.protocol_fee, guardian=args.guardian, zones=zones, remove_zones=args.remove_zone or [],
+            protocol_fee_bps=args.protocol_fee, max_arrival_tolerance=args.arrival_tolerance, guardian=args.guardian, zones=zones, remove_zones=args.remove_zone or [],
             distribute=core.parse_amount(args.distribute) if args.distribute is not None else None,
             snapshot_block=args.snapshot)
     except ValueError as e:  # pydantic's ValidationError is a ValueError
@@ -330,6 +330,8 @@ def register(subparsers) -> None:
     p.add_argument("--min-task-price", default=None, metavar="FLEET", help="e.g. 2.5 (or base units: 1000wei)")
     p.add_argument("--spending-cap", default=None, metavar="FLEET", help="per machine per day; 0: none")
     p.add_argument("--protocol-fee", type=int, default=None, metavar="BPS", help="DAO fee on task payouts, basis points")
+    p.add_argument("--arrival-tolerance", type=float, default=None, metavar="M",
+                   help="cap on a task's arrival tolerance, metres (TaskMarket refuses wider tasks)")
     p.add_argument("--guardian", default=None, metavar="ADDRESS|none", help="a new guardian (pause only), or none to revoke it")
     p.add_argument("--distribute", default=None, metavar="FLEET", help="share this much of the treasury among the holders")
     p.add_argument("--snapshot", type=int, default=None, metavar="BLOCK", help="whose balances count (default: the head now)")

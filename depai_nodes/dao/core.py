@@ -219,6 +219,7 @@ class ProposalChange(BaseModel):
     min_task_price: int | None = Field(None, ge=0)
     spending_cap: int | None = Field(None, ge=0)
     protocol_fee_bps: int | None = Field(None, ge=0, le=10_000)
+    max_arrival_tolerance: float | None = Field(None, gt=0, le=1000, description="m: the widest arrival tolerance a task may be posted with")
     guardian: str | None = None  # an address; "none" revokes
     zones: dict[str, list[tuple[float, float]]] = Field(default_factory=dict)
     remove_zones: list[str] = Field(default_factory=list)
@@ -248,6 +249,10 @@ def build_actions(client: ChainClient, change: ProposalChange) -> list[g.Action]
                                    guardian=guardian) if _has_policy_change(change) else []
     except ValueError as e:
         raise DaoError(str(e)) from None
+    if change.max_arrival_tolerance is not None:
+        from depai_nodes.chain.fleet import Fleet
+
+        actions.append(Fleet.set_tolerance_cap_action(change.max_arrival_tolerance))
     if change.distribute is not None:
         treasury = client.contract("FleetTimelock").address
         held = client.contract("FleetToken").call("balanceOf", treasury)

@@ -175,3 +175,22 @@ def test_bad_input_gets_one_line_and_an_exit_code(chain, cfg, tmp_path, dao_here
     assert r.returncode == 1 and "demo key index" in r.stderr
     r = dao(cfg, "propose", "--max-speed", "0.5", "--keystore", str(tmp_path / "nokey.json"), key=None)
     assert r.returncode == 1 and "does not exist" in r.stderr
+
+
+def test_arrival_tolerance_cap_by_a_cli_round(chain, cfg, dao_here):
+    """`depai dao propose --arrival-tolerance M --now`: the DAO's cap on a task's arrival
+    tolerance changes, and TaskMarket then refuses a task posted wider than it."""
+    from depai_nodes.chain.errors import ContractRevertError
+    from depai_nodes.chain.fleet import Fleet
+    from chainkit import REQUESTER, fleet
+
+    policy = chain.client().contract("FleetPolicy")
+    assert policy.call("maxArrivalToleranceMm") != 500
+    r = dao_here(cfg, "propose", "--arrival-tolerance", "0.5", "--now")
+    assert r.returncode == 0, r.stderr
+    assert policy.call("maxArrivalToleranceMm") == 500
+    req: Fleet = fleet(chain, REQUESTER)
+    with pytest.raises(ContractRevertError):
+        req.post_task(1.0, 2.0, 0.0, chain.now() + 3600, 10 * TOKEN, tolerance=0.8, station="dock-A")
+    bad = dao_here(cfg, "propose", "--arrival-tolerance", "-1", "--now")
+    assert bad.returncode == 2 and "arrival" in bad.stderr
