@@ -42,7 +42,7 @@ from mcap.exceptions import McapError
 import lz4.frame
 import zstandard
 from mcap.data_stream import ReadDataStream
-from mcap.records import Channel, Chunk, Message, Schema
+from mcap.records import Channel, Chunk, DataEnd, Message, Schema
 from mcap.stream_reader import StreamReader
 from mcap.writer import CompressionType, Writer
 
@@ -329,6 +329,7 @@ def read_batch(path: Path, *, tolerant: bool = False) -> BatchInfo:
     messages: list[RecordedMessage] = []
     meta: dict = {}
     problem = ""
+    data_ends = 0
     with stream:
         head = stream.read(8)
         if head != b"\x89MCAP0\r\n":
@@ -350,6 +351,14 @@ def read_batch(path: Path, *, tolerant: bool = False) -> BatchInfo:
                     channels[rec.id] = (rec.topic, schemas.get(rec.schema_id, ""))
                 elif type(rec).__name__ == "Metadata" and rec.name == "depai.batch":
                     meta = dict(rec.metadata)
+                elif isinstance(rec, DataEnd):
+                    data_ends += 1
+                    if not rec.data_section_crc:  # our writer always writes it: a zero CRC checks nothing
+                        raise TelemetryError("the data section has no checksum (data end CRC is 0)")
+            if data_ends != 1:
+                # the stream reader skips records it does not know: a data end whose opcode was
+                # altered would leave the data section's CRC unchecked
+                raise TelemetryError(f"{data_ends} data end records (one expected): the file's structure was altered")
             _check_summary_crc(f)
         except TelemetryError as e:
             problem = str(e)
@@ -421,7 +430,8 @@ def _describe(e: Exception) -> str:
 
 
 def _check_summary_crc(f: Path) -> None:
-    """The footer's CRC over the summary section (the stream reader does not check it)."""
+    """The footer's CRC over the summary section (the stream reader does not check it), and the
+    data end record right before the summary."""
     with open(f, "rb") as s:
         s.seek(0, 2)
         size = s.tell()
@@ -431,11 +441,21 @@ def _check_summary_crc(f: Path) -> None:
         opcode, length, summary_start, _offsets, crc = struct.unpack("<BQQQI", s.read(29))
         if opcode != 0x02 or length != 20:
             raise TelemetryError("no footer record at the end of the file")
-        if summary_start and crc:
-            s.seek(summary_start)
-            body = s.read(size - 8 - 4 - summary_start)
-            if zlib.crc32(body) != crc:
-                raise TelemetryError("summary checksum mismatch: the file's index bytes were altered")
+        footer_at = size - 8 - 29
+        # our writer always writes a summary and its CRC: without them the summary and footer go unchecked
+        if not crc or not summary_start:
+            raise TelemetryError("the footer has no summary or no summary checksum: the file's structure was altered")
+        if not 8 + 13 <= summary_start <= footer_at:
+            raise TelemetryError("the footer points outside the file")
+        s.seek(summary_start)
+        body = s.read(size - 8 - 4 - summary_start)
+        if zlib.crc32(body) != crc:
+            raise TelemetryError("summary checksum mismatch: the file's index bytes were altered")
+        # the data end record (whose CRC covers every byte before it) sits right before the
+        # summary: no byte between the two CRC-checked sections goes unchecked
+        s.seek(summary_start - 13)
+        if s.read(9) != b"\x0f" + struct.pack("<Q", 4):
+            raise TelemetryError("no data end record right before the summary: the file's structure was altered")
 
 
 def leaves_of(messages: Iterable[RecordedMessage]) -> list[bytes]:
