@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from depai.msg import NavigationStatus
 from depai_nodes.common.qos import RELIABLE_QOS
 from depai_nodes.faults.core import check_all
@@ -49,6 +51,7 @@ def test_listener_dead_at_start_means_no_motion(ros_domain, ros_node, tmp_path):
     assert code == 0
 
 
+@pytest.mark.timeout(600)  # up to 45 s recovery wait per fault
 def test_each_fault_once_during_a_patrol(ros_domain, tmp_path):
     """Every fault kind once, in a fixed order, into one running stack; after each the robot must
     drive again, and over the whole run no invariant may be violated."""
@@ -78,6 +81,7 @@ def test_each_fault_once_during_a_patrol(ros_domain, tmp_path):
     assert "Traceback" not in result.log_tail
 
 
+@pytest.mark.timeout(600)
 def test_soak_random_faults(ros_domain, tmp_path):
     """Random faults for DEPAI_SOAK_S seconds (CI: 60; `depai soak --minutes 10` for the long one)."""
     duration = float(os.environ.get("DEPAI_SOAK_S", "60"))
