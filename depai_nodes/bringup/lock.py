@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from depai_nodes.common.procs import pid_alive
+
 __all__ = ["LaunchLockedError", "LaunchLock", "domain_lock_path", "key_lock_path"]
 
 
@@ -65,18 +67,6 @@ def key_lock_path(chain_config: Path) -> Path:
     chain_config = Path(chain_config).expanduser().absolute()
     return chain_config.with_name(chain_config.name + ".launch.lock")
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return True
 
 
 @dataclass
@@ -131,7 +121,7 @@ class LaunchLock:
         pid = holder.get("pid")
         since = holder.get("since")
         started = time.strftime("%H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
-        if isinstance(pid, int) and _alive(pid):
+        if isinstance(pid, int) and pid_alive(pid):
             who = f"`depai launch` pid {pid} (started {started}"
             who += f", stack {holder['stack']})" if holder.get("stack") else ")"
             hint = f"stop it first (Ctrl-C there, or kill {pid})"

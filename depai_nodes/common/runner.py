@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Callable
 
 from .params import ParameterError
+from .procs import pid_alive
 
 EXIT_OK = 0
 EXIT_CRASH = 1
@@ -69,26 +70,13 @@ def die_with_supervisor(environ: dict[str, str] | None = None) -> int | None:
         return None
     set_parent_death_signal(signal.SIGTERM)
     # Checked *after* prctl: a parent that died before it re-parented us, and no signal will come.
-    if os.getppid() != supervisor and not _pid_alive(supervisor):
+    if os.getppid() != supervisor and not pid_alive(supervisor):
         print(f"[FATAL] [runner]: supervisor (pid {supervisor}) is gone; not starting", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CRASH)
     # (A parent other than a living supervisor is a wrapper in between, e.g. a launch-prefix: the
     # signal then comes when that wrapper dies, which it does with its launcher.)
     return supervisor
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _hard_exit_after(delay_s: float, code: int, why: str) -> None:
@@ -127,7 +115,7 @@ def run_node(node_factory: Callable[..., object], args: list[str] | None = None)
             return getattr(node_factory, "__name__", "node")
 
     def request_shutdown(_signum, _frame):
-        if supervisor is not None and not stop.is_set() and not _pid_alive(supervisor):
+        if supervisor is not None and not stop.is_set() and not pid_alive(supervisor):
             _hard_exit_after(ORPHAN_GRACE_S, EXIT_CRASH, f"orphaned (supervisor pid {supervisor} died) and not stopped within {ORPHAN_GRACE_S:g} s")
         stopping.append(True)
         stop.set()

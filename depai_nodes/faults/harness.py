@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from depai_nodes.common.procs import pid_alive
+
 from .core import Fault, OdomSample, PolicySample, Trace
 
 __all__ = ["Recorder", "StackRun", "wait_until", "speed_of"]
@@ -238,14 +240,4 @@ class StackRun:
         return self.process.returncode
 
     def node_pids_alive(self) -> list[int]:
-        out = []
-        for pid in set(self.pids().values()):
-            try:
-                os.kill(pid, 0)
-                with open(f"/proc/{pid}/stat") as f:
-                    if f.read().split(") ", 1)[1].startswith("Z"):
-                        continue
-                out.append(pid)
-            except (ProcessLookupError, FileNotFoundError, PermissionError):
-                pass
-        return out
+        return [pid for pid in set(self.pids().values()) if pid_alive(pid)]
