@@ -132,6 +132,41 @@ class Probe:
                 raise TimeoutError(f"{publisher.topic_name}: no subscriber after {timeout} s")
             time.sleep(0.05)
 
+    def call(self, srv_type, name: str, request, timeout: float = 30.0, resend_after: float | None = 3.0,
+             retry_results: tuple = (), retry_for: float = 20.0):
+        """One service answer, as a careful client gets it from a node that may just have started.
+
+        `wait_for_service` only says that *some* server is in the graph: a SIGKILLed one stays
+        there until its DDS lease ends, and a just-started one is listed before all of its
+        endpoints have matched this client, so a request sent then is dropped with nobody to
+        answer it. For idempotent requests (`resend_after` seconds, the default) the same request
+        is sent again until one copy is answered; the earliest-sent answered copy is the answer.
+        `resend_after=None` sends once (for requests that must not run twice). `retry_results`:
+        result codes (the response's `result`) that mean "not yet" (e.g. WALLET_UNAVAILABLE while
+        a wallet activates), asked again for up to `retry_for` seconds."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            assert client.wait_for_service(timeout_sec=timeout), f"no service {name} within {timeout} s"
+            retry_until = time.monotonic() + retry_for
+            while True:
+                futures, give_up, sent = [client.call_async(request)], time.monotonic() + timeout, time.monotonic()
+                while not any(f.done() for f in futures):
+                    if time.monotonic() > give_up:
+                        raise AssertionError(f"{name}: no answer within {timeout} s ({len(futures)} sends)")
+                    time.sleep(0.01)
+                    if resend_after is not None and time.monotonic() - sent > resend_after:
+                        futures.append(client.call_async(request))
+                        sent = time.monotonic()
+                out = next(f for f in futures if f.done()).result()
+                for f in futures:
+                    if not f.done():
+                        client.remove_pending_request(f)
+                if getattr(out, "result", None) not in retry_results or time.monotonic() > retry_until:
+                    return out
+                time.sleep(0.2)
+        finally:
+            self.node.destroy_client(client)
+
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=1.0)
         self.node.destroy_node()

@@ -107,13 +107,8 @@ def test_core_reads_old_sidecars_and_recovered_batches(tmp_path):
 
 
 def _ask(probe, client, task_id: int, timeout: float = 10.0):
-    assert client.wait_for_service(timeout_sec=timeout)
-    fut = client.call_async(ArrivalProof.Request(task_id=task_id))
-    deadline = time.monotonic() + timeout
-    while not fut.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert fut.done(), "no answer from telemetry/arrival_proof"
-    return fut.result()
+    """A read: resent until one copy is answered."""
+    return probe.call(client.srv_type, client.srv_name, ArrivalProof.Request(task_id=task_id), timeout=timeout)
 
 
 def test_node_serves_arrival_proof_that_data_registry_verifies(chain, tmp_path, start_node, ros_node):

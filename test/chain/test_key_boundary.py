@@ -12,7 +12,7 @@ import os
 import re
 import time
 
-from chainkit import DEPLOYER, wait_for
+from chainkit import DEPLOYER
 from eth_account import Account
 
 from depai.msg import MachineAccount, MachineIdentity, TxStatus
@@ -52,11 +52,7 @@ def _memory_contains(pid: int, needles: list[bytes]) -> dict[bytes, bool]:
 def _parameter_names(ros_node, fqn: str) -> list[str]:
     from rcl_interfaces.srv import ListParameters
 
-    client = ros_node.node.create_client(ListParameters, f"{fqn}/list_parameters")
-    assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(ListParameters.Request())
-    wait_for(future.done, timeout_s=10)
-    return list(future.result().result.names)
+    return list(ros_node.call(ListParameters, f"{fqn}/list_parameters", ListParameters.Request(), timeout=10).result.names)
 
 
 def test_only_the_wallet_process_holds_the_key(chain, tmp_path, start_node, ros_node, monkeypatch):

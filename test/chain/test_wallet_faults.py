@@ -29,11 +29,11 @@ from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 FINAL = (TxStatus.CONFIRMED, TxStatus.FAILED, TxStatus.REVERTED)
 
 
-def _call(ros_node, client, request, timeout=30):
-    assert client.wait_for_service(timeout_sec=10)
-    future = client.call_async(request)
-    wait_for(future.done, timeout_s=timeout)
-    return future.result()
+def _call(ros_node, client, request, timeout=30, resend_after=3.0):
+    """Resent until answered (anchor and ensure_identity are idempotent: content-derived batch ids,
+    an identity that converges); WALLET_UNAVAILABLE (a wallet still activating) is asked again."""
+    return ros_node.call(client.srv_type, client.srv_name, request, timeout=timeout, resend_after=resend_after,
+                         retry_results=(AnchorBatch.Response.WALLET_UNAVAILABLE,))
 
 
 def _anchor_req(leaves=(b"a", b"b", b"c"), batch_id=None):
@@ -64,7 +64,9 @@ def test_no_receipt_restart_in_flight_and_replay(chain, tmp_path, start_node, ro
     # a receipt that never comes: mining stops
     c = chain.client()
     c.rpc_local("evm_setAutomine", [False])
-    late = _call(ros_node, anchor, _anchor_req(), timeout=30)
+    primed = _call(ros_node, anchor, _anchor_req(batch_id="b-0"))  # answered: this probe and the wallet have matched
+    assert primed.error == "BatchIdMismatch"
+    late = _call(ros_node, anchor, _anchor_req(), timeout=30, resend_after=None)  # once: a resend would wait again
     assert late.result == AnchorBatch.Response.TIMEOUT and late.tx_hash.startswith("0x") and late.error == "TxTimeoutError"
     refused = _call(ros_node, anchor, _anchor_req(batch_id="b-1"))  # the service still answers
     assert refused.result == AnchorBatch.Response.INVALID_REQUEST and refused.error == "BatchIdMismatch"

@@ -2,7 +2,6 @@
 anvil: it signs only while active; deactivated it refuses every request with a result code and
 loses nothing; the lifecycle manager reports a wallet whose keystore cannot be loaded."""
 
-import threading
 import time
 
 from chainkit import MACHINE, MACHINE2, STRANGER
@@ -21,22 +20,20 @@ CONFIGURE, ACTIVATE, DEACTIVATE = 1, 3, 4
 
 
 def _call(probe, client, request, timeout=30.0):
-    assert client.wait_for_service(timeout_sec=timeout), client.srv_name
-    future = client.call_async(request)
-    done = threading.Event()
-    future.add_done_callback(lambda _f: done.set())
-    assert done.wait(timeout), f"{client.srv_name}: no answer"
-    return future.result()
+    """Anchor requests are idempotent (content-derived ids): resent until one copy is answered."""
+    return probe.call(client.srv_type, client.srv_name, request, timeout=timeout)
 
 
 def _transition(probe, node, transition):
+    """Sent once (a transition must not run twice), after a get_state has matched the node."""
+    _state(probe, node)
     request = ChangeState.Request()
     request.transition.id = transition
-    return _call(probe, probe.node.create_client(ChangeState, f"{node}/change_state"), request).success
+    return probe.call(ChangeState, f"{node}/change_state", request, timeout=30.0, resend_after=None).success
 
 
 def _state(probe, node):
-    return _call(probe, probe.node.create_client(GetState, f"{node}/get_state"), GetState.Request()).current_state.label
+    return probe.call(GetState, f"{node}/get_state", GetState.Request(), timeout=30.0).current_state.label
 
 
 def _anchored(fleet, machine, batch_id) -> int:

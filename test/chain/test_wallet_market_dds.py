@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
-from chainkit import MACHINE, MACHINE2, REQUESTER, TOKEN, arrive, fleet, registered_machine, wait_for
+from chainkit import MACHINE, MACHINE2, REQUESTER, TOKEN, arrive, fleet, registered_machine
 
 from depai.msg import FleetPolicy
 from depai.srv import AcceptTask, CompleteTask, PostTask
@@ -20,30 +19,13 @@ from depai_nodes.common.qos import LATCHED_QOS
 REWARD = 5 * TOKEN
 
 
-def _call(client, request, timeout=30):
-    """One answer. WALLET_UNAVAILABLE (a wallet still activating after its start) is asked again,
-    bounded. A request with no answer after a few seconds is sent again (every market request is
-    idempotent by its request or task id): a wallet that was just (re)started is served before DDS
-    has matched all of its endpoints with this client, and a SIGKILLed one stays discovered until
-    its lease ends, so `wait_for_service` returns at once and a request or answer sent meanwhile is
-    dropped by DDS (nobody answers it). The first answer of any copy is the answer."""
-    assert client.wait_for_service(timeout_sec=15)
-    deadline = time.monotonic() + 20
-    while True:
-        futures, give_up, sent = [client.call_async(request)], time.monotonic() + timeout, time.monotonic()
-        while not any(f.done() for f in futures):
-            assert time.monotonic() < give_up, f"no answer within {timeout} s ({len(futures)} sends)"
-            time.sleep(0.01)
-            if time.monotonic() - sent > 3.0:
-                futures.append(client.call_async(request))
-                sent = time.monotonic()
-        out = next(f for f in futures if f.done()).result()
-        for f in futures:
-            if not f.done():
-                client.remove_pending_request(f)
-        if out.result != Result.WALLET_UNAVAILABLE or time.monotonic() > deadline:
-            return out
-        time.sleep(0.2)
+def _call(probe, client, request, timeout=30):
+    """One answer. Every market
+    request is idempotent by its request or task id, so a request with no answer after a few
+    seconds is sent again: a just-(re)started wallet is served before DDS has matched all of its
+    endpoints with this client. WALLET_UNAVAILABLE (a wallet still activating) is asked again."""
+    return probe.call(client.srv_type, client.srv_name, request, timeout=timeout,
+                      retry_results=(Result.WALLET_UNAVAILABLE,))
 
 
 def test_result_codes_equal_the_core():
@@ -81,12 +63,12 @@ def test_market_services_over_dds(chain, tmp_path, start_node, ros_node):
         return PostTask.Request(**f)
 
     # the requester posts; the same request id again is answered, not posted again
-    p1 = _call(post, post_req("req-1"))
+    p1 = _call(ros_node, post, post_req("req-1"))
     assert p1.result == PostTask.Response.SUCCESS and p1.task_id == "1" and p1.requester == chain.address(REQUESTER)
-    assert _call(post, post_req("req-1")).already_done and fleet(chain, REQUESTER).task_count() == 1
-    bad = _call(post, post_req("req-2", tolerance=float("inf")))
+    assert _call(ros_node, post, post_req("req-1")).already_done and fleet(chain, REQUESTER).task_count() == 1
+    bad = _call(ros_node, post, post_req("req-2", tolerance=float("inf")))
     assert (bad.result, bad.error) == (PostTask.Response.INVALID_REQUEST, "InvalidPose") and bad.task_id == ""
-    over = _call(post, post_req("req-3", reward=str(21 * TOKEN)))
+    over = _call(ros_node, post, post_req("req-3", reward=str(21 * TOKEN)))
     assert (over.result, over.error) == (PostTask.Response.REJECTED_BY_POLICY, "BudgetExceeded")
     # the requester's wallet is killed and restarted: the request id is still known (durable ledger)
     os.kill(w_req.process.pid, signal.SIGKILL)
@@ -94,30 +76,30 @@ def test_market_services_over_dds(chain, tmp_path, start_node, ros_node):
     w_req = start_node("wallet", namespace="requester", parameters={"chain_config": str(cfg), "demo_index": REQUESTER,
                                                                   "state_dir": state, "post_budget": str(20 * TOKEN)})
     w_req.wait_for_log("activated", timeout=30)
-    replay = _call(post, post_req("req-1"))
+    replay = _call(ros_node, post, post_req("req-1"))
     assert replay.result == PostTask.Response.SUCCESS and replay.already_done and replay.task_id == "1"
     assert fleet(chain, REQUESTER).task_count() == 1
     tid = int(p1.task_id)
-    t2 = int(_call(post, post_req("req-4")).task_id)
-    t3 = int(_call(post, post_req("req-5")).task_id)
+    t2 = int(_call(ros_node, post, post_req("req-4")).task_id)
+    t3 = int(_call(ros_node, post, post_req("req-5")).task_id)
 
     # accept: idempotent; beyond the collateral: refused, nothing signed
-    a1 = _call(accept, AcceptTask.Request(task_id=str(tid)))
+    a1 = _call(ros_node, accept, AcceptTask.Request(task_id=str(tid)))
     assert a1.result == AcceptTask.Response.SUCCESS and a1.machine == robot.me and a1.tx_hash and not a1.already_done
-    again = _call(accept, AcceptTask.Request(task_id=str(tid)))
+    again = _call(ros_node, accept, AcceptTask.Request(task_id=str(tid)))
     assert again.result == AcceptTask.Response.SUCCESS and again.already_done
-    poor = _call(accept, AcceptTask.Request(task_id=str(t2)))  # a stranger asks for a second task: 100 FLEET back one
+    poor = _call(ros_node, accept, AcceptTask.Request(task_id=str(t2)))  # a stranger asks for a second task: 100 FLEET back one
     assert (poor.result, poor.error) == (AcceptTask.Response.REJECTED_BY_POLICY, "CollateralTooLow") and poor.tx_hash == ""
     assert fleet(chain, REQUESTER).task(t2).status == TaskStatus.OPEN
     other.accept_task(t3)
-    lost = _call(accept, AcceptTask.Request(task_id=str(t3)))  # someone was first
+    lost = _call(ros_node, accept, AcceptTask.Request(task_id=str(t3)))  # someone was first
     assert (lost.result, lost.error) == (AcceptTask.Response.REVERTED, "TaskNotOpen")
-    junk = _call(accept, AcceptTask.Request(task_id="1; drop"))
+    junk = _call(ros_node, accept, AcceptTask.Request(task_id="1; drop"))
     assert (junk.result, junk.error) == (AcceptTask.Response.INVALID_REQUEST, "InvalidTaskId")
 
     # complete: someone else's task refused; a proof that does not lead to our root refused
     r3, p3, _ = arrive(chain, other, t3, 4000, 3000)
-    theirs = _call(complete, CompleteTask.Request(task_id=str(t3), batch_id=r3.batch_id.rstrip(b"\0").decode(), x_mm=r3.x_mm,
+    theirs = _call(ros_node, complete, CompleteTask.Request(task_id=str(t3), batch_id=r3.batch_id.rstrip(b"\0").decode(), x_mm=r3.x_mm,
                                                   y_mm=r3.y_mm, yaw_mrad=0, time=r3.time, proof=["0x" + h.hex() for h in p3]))
     assert (theirs.result, theirs.error) == (CompleteTask.Response.REJECTED_BY_POLICY, "NotMyTask") and theirs.reward == "0"
     report, proof, _ = arrive(chain, robot, tid, 4100, 3000)
@@ -125,12 +107,12 @@ def test_market_services_over_dds(chain, tmp_path, start_node, ros_node):
                                 y_mm=report.y_mm, yaw_mrad=report.yaw_mrad, time=report.time, proof=["0x" + h.hex() for h in proof])
     forged = CompleteTask.Request(task_id=good.task_id, batch_id=good.batch_id, x_mm=good.x_mm, y_mm=good.y_mm, yaw_mrad=0,
                                   time=good.time, proof=["0x" + "11" * 32])
-    f = _call(complete, forged)
+    f = _call(ros_node, complete, forged)
     assert (f.result, f.error) == (CompleteTask.Response.INVALID_REQUEST, "ProofMismatch") and f.tx_hash == ""
     before = robot.token.call("balanceOf", robot.me)
-    paid = _call(complete, good)
+    paid = _call(ros_node, complete, good)
     assert paid.result == CompleteTask.Response.SUCCESS and paid.reward == str(REWARD) and paid.tx_hash, paid
-    twice = _call(complete, good)
+    twice = _call(ros_node, complete, good)
     assert twice.result == CompleteTask.Response.SUCCESS and twice.already_done and twice.tx_hash == ""
     assert robot.token.call("balanceOf", robot.me) == before + REWARD
     assert fleet(chain, REQUESTER).task(tid).status == TaskStatus.COMPLETED

@@ -27,14 +27,9 @@ def _pose(x, y, frame="map"):
     return p
 
 
-def _call(client, request, timeout=15.0):
-    assert client.wait_for_service(timeout_sec=timeout)
-    future = client.call_async(request)
-    deadline = time.monotonic() + timeout
-    while not future.done():
-        assert time.monotonic() < deadline, "service call timed out"
-        time.sleep(0.01)
-    return future.result()
+def _call(probe, client, request, timeout=15.0):
+    """Sent once: a plan request with a goal publishes a plan, which must not happen twice here."""
+    return probe.call(client.srv_type, client.srv_name, request, timeout=timeout, resend_after=None)
 
 
 def test_custom_starts_are_dry_runs_only_and_plans_are_latched(start_node, ros_node, shared_data):
@@ -55,7 +50,7 @@ def test_custom_starts_are_dry_runs_only_and_plans_are_latched(start_node, ros_n
         req.goal = goal
         for k, v in kw.items():
             setattr(req, k, v)
-        return _call(client, req)
+        return _call(ros_node, client, req)
 
     # A custom start that would be followed: refused, nothing published.
     r = request(_pose(*GOAL), use_start=True, start=_pose(8.0, 2.0))

@@ -2,7 +2,6 @@
 
 Real node processes on a real DDS domain: the test's probe calls `<node>/get_state` and
 `<node>/change_state` as `ros2 lifecycle` does (test/ros2cli runs the upstream CLI itself)."""
-import threading
 import time
 
 from depai.msg import FleetPolicy
@@ -13,27 +12,17 @@ from depai_nodes.common.qos import LATCHED_QOS
 CONFIGURE, ACTIVATE, DEACTIVATE, CLEANUP = 1, 3, 4, 2
 
 
-def _call(probe, srv_type, name, request, timeout=20.0):
-    client = probe.node.create_client(srv_type, name)
-    try:
-        assert client.wait_for_service(timeout_sec=timeout), f"no service {name}"
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        assert done.wait(timeout), f"{name}: no answer"
-        return future.result()
-    finally:
-        probe.node.destroy_client(client)
-
-
 def get_state(probe, node):
-    return _call(probe, GetState, f"{node}/get_state", GetState.Request()).current_state.label
+    return probe.call(GetState, f"{node}/get_state", GetState.Request(), timeout=20.0).current_state.label
 
 
 def change_state(probe, node, transition):
+    """Sent once (a transition must not run twice); get_state first, so this probe has matched
+    the node's services (resent until answered) before the one transition request goes out."""
+    get_state(probe, node)
     request = ChangeState.Request()
     request.transition.id = transition
-    return _call(probe, ChangeState, f"{node}/change_state", request).success
+    return probe.call(ChangeState, f"{node}/change_state", request, timeout=20.0, resend_after=None).success
 
 
 def _wait_state(probe, node, label, timeout=30.0):

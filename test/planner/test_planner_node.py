@@ -39,13 +39,8 @@ def _pose(x, y, frame="map"):
 
 
 def _call(probe, client, request, timeout=15.0):
-    assert client.wait_for_service(timeout_sec=timeout)
-    future = client.call_async(request)
-    deadline = time.monotonic() + timeout
-    while not future.done():
-        assert time.monotonic() < deadline, "service call timed out"
-        time.sleep(0.01)
-    return future.result()
+    """Sent once: a plan request with a goal publishes a plan, which must not happen twice here."""
+    return probe.call(client.srv_type, client.srv_name, request, timeout=timeout, resend_after=None)
 
 
 def _policy(zones, version):

@@ -111,14 +111,24 @@ def _echo_once(ros2, topic: str, msg_type: str) -> dict:
     return yaml.safe_load(doc)
 
 
-def _hz(ros2, topic: str, seconds: float = 8.0) -> float:
+def _hz(ros2, topic: str, seconds: float = 6.0, start_within: float = 60.0) -> float:
+    """`ros2 topic hz`'s last average, measured for `seconds` after its first one. The CLI's start
+    (imports, discovery without a daemon) takes many seconds on a loaded machine: wait for it."""
     log = ros2.cwd / f"hz-{topic.strip('/').replace('/', '_')}.log"
     process = ros2.popen("topic", "hz", "--wall-time", topic, log=log)
-    time.sleep(seconds)
+
+    def rates() -> list[float]:
+        return [float(m) for m in re.findall(r"average rate: ([0-9.]+)", log.read_text())]
+
+    deadline = time.monotonic() + start_within
+    while not rates() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    if rates():
+        time.sleep(seconds)
     ros2.interrupt(process)
-    rates = [float(m) for m in re.findall(r"average rate: ([0-9.]+)", log.read_text())]
-    assert rates, f"ros2 topic hz {topic} measured nothing:\n{log.read_text()[-1000:]}"
-    return rates[-1]
+    found = rates()
+    assert found, f"ros2 topic hz {topic} measured nothing in {start_within} s:\n{log.read_text()[-1000:]}"
+    return found[-1]
 
 
 def _param(ros2, node: str, name: str) -> str:

@@ -120,18 +120,10 @@ def test_perception_parameters_are_validated_at_start_and_at_run_time(ros_node, 
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    client = ros_node.node.create_client(SetParameters, "/perception/set_parameters")
-    assert client.wait_for_service(timeout_sec=10)
-
-    def set_param(name, value):
+    def set_param(name, value):  # idempotent: resent until answered
         req = SetParameters.Request()
         req.parameters = [Parameter(name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value))]
-        fut = client.call_async(req)
-        import time
-        t0 = time.monotonic()
-        while not fut.done() and time.monotonic() - t0 < 10:
-            time.sleep(0.05)
-        return fut.result().results[0]
+        return ros_node.call(SetParameters, "/perception/set_parameters", req, timeout=10).results[0]
 
     assert not set_param("crop_z_max", -10.0).successful  # below crop_z_min: rejected by the model
     ok = set_param("cluster_tolerance", 0.5)
