@@ -85,6 +85,7 @@ def _nodes(context):
     chain_arg = LaunchConfiguration("chain").perform(context).strip()
     instances = expand(stack, enable=enable, chain=chain_arg != "none")
     env = {"DEPAI_SUPERVISOR_PID": str(os.getpid())}  # die with `ros2 launch`, kill -9 included (common/runner.py)
+    env.update(_fastdds_profile())
     actions = []
     if chain_arg != "none" and uses_chain(stack, instances):
         run = _chain_up(stack, instances, chain_arg, LaunchConfiguration("fresh").perform(context))
@@ -107,6 +108,14 @@ def _nodes(context):
         )
         actions += [node, _no_respawn_on_bad_config(node, inst.label)]
     return actions
+
+
+def _fastdds_profile() -> dict[str, str]:
+    """The stack's Fast DDS profile (config/fastdds.xml: a shared-memory segment that holds a
+    LiDAR sweep) for every node, unless the user chose one."""
+    chosen = os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+    profile = chosen or str(Path(__file__).resolve().parents[1] / "config" / "fastdds.xml")
+    return {"FASTRTPS_DEFAULT_PROFILES_FILE": profile, "FASTDDS_DEFAULT_PROFILES_FILE": profile}
 
 
 def generate_launch_description() -> LaunchDescription:

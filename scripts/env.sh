@@ -35,6 +35,10 @@ if [ "$_depai_ros_mode" = pip ]; then
   export _ROS_WHEELS_BOOTSTRAP_COMPLETE=1
 fi
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
+# Fast DDS with a shared-memory segment that holds a LiDAR sweep (config/fastdds.xml says why);
+# a profile the user chose is kept.
+export FASTRTPS_DEFAULT_PROFILES_FILE="${FASTRTPS_DEFAULT_PROFILES_FILE:-$_depai_root/config/fastdds.xml}"
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$FASTRTPS_DEFAULT_PROFILES_FILE}"
 export DEPAI_ROOT="$_depai_root"
 if [ "${1:-}" != --no-overlay ] && [ -f "$_depai_root/install/setup.bash" ]; then
   # shellcheck disable=SC1091

@@ -12,7 +12,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KIT = Path(os.environ.get("DEPAI_ROS2CLI_KIT", REPO_ROOT.parent / "shared" / "tools" / "ros2-cli-jazzy"))
-FASTDDS_LOG_PROFILE = Path(__file__).with_name("fastdds_log.xml")
+FASTDDS_PROFILE = REPO_ROOT / "config" / "fastdds.xml"  # the stack's own (shared memory sized for sweeps; logs to stderr)
 
 
 def cache_dir() -> Path:
@@ -55,10 +55,11 @@ class Ros2:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-        # Fast DDS writes its own log (e.g. "RTPS_TRANSPORT_SHM Error ... Failed init_port") to
-        # stdout with ANSI colors; this profile moves it to stderr so the CLI's stdout stays data.
+        # The stack's Fast DDS profile, as env.sh sets it: the CLI must reach the stack's shared
+        # memory as its nodes do, and Fast DDS's own coloured log lines ("RTPS_TRANSPORT_SHM
+        # Error ...") go to stderr, so the CLI's stdout stays data (YAML from `ros2 topic echo`).
         for var in ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE"):
-            env.setdefault(var, str(FASTDDS_LOG_PROFILE))
+            env.setdefault(var, str(FASTDDS_PROFILE))
         return env
 
     def run(self, *args: str, timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess:
