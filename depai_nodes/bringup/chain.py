@@ -185,6 +185,8 @@ def _fund(cfg, spec: ChainSpec, indices: dict[str, int], robots: list[str], say:
     from depai_nodes.chain.deploy import fund_machines
     from depai_nodes.chain.fleet import Fleet
     from depai_nodes.chain.signer import demo_signer
+    from depai_nodes.chain.units import fleet as fleet_amount
+    from depai_nodes.chain.units import format_amount
 
     deployer = ChainClient(cfg, demo_signer(0, cfg.chain_id))
     fleet = Fleet(deployer)
@@ -198,12 +200,12 @@ def _fund(cfg, spec: ChainSpec, indices: dict[str, int], robots: list[str], say:
         if balance == 0 and stake == 0 and amount > 0:
             groups.setdefault(amount, []).append((namespace, address))
         else:
-            say(f"chain: {namespace} ({address}, demo key #{index}) holds {balance / 10**18:g} FLEET"
-                + (f" + {stake / 10**18:g} staked" if stake else ""))
+            say(f"chain: {namespace} ({address}, demo key #{index}) holds {fleet_amount(balance)}"
+                + (f" + {format_amount(stake)} staked" if stake else ""))
     for amount, who in groups.items():
         fund_machines(deployer, [a for _, a in who], amount)
         for namespace, address in who:
-            say(f"chain: funded {namespace} ({address}) with {amount / 10**18:g} FLEET")
+            say(f"chain: funded {namespace} ({address}) with {fleet_amount(amount)}")
     # Fleet membership (TaskMarket admits only machines the fleet owner or the DAO granted): the
     # deployer is the local fleet's owner; the robots are its members, the requester is not.
     if "admitMachines" in fleet.market.abi.functions:

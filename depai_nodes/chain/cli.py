@@ -27,8 +27,8 @@ from pathlib import Path
 
 from .config import LOCAL_CHAIN_ID, ChainConfig, KeySource, default_config_path, load_config, save_config
 from .errors import ChainError
+from .units import TOKEN
 
-TOKEN = 10**18
 
 
 def _cfg_path(args) -> Path:

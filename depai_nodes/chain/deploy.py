@@ -26,11 +26,11 @@ from .client import ChainClient
 from .signer import demo_signer
 from .config import PEAQ_DID_PRECOMPILE, ChainConfig, ContractAddresses, checksum
 from .errors import ChainError, DeployError
+from .units import TOKEN
 
 __all__ = ["DeployParams", "deploy_all", "fund_machines", "admit_machines", "DEMO_MEMBERS"]
 
 ZERO = "0x0000000000000000000000000000000000000000"
-TOKEN = 10**18
 # anvil mnemonic accounts that stand for the DAO's members in the local demo (beyond the ten
 # pre-funded accounts that deployer, machines and requesters use)
 DEMO_MEMBERS = (10, 11, 12, 13)

@@ -21,6 +21,7 @@ from depai_nodes.chain.client import ChainClient
 from depai_nodes.chain.config import checksum
 from depai_nodes.chain.errors import ChainError, InvalidAddressError
 from depai_nodes.chain.models import id_str
+from depai_nodes.chain.units import TOKEN_DECIMALS, format_amount
 
 __all__ = [
     "DaoError",
@@ -40,7 +41,6 @@ __all__ = [
     "SUPPORT",
 ]
 
-TOKEN_DECIMALS = 18
 ZERO = "0x0000000000000000000000000000000000000000"
 SUPPORT = {"against": 0, "for": 1, "abstain": 2}
 
@@ -77,14 +77,6 @@ def parse_amount(text: str | int) -> int:
     if value < 0:
         raise DaoError(f"amount must not be negative: {text!r}")
     return value
-
-
-def format_amount(units: int) -> str:
-    """Base units -> FLEET with trailing zeros dropped ('1500000', '0.000000000000000003')."""
-    whole, frac = divmod(int(units), 10**TOKEN_DECIMALS)
-    if not frac:
-        return f"{whole:,}"
-    return f"{whole:,}." + f"{frac:0{TOKEN_DECIMALS}d}".rstrip("0")
 
 
 # ---------------------------------------------------------------------------- zones

@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from pydantic import Field, field_validator
 
 from depai_nodes.chain.intents import RETRYABLE, Result
+from depai_nodes.chain.units import TOKEN
+from depai_nodes.chain.units import fleet as fleet_units
 from depai_nodes.common.params import READ_ONLY, ParamsModel
 from depai_nodes.common.stations import Station
 
-__all__ = ["RequesterParams", "PostRequest", "Requester", "fleet_units"]
-
-TOKEN = 10**18
-
+__all__ = ["RequesterParams", "PostRequest", "Requester"]
 
 class RequesterParams(ParamsModel):
     stations_file: str = Field("", description="stations file; empty: the one beside the world (worlds/<world>.stations.yaml)", json_schema_extra=READ_ONLY)
@@ -55,13 +54,6 @@ class RequesterParams(ParamsModel):
         if len(set(v)) != len(v):
             raise ValueError("station ids must be unique")
         return v
-
-
-def fleet_units(base_units: int) -> str:
-    """5000000000000000000 -> '5 FLEET', 2500000000000000000 -> '2.5 FLEET'."""
-    whole, frac = divmod(int(base_units), TOKEN)
-    text = f"{whole}" + (f".{frac:018d}".rstrip("0") if frac else "")
-    return f"{text} FLEET"
 
 
 @dataclass(frozen=True)

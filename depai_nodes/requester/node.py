@@ -24,7 +24,9 @@ from depai_nodes.common.params import ParameterError, declare_params
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
 
-from .core import PostRequest, Requester, RequesterParams, fleet_units
+from depai_nodes.chain.units import fleet as fleet_units
+
+from .core import PostRequest, Requester, RequesterParams
 
 
 def load_station_list(params: RequesterParams):
@@ -54,6 +56,7 @@ class RequesterNode(Node):
         self.inbox: queue.Queue = queue.Queue()
         self.zones: dict | None = None
         self.stop_event = threading.Event()
+        self._diagnostics()  # before the worker: it feeds the chain entry
         self.worker = threading.Thread(target=self._work, name="requester", daemon=True)
         self.worker.start()
         from rclpy.clock import Clock, ClockType
@@ -71,6 +74,45 @@ class RequesterNode(Node):
         if getattr(self, "core", None) is not None:
             self.core.params = params
 
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): `chain` (the worker's reads: WARN retrying, ERROR
+        unreachable for 3 retry periods, at least 15 s: nothing is posted; OK with the block) and
+        `posting` (posted, escrowed, the last answer; WARN: the wallet's last answer was retryable
+        (unavailable, timeout, chain down) or every station lies in a keep-out zone; OK when done)."""
+        from depai_nodes.common.diagnostics import OK, WARN, ChainHealth, NodeDiagnostics
+
+        from depai_nodes.chain.intents import RETRYABLE, Result
+
+        self.diag = NodeDiagnostics(self)
+        self.chain_health = ChainHealth(error_after=max(15.0, 3 * self.params.retry_period))
+        self.chain_health.extra["rpc_url"] = self.config.rpc_url
+        self._last_post: tuple | None = None  # the wallet's last answer: (result, task_id, already_done, error, reason)
+
+        def chain():
+            core = getattr(self, "core", None)
+            if core is not None and core.done_reason:
+                return OK, "done posting: the chain is not read any more", {"block": self.chain_health.block or ""}
+            return self.chain_health.check()
+
+        def posting():
+            core = getattr(self, "core", None)
+            if core is None:
+                return OK, "not started (start_delay, or waiting for the chain)", {"posted": 0}
+            values = {"posted": core.posted, "escrowed": core.spent, "budget": self.params.budget, "next_seq": core.seq}
+            if core.done_reason:
+                return OK, f"done posting: {core.done_reason}", values
+            last = self._last_post
+            if last is not None:
+                values["last_result"] = Result.NAMES.get(last[0], str(last[0]))
+            if last is not None and last[0] in RETRYABLE:
+                return WARN, f"post not done: {values['last_result']} {last[3]}: {last[4]}; asking again"[:400], values
+            if all(core.blocked(s) for s in self.stations):
+                return WARN, "every station lies in a keep-out zone: nothing is posted", values
+            return OK, f"{core.posted} task(s) posted, {core.spent} escrowed", values
+
+        self.diag.diag.check("chain", chain)
+        self.diag.diag.check("posting", posting)
+
     def _on_policy(self, msg: FleetPolicy) -> None:
         self.zones = {z.id: [(p.x, p.y) for p in z.polygon.points] for z in msg.keep_out_zones}
 
@@ -86,6 +128,7 @@ class RequesterNode(Node):
         self.client.verify_chain()
         genesis = self.client.genesis_hash()
         block = self.client.get_block("latest")
+        self._head = int(block["number"], 16) if isinstance(block.get("number"), str) else block.get("number")
         stamp = block["timestamp"]
         chain_time = int(stamp, 16) if isinstance(stamp, str) else int(stamp)
         return genesis, max(chain_time, int(time.time()))
@@ -106,10 +149,12 @@ class RequesterNode(Node):
         while not self.stop_event.is_set():
             try:
                 genesis, chain_time = self._chain()
+                self.chain_health.ok(self._head)
                 line = outage.recovered()
                 if line:
                     self.inbox.put(("info", line))
             except ChainError as e:
+                self.chain_health.failed(f"{type(e).__name__}: {e}")
                 line = outage.failed(f"{type(e).__name__}: {e}")
                 if line:
                     self.inbox.put(("warn", line))
@@ -133,6 +178,7 @@ class RequesterNode(Node):
                 self.stop_event.wait(max(0.1, min(1.0, core.next_at - time.monotonic())))
                 continue
             answer = self._ask(request)
+            self._last_post = answer
             line = core.on_result(request, time.monotonic(), *answer)
             if answer[0] in RETRYABLE:  # an outage: one line per cause and minute, with a count
                 log_now, held_back = throttle.check(answer[3] or answer[0])

@@ -20,22 +20,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["FRAME_START", "SUMMARY_START", "FRAME_END", "NAV_STATES", "RobotRow", "FleetView", "render", "fleet_amount"]
+from depai_nodes.chain.units import fleet_rounded as fleet_amount
+
+__all__ = ["FRAME_START", "SUMMARY_START", "FRAME_END", "NAV_STATES", "RobotRow", "FleetView", "render"]
 
 FRAME_START = "== DePAI fleet status"
 SUMMARY_START = "== DePAI run summary"
 FRAME_END = "=="
 NAV_STATES = {0: "IDLE", 1: "FOLLOWING", 2: "ARRIVED", 3: "STOPPED"}
-TOKEN = 10**18
-
-
-def fleet_amount(base_units: int | None) -> str:
-    """Token base units as FLEET with at most 2 decimals ('-' when unknown)."""
-    if base_units is None:
-        return "-"
-    value = base_units / TOKEN
-    return f"{value:.2f}".rstrip("0").rstrip(".") + " FLEET"
-
 
 @dataclass
 class RobotRow:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from depai_nodes.chain.units import TOKEN
 from depai_nodes.common.pointcloud2 import CloudFormatError, cloud_to_array
 from depai_nodes.common.tfbuffer import Transform, stamp_ns
 
@@ -234,8 +235,6 @@ class RobotSeries:
 class FleetState:
     """Per-robot values behind the time series panels."""
 
-    TOKEN_DECIMALS = 18
-
     def __init__(self) -> None:
         self.robots: dict[str, RobotSeries] = {}
 
@@ -252,7 +251,7 @@ class FleetState:
         text = (base_units or "").strip()
         if not text.isdigit():
             raise ViewInputError(f"token balance '{text[:40]}' is not a decimal integer")
-        value = int(text) / 10 ** self.TOKEN_DECIMALS
+        value = int(text) / TOKEN
         self.robot(robot).balance = value
         return value
 

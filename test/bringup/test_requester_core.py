@@ -4,7 +4,8 @@ import pytest
 
 from depai_nodes.chain.intents import Result
 from depai_nodes.common.stations import Station
-from depai_nodes.requester.core import Requester, RequesterParams, fleet_units
+from depai_nodes.chain.units import fleet as fleet_units
+from depai_nodes.requester.core import Requester, RequesterParams
 
 GENESIS = "0x" + "ab12cd34" + "0" * 56
 STATIONS = [Station(id="a", x=1.0, y=0.0), Station(id="b", x=5.0, y=2.0, yaw=1.5), Station(id="c", x=-3.0, y=4.0)]

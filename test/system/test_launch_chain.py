@@ -16,71 +16,23 @@ import sys
 import time
 from pathlib import Path
 
+from launchkit import REPO, REQUESTER, ROBOT1, ROBOT2, STACK, TOKEN, Launch, alive, pids_in, wait_for, wait_gone
+
 from depai_nodes.bringup.stack import load_stack
 from depai_nodes.chain.client import ChainClient
 from depai_nodes.chain.config import load_config
 from depai_nodes.chain.fleet import Fleet
 
-REPO = Path(__file__).resolve().parents[2]
-TOKEN = 10**18
-ROBOT1 = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"  # anvil demo key #1 (public)
-ROBOT2 = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"  # #2
-REQUESTER = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"  # #9
 ONLY = "dao_listener,status,wallet,identity,requester_wallet,requester"
-if any(n.name == "lifecycle_manager" for n in load_stack(REPO / "config" / "stack.yaml").nodes):
+if any(n.name == "lifecycle_manager" for n in load_stack(STACK).nodes):
     ONLY += ",lifecycle_manager"  # the chain-facing nodes are managed: it configures and activates them
 REQUESTER_SETS = ["--set", "requester.period=2.0", "--set", "requester.start_delay=1.0", "--set", "requester.max_tasks=3"]
 
 
-def wait_for(log: Path, pattern: str, timeout: float, count: int = 1) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.findall(pattern, log.read_text(errors="replace"))
-        if len(found) >= count:
-            return found
-        time.sleep(0.2)
-    raise TimeoutError(f"/{pattern}/ x{count} not in the launch log within {timeout} s:\n{log.read_text()[-4000:]}")
-
-
-def pids_in(log: Path) -> list[int]:
-    return [int(p) for p in re.findall(r"\(pid (\d+)\)", log.read_text())]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-class Launch:
-    def __init__(self, tmp_path: Path, name: str, *extra: str):
-        self.log = tmp_path / f"{name}.log"
-        env = dict(os.environ, DEPAI_CHAIN_CONFIG=str(tmp_path / "chain.json"), DEPAI_STATE_DIR=str(tmp_path / "state"),
-                   PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "depai_nodes.cli", "launch", "--stack", str(REPO / "config" / "stack.yaml"),
-             "--only", ONLY, "--chain-port", "0", "--set", "identity.period=1.0", *REQUESTER_SETS, *extra],
-            stdout=open(self.log, "w"), stderr=subprocess.STDOUT, cwd=REPO, env=env, start_new_session=True)
-
-    def anvil_pid(self) -> int:
-        return int(wait_for(self.log, r"anvil pid (\d+)", 60)[0])
-
-    def stop(self, sig=signal.SIGINT, timeout: float = 40.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            raise
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
+def chain_launch(tmp_path: Path, name: str, *extra: str) -> Launch:
+    """The chain's nodes only (no driving), on a new chain on a free port, with a quick requester."""
+    return Launch(tmp_path, name, "--only", ONLY, "--chain-port", "0", "--vote-at", "0", "--set", "identity.period=1.0",
+                  *REQUESTER_SETS, *extra)
 
 
 def standing(cfg_path: Path):
@@ -101,16 +53,9 @@ def fleet_of(cfg_path: Path) -> Fleet:
     return Fleet(ChainClient(load_config(cfg_path)))
 
 
-def wait_gone(pids: list[int], timeout: float = 15.0) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.1)
-    return [p for p in pids if alive(p)]
-
-
 def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
     cfg_path = tmp_path / "chain.json"
-    first = Launch(tmp_path, "first")
+    first = chain_launch(tmp_path, "first")
     try:
         anvil = first.anvil_pid()
         wait_for(first.log, r"funded (robot1|robot2|requester) ", 60, count=3)
@@ -138,11 +83,11 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
     assert "== DePAI run summary" in first.text() and "stopped the local chain" in first.text()
     assert (cfg_path.parent / "chain.json.anvil" / "state.json").is_file()
 
-    second = Launch(tmp_path, "second")  # a relaunch restores the same chain: nothing funded twice
+    second = chain_launch(tmp_path, "second")  # a relaunch restores the same chain: nothing funded twice
     try:
         anvil = second.anvil_pid()
         wait_for(second.log, r"restored the chain", 60)
-        wait_for(second.log, r"robot1 \(0x[0-9a-fA-F]{40}, demo key #1\) holds 9900 FLEET \+ 100 staked", 30)
+        wait_for(second.log, r"robot1 \(0x[0-9a-fA-F]{40}, demo key #1\) holds 9,900 FLEET \+ 100 staked", 30)
         wait_for(second.log, r"launching \d+ node", 30)
         assert "funded" not in second.text()
         assert load_config(cfg_path).genesis_hash == genesis
@@ -160,7 +105,7 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
         if second.process.poll() is None:
             second.stop()
 
-    third = Launch(tmp_path, "third", "--fresh")  # a new chain, deliberately
+    third = chain_launch(tmp_path, "third", "--fresh")  # a new chain, deliberately
     try:
         anvil = third.anvil_pid()
         wait_for(third.log, r"funded (robot1|robot2|requester) ", 60, count=3)
@@ -183,7 +128,7 @@ def test_a_chain_from_depai_chain_up_is_used_and_left_running(ros_domain, tmp_pa
     assert up.returncode == 0, up.stderr
     anvil = int(re.search(r"anvil pid (\d+)", up.stderr).group(1))
     try:
-        launch = Launch(tmp_path, "optin", "--duration", "20")
+        launch = chain_launch(tmp_path, "optin", "--duration", "20")
         wait_for(launch.log, r"using the local chain started by `depai chain up` \(anvil pid \d+\)", 60)
         # chain up funded demo machines 1..3; the requester (#9) had nothing: only it is funded now
         wait_for(launch.log, r"funded requester ", 30)
