@@ -78,6 +78,9 @@ class MarketDriver:
         self.chain_down = Outage("chain (TaskMarket reads)")
         self.wallet_down = Outage("wallet (accept_task / complete_task)")
         self.telemetry_down = Outage("telemetry (arrival_proof)")
+        from depai_nodes.common.diagnostics import ChainHealth
+
+        self.chain_health = ChainHealth(error_after=15.0, stale_after=max(5.0, 5 * p.chain_poll), what="TaskMarket")
         self.feed = MarketFeed(p.chain_config or None, self.inbox.put, poll_s=p.chain_poll, event_mode=p.event_mode).start()
         node.get_logger().info("market mode: following TaskMarket (read-only, no key); accepting and completing through "
                                "the wallet, proofs from telemetry")
@@ -126,13 +129,16 @@ class MarketDriver:
                 self.node.log(self.agent.on_task(item[1]))
             elif kind == "time":
                 self._time(item[1])
+                self.chain_health.ok()
             elif kind == "synced":
+                self.chain_health.ok(item[1])
                 self.node.log(self.chain_down.recovered())
                 if not self.synced:
                     self.synced = True
                     self.node.get_logger().info(f"TaskMarket read up to block {item[1]}: {len(self.agent.tasks)} task(s), "
                                                 f"{sum(t.status == 'Open' for t in self.agent.tasks.values())} open")
             elif kind == "chain_error":
+                self.chain_health.failed(item[1])
                 self.node.log(self.chain_down.failed(item[1]), warn=True)
             elif kind == "stream_error":
                 self.node.log(Note(f"TaskMarket event stream: {item[1]}", cause="stream", warn=True))
@@ -140,6 +146,55 @@ class MarketDriver:
     def _time(self, block_time: int) -> None:
         if block_time != self.block_time:
             self.block_time, self.block_seen = float(block_time), time.time()
+
+    # ------------------------------------------------------------------ /diagnostics
+
+    def add_diagnostics(self, diag) -> None:
+        """The agent node's /diagnostics in market mode: `chain` (TaskMarket reads: WARN retrying
+        or none for 5 poll periods, ERROR unreachable for 15 s: no task is taken), `wallet` (WARN:
+        no machine account yet or accept/complete failing: retried), `telemetry` (WARN:
+        arrival_proof failing) and `task` (phase, the task held, paid so far; WARN: the fleet is
+        paused or no policy yet: nothing is taken)."""
+        from depai_nodes.common.diagnostics import OK, WARN
+
+        def chain():
+            level, message, values = self.chain_health.check()
+            values.update(synced=self.agent.synced, chain_time=int(self.block_time))
+            if level == OK:
+                message = f"TaskMarket read (block time {int(self.block_time)}; synced at block {values['block']})"
+            return level, message, values
+
+        def wallet():
+            values = {"machine": self.agent.machine, "failures": self.wallet_down.failures}
+            if not self.agent.machine:
+                return WARN, "no machine account on wallet/account yet: no task is accepted", values
+            if self.wallet_down.down:
+                return WARN, f"wallet not answering ({self.wallet_down.failures} failure(s)): retrying", values
+            return OK, f"machine {self.agent.machine}", values
+
+        def telemetry():
+            values = {"failures": self.telemetry_down.failures}
+            if self.telemetry_down.down:
+                return WARN, f"arrival_proof not answering ({self.telemetry_down.failures} failure(s)): retrying", values
+            return OK, ("arrival_proof available" if self.proof_client.service_is_ready()
+                        else "arrival_proof not available (asked only after an arrival)"), values
+
+        def task():
+            a = self.agent
+            cur = a.current
+            values = {"phase": a.phase.value, "task": "" if cur is None else cur.task.task_id, "tasks_known": len(a.tasks),
+                      "accepts": a.accepts, "paid": len(a.paid), "gave_up": len(a.gave_up), "lost_races": a.lost_races}
+            if a.policy is None:
+                return WARN, "no fleet policy yet: no task is taken", values
+            if a.policy.paused and cur is None:
+                return WARN, f"fleet paused (policy v{a.policy.version}): no task is taken", values
+            held = f": task {cur.task.task_id}" if cur is not None else ""
+            return OK, f"{a.phase.value}{held} ({len(a.paid)} paid)", values
+
+        diag.check("chain", chain)
+        diag.check("wallet", wallet)
+        diag.check("telemetry", telemetry)
+        diag.check("task", task)
 
     # ------------------------------------------------------------------ the tick
 

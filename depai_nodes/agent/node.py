@@ -136,6 +136,46 @@ class AgentNode(Node):
         else:
             self._make_agent()
         self.create_timer(0.1, self._tick)
+        self._diagnostics()
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): input navigation_status (WARN: none yet or none
+        for controller_timeout: no plan is asked for), `planner` (WARN: plan_path unavailable or
+        not answering), `task` (the patrol: phase and waypoint; WARN: waypoints skipped, nothing
+        left to do; market mode: market_node.py's entries)."""
+        from depai_nodes.common.diagnostics import OK, WARN, NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        self.diag_nav = self.diag.diag.topic("navigation_status", stale_after=self.params.controller_timeout)
+
+        def planner():
+            values = {"service": self.client.srv_name, "ready": self.client.service_is_ready(), "failures": self._planner_down.failures}
+            if self._planner_down.down:
+                return WARN, f"plan_path failing ({self._planner_down.failures} failure(s) in a row): retrying", values
+            if not values["ready"]:
+                return WARN, "plan_path not available", values
+            return OK, "plan_path available", values
+
+        self.diag.diag.check("planner", planner)
+        if self.market is not None:
+            self.market.add_diagnostics(self.diag.diag)
+            return
+
+        def task():
+            a = self.agent
+            values = {"phase": a.phase.value, "waypoints": len(a.waypoints), "index": a.index, "visited": a.visited,
+                      "skipped": a.skipped, "rerequests": a.rerequests}
+            if not a.waypoints:
+                return WARN, "no waypoints: nothing to do", values
+            if a.phase == AgentPhase.DONE:
+                return OK, f"patrol done: {a.visited} visited, {a.skipped} skipped", values
+            wp = a.current
+            where = f" to waypoint {a.index} ({wp.x:.2f}, {wp.y:.2f})" if wp is not None else ""
+            if a.phase == AgentPhase.WAITING and a.attempts > 0:
+                return WARN, f"refused{where}: retrying (attempt {a.attempts} of {a.max_attempts})", values
+            return OK, f"{a.phase.value}{where}", values
+
+        self.diag.diag.check("task", task)
 
     def _make_agent(self) -> None:
         p = self.params
@@ -226,6 +266,7 @@ class AgentNode(Node):
         self._pending_since = now
 
     def _on_status(self, msg: NavigationStatus) -> None:
+        self.diag_nav.tick()
         state = _NAV_NAMES.get(msg.state, "UNKNOWN")
         if self.market is not None:
             self.market.on_status(state, time.monotonic(), msg.reason, float(msg.distance_remaining))

@@ -8,8 +8,15 @@ A node builds one `Diagnostics` and registers what it knows:
   ("stale: X s"); below half the expected rate -> WARN; else OK.
 - ``timing(name)``: processing time of a callback (``with diag.timing("tick"):`` or ``.add(s)``),
   reported as mean and max over the window (informational: OK).
-- ``check(name, fn)``: a node-specific status, ``fn() -> (level, message, {key: value})``: chain
-  connectivity and block height, wallet policy state, anchoring backlog, the policy enforced.
+- ``check(name, fn, cache_s=0)``: a node-specific status, ``fn() -> (level, message, {key:
+  value})``: wallet policy state, anchoring backlog, the policy enforced. Computed only when the
+  report is published; ``cache_s`` reuses the last answer that long (a check that reads the disk).
+- ``ChainHealth``: chain connectivity and block height, fed by the thread that reads the chain
+  anyway (``ok(block)`` / ``failed(text)``), or by a ``ChainProbe`` thread that reads the head
+  every ``period`` s for a node that has no such reads. Levels: no read yet -> WARN; a failed read
+  -> WARN (retrying) until ``error_after`` s have passed without a good one -> ERROR ("unreachable");
+  the last good read older than ``stale_after`` -> WARN; else OK with the block height. Its ages
+  are wall-clock (monotonic): the chain and its RPC timeouts run on wall time, not on /clock.
 
 Levels mean: OK: doing its job; WARN: degraded but safe (an input missing or slow, a retry in
 progress, inactive); ERROR: not doing its job (no policy: the robot holds still; a failed
@@ -23,6 +30,7 @@ per entry, named ``<node fully qualified name>: <entry>``, ``hardware_id`` the n
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -32,7 +40,7 @@ from dataclasses import dataclass, field
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
 LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR", STALE: "STALE"}
 
-__all__ = ["OK", "WARN", "ERROR", "STALE", "Status", "Diagnostics", "NodeDiagnostics"]
+__all__ = ["OK", "WARN", "ERROR", "STALE", "Status", "Diagnostics", "NodeDiagnostics", "ChainHealth", "ChainProbe", "worst"]
 
 
 @dataclass
@@ -115,10 +123,17 @@ class Diagnostics:
         self._entries[f"processing {name}"] = timing.status
         return timing
 
-    def check(self, name: str, fn: Callable[[], tuple[int, str, dict]]) -> None:
+    def check(self, name: str, fn: Callable[[], tuple[int, str, dict]], cache_s: float = 0.0) -> None:
+        last: list = []  # [monotonic time, Status] of the last evaluation (cache_s > 0)
+
         def run(label: str) -> Status:
+            if cache_s > 0 and last and time.monotonic() - last[0] < cache_s:
+                return last[1]
             level, message, values = fn()
-            return Status(label, int(level), str(message), {str(k): str(v) for k, v in (values or {}).items()})
+            out = Status(label, int(level), str(message), {str(k): str(v) for k, v in (values or {}).items()})
+            if cache_s > 0:
+                last[:] = [time.monotonic(), out]
+            return out
         self._entries[name] = run
 
     def report(self) -> list[Status]:
@@ -129,6 +144,98 @@ class Diagnostics:
             except Exception as error:  # noqa: BLE001 - a broken check is itself a finding, not a crash
                 out.append(Status(name, ERROR, f"check failed: {type(error).__name__}: {error}"))
         return out
+
+
+def worst(*levels: int) -> int:
+    """The most severe of OK / WARN / ERROR (STALE counts as WARN here)."""
+    return max((WARN if lv == STALE else lv) for lv in levels) if levels else OK
+
+
+class ChainHealth:
+    """Chain connectivity as the node's own reads see it (thread-safe; wall-clock ages)."""
+
+    def __init__(self, error_after: float = 15.0, stale_after: float | None = None,
+                 clock: Callable[[], float] = time.monotonic, what: str = "chain"):
+        self.error_after, self.stale_after, self._clock, self.what = error_after, stale_after, clock, what
+        self._lock = threading.Lock()
+        self._started = clock()
+        self.block: int | None = None
+        self.last_ok: float | None = None
+        self.down_since: float | None = None  # first failure since the last good read
+        self.error = ""
+        self.failures = 0  # in a row
+        self.extra: dict[str, str] = {}  # e.g. the rpc url, the chain id
+
+    def ok(self, block: int | None = None) -> None:
+        with self._lock:
+            if block is not None and block >= 0:
+                self.block = int(block)
+            self.last_ok, self.down_since, self.error, self.failures = self._clock(), None, "", 0
+
+    def failed(self, text: str) -> None:
+        with self._lock:
+            now = self._clock()
+            if self.down_since is None:
+                self.down_since = now
+            self.error, self.failures = str(text)[:300], self.failures + 1
+
+    def reset(self) -> None:
+        """Nothing known any more (the node released its chain client)."""
+        with self._lock:
+            self.block = self.last_ok = self.down_since = None
+            self.error, self.failures, self._started = "", 0, self._clock()
+
+    def check(self) -> tuple[int, str, dict]:
+        with self._lock:
+            now = self._clock()
+            values = dict(self.extra)
+            values["block"] = "" if self.block is None else str(self.block)
+            values["last_ok_age_s"] = "" if self.last_ok is None else f"{now - self.last_ok:.1f}"
+            values["failures"] = str(self.failures)
+            if self.error:
+                values["error"] = self.error
+                down = now - (self.down_since if self.down_since is not None else self._started)
+                values["down_s"] = f"{down:.1f}"
+                if down >= self.error_after:
+                    return ERROR, f"{self.what} unreachable for {down:.1f} s (limit {self.error_after:g} s): {self.error}", values
+                return WARN, f"{self.what} read failed, retrying ({self.failures} in a row, {down:.1f} s): {self.error}", values
+            if self.last_ok is None:
+                return WARN, f"no {self.what} read yet", values
+            age = now - self.last_ok
+            if self.stale_after is not None and age > self.stale_after:
+                return WARN, f"no {self.what} read for {age:.1f} s (expected within {self.stale_after:g} s)", values
+            return OK, (f"block {self.block}" if self.block is not None else f"{self.what} reachable"), values
+
+
+class ChainProbe:
+    """Reads the head (``read() -> block number``) every ``period`` s in a daemon thread and
+    feeds ``health``; for a node whose own work does not read the chain regularly. ``read`` may
+    return None (no client right now: nothing is recorded) and may raise (recorded as a failure)."""
+
+    def __init__(self, read: Callable[[], int | None], health: ChainHealth, period: float = 2.0, name: str = "diag-chain"):
+        self.read, self.health, self.period = read, health, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> "ChainProbe":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                block = self.read()
+            except Exception as error:  # noqa: BLE001 - an unreachable chain is the finding
+                self.health.failed(f"{type(error).__name__}: {error}")
+            else:
+                if block is not None:
+                    self.health.ok(block)
+            self._stop.wait(self.period)
 
 
 class NodeDiagnostics:

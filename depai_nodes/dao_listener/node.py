@@ -83,6 +83,59 @@ class DaoListenerNode(ManagedNode):
         self._timer = self.create_timer(self.params.watch_period, self._watch)
         self._heartbeat = self.create_timer(self.params.heartbeat_period, self._beat,
                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._diagnostics()
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py), beside `lifecycle`: `policy` (the policy in force,
+        its version and source, the source's confirmation age (steady clock, as source_timeout);
+        ERROR: no policy, or not confirmed for source_timeout: the heartbeat stopped and the robots
+        hold still; WARN: not active (not published), or confirmation older than half the
+        timeout) and `source` (file: WARN when the last edit was refused, the last valid policy
+        stays; chain: the last confirmed block; WARN: reads failing, retrying; ERROR: the contract
+        is not trusted)."""
+        from depai_nodes.common.diagnostics import ERROR, OK, WARN
+
+        self._file_error = ""  # why the last edit of the policy file was refused ("" when none was)
+        diag = self.diagnostics.diag
+
+        def policy():
+            cur, msg = self._current, self._msg
+            if cur is None or msg is None:
+                return ERROR, "no policy: nothing is published, the robots hold still", {"version": 0}
+            age = self._source_age()
+            values = {"version": self._version, "source": self._source, "max_speed": cur.max_speed, "paused": cur.paused,
+                      "zones": len(cur.keep_out_zones), "confirmed_age_s": f"{age:.1f}" if age != float("inf") else "never",
+                      "source_timeout": self.params.source_timeout}
+            if not self._send_active:
+                return WARN, f"policy v{self._version} held, not published ({self.lifecycle_state})", values
+            if age > self.params.source_timeout:
+                return ERROR, (f"source not confirmed for {values['confirmed_age_s']} s (limit {self.params.source_timeout:g} s): "
+                               "heartbeat stopped, the robots hold still"), values
+            if age > self.params.source_timeout / 2:
+                return WARN, f"policy v{self._version}: source confirmation late ({age:.1f} s)", values
+            return OK, f"policy v{self._version} published" + (" (fleet paused)" if cur.paused else ""), values
+
+        def source():
+            if self.params.source == "file":
+                values = {"kind": "file", "path": self.params.policy_file or "(built-in default)"}
+                if self._file_error:
+                    return WARN, f"last edit refused, v{self._version} stays: {self._file_error}"[:400], values
+                return OK, f"file {values['path']}", values
+            src = self._chain
+            if src is None:
+                return WARN, "chain source not running", {"kind": "chain"}
+            values = {"kind": "chain", "rpc_url": src.config.rpc_url, "block": src.confirmed_block,
+                      "failures": src.outage.failures, "resets": src.resets}
+            if src.untrusted:
+                return ERROR, f"FleetPolicy contract not trusted: {src.untrusted}"[:400], values
+            if src.outage.down:
+                return WARN, f"chain reads failing ({src.outage.failures} in a row): retrying", values
+            if src.confirmed_block < 0:
+                return WARN, "no chain read yet", values
+            return OK, f"chain block {src.confirmed_block}", values
+
+        diag.check("policy", policy)
+        diag.check("source", source)
 
     # ---- lifecycle (common/lifecycle.py): configure reads the file or the chain config; activate
     # publishes and heartbeats (chain: starts following the contract); deactivate stops both, so the
@@ -270,7 +323,9 @@ class DaoListenerNode(ManagedNode):
             self._mtime = mtime  # an invalid edit is reported once, not at every watch
             try:
                 self._load(path)
+                self._file_error = ""
             except PolicyError as error:
+                self._file_error = str(error)
                 self.get_logger().error(f"{error}; keeping policy v{self._version} from {self._source}")
 
     @staticmethod

@@ -60,6 +60,42 @@ class IdentityNode(ManagedNode):
         self.reensure = threading.Event()
         self.worker: threading.Thread | None = None
         self.timer = self.create_timer(0.1, self._drain)
+        self._diagnostics()
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py), beside `lifecycle`: `chain` (the worker's reads
+        every `period`: WARN a failed read, retrying; ERROR unreachable for max(15 s, 2 periods);
+        OK with the block height) and `did` (the standing last published: WARN not running yet, no
+        wallet account, the DID attribute or stake not (yet) what is wanted, or the wallet's
+        refusal; OK: DID `machine_name` valid, with stake and balance)."""
+        from depai_nodes.common.diagnostics import OK, WARN, ChainHealth
+
+        p = self.params
+        self.chain_health = ChainHealth(error_after=max(15.0, 2 * p.period), stale_after=3 * p.period + 10.0)
+        self._reported = None  # (IdentityState | None, address, error) last published
+
+        def did():
+            if self.worker is None:
+                return WARN, "not active: the identity is not checked", {"name": self.name}
+            if self._reported is None:
+                return WARN, "no standing read yet", {"name": self.name}
+            state, address, error = self._reported
+            values = {"name": self.name, "address": address, "stake_wanted": self.params.stake}
+            if state is None:
+                return WARN, error or "no standing", values
+            values.update(did_valid=state.did_valid, machine_name=state.machine_name, stake=state.stake,
+                          market_registered=state.market_registered, token_balance=state.token_balance, block=state.block_number)
+            if error:
+                return WARN, error[:300], values
+            if state.machine_name != self.name or not state.did_valid:
+                return WARN, f"DID attribute {self.name!r} not on the chain yet" + ("" if self.params.ensure else " (ensure off)"), values
+            if int(self.params.stake) > state.stake:
+                return WARN, f"stake {state.stake} below the {self.params.stake} wanted", values
+            return OK, f"DID {self.name!r} valid, stake {state.stake}, balance {state.token_balance}", values
+
+        self.diagnostics.diag.check("chain", lambda: self.chain_health.check() if self.worker is not None
+                                    else (WARN, "not active: the chain is not read", {}))
+        self.diagnostics.diag.check("did", did)
 
     # ---- lifecycle (common/lifecycle.py): configure reads the chain config (read-only client);
     # activate starts the worker (asks the wallet, reads the chain); deactivate stops it after the
@@ -72,6 +108,9 @@ class IdentityNode(ManagedNode):
                                "the wallet signs, this node holds no key")
 
     def activate_managed(self) -> None:
+        self.chain_health.reset()
+        self.chain_health.extra["rpc_url"] = self.config.rpc_url
+        self._reported = None
         self.stop_event = threading.Event()
         self.worker = threading.Thread(target=self._work, name="identity", daemon=True)
         self.worker.start()
@@ -147,6 +186,7 @@ class IdentityNode(ManagedNode):
                         self.client.verify_chain()
                         fleet = Fleet(self.client, address)
                     state = read_identity(fleet)
+                    self.chain_health.ok(state.block_number)
                     line = self.outage.recovered()
                     if line:
                         self.inbox.put(("log", line))
@@ -157,6 +197,7 @@ class IdentityNode(ManagedNode):
                                                 "asking the wallet again"))
                         self.wake.set()
                 except ChainError as e:
+                    self.chain_health.failed(f"{type(e).__name__}: {e}")
                     error = error or f"{type(e).__name__}: {e}"
                     line = self.outage.failed(error)
                     if line:
@@ -181,6 +222,7 @@ class IdentityNode(ManagedNode):
             self._publish(state, address, error)
 
     def _publish(self, state: IdentityState | None, address: str, error: str) -> None:
+        self._reported = (state, address, error)
         msg = MachineIdentity()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.address = address

@@ -45,12 +45,33 @@ class PerceptionNode(Node):
         # A periodic wake-up: the runner handles SIGINT/SIGTERM in Python, which only runs when
         # the executor's wait returns; without a timer an idle node would never see the signal.
         self.create_timer(0.5, lambda: None)
+        self._diagnostics()
         self.get_logger().info(
             f"perception ready: {self.resolve_topic_name('points')} -> "
             f"{self.resolve_topic_name('obstacles')}, {self.resolve_topic_name('local_costmap')}")
 
     def _on_params(self, params: PerceptionParams) -> None:
         self.perception.params = params
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): input `points` (WARN: none yet or none for 1 s of
+        the node's clock), the processing time of a sweep, and `clouds` (WARN while the latest
+        cloud was dropped: wrong frame or unusable layout, with the reason; OK: obstacles and
+        costmap published)."""
+        from depai_nodes.common.diagnostics import OK, WARN, NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        self.diag_points = self.diag.diag.topic("points", stale_after=1.0)
+        self.diag_sweep = self.diag.diag.timing("sweep")
+        self._last_dropped = ""  # why the latest cloud was dropped ("" when it was used)
+
+        def clouds():
+            values = {"processed": self.processed, "dropped": self.dropped}
+            if self._last_dropped:
+                return WARN, f"dropping clouds: {self._last_dropped}", values
+            return OK, f"{self.processed} sweep(s) processed, {self.dropped} dropped", values
+
+        self.diag.diag.check("clouds", clouds)
 
     def _warn(self, key: str, text: str) -> None:
         now = time.monotonic()
@@ -59,9 +80,11 @@ class PerceptionNode(Node):
             self.get_logger().warning(f"{text} (dropped so far: {self.dropped})")
 
     def _on_cloud(self, msg: PointCloud2) -> None:
+        self.diag_points.tick()
         expected = self.perception.params.expected_frame
         if expected and msg.header.frame_id != expected:
             self.dropped += 1
+            self._last_dropped = f"frame '{msg.header.frame_id}', expected '{expected}'"
             self._warn("frame", f"cloud in frame '{msg.header.frame_id}', expected '{expected}': dropped")
             return
         try:
@@ -69,12 +92,15 @@ class PerceptionNode(Node):
             result = self.perception.process(xyz)
         except (CloudFormatError, PerceptionError) as error:
             self.dropped += 1
+            self._last_dropped = f"unusable cloud: {error}"[:200]
             self._warn("format", f"unusable cloud: {error}")
             return
         self.obstacles_pub.publish(self._obstacles_msg(msg, result))
         self.costmap_pub.publish(self._costmap_msg(msg, result))
         self.processed += 1
         self._total_ms += result.timings_ms["total"]
+        self.diag_sweep.add(result.timings_ms["total"] * 1e-3)
+        self._last_dropped = ""
 
     @staticmethod
     def _obstacles_msg(cloud: PointCloud2, r: PerceptionResult) -> ObstacleArray:

@@ -138,8 +138,48 @@ class PlannerNode(Node):
         self.create_subscription(FleetPolicy, POLICY_TOPIC, self._on_policy, LATCHED_QOS)
         self.create_service(PlanPath, "plan_path", self._on_plan_service)
         self._timer = self.create_timer(p.replan_period, self._check_path)
+        self._diagnostics()
 
     # ------------------------------------------------------------------ setup
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): inputs odom / local_costmap (WARN: none yet or
+        older than odom_timeout / costmap_timeout on the node's clock), `map` (WARN: none yet,
+        every plan is refused), `policy` (WARN: no /fleet/policy yet, no DAO keep-out zones),
+        `goal` (WARN: replans failing, the robot holds still), the planning time."""
+        from depai_nodes.common.diagnostics import OK, WARN, NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        p = self.params
+        self.diag_odom = self.diag.diag.topic("odom", stale_after=p.odom_timeout)
+        self.diag_local = self.diag.diag.topic("local_costmap", stale_after=p.costmap_timeout)
+        self.diag_plan = self.diag.diag.timing("plan")
+
+        def map_state():
+            m = self._static
+            if m is None or self.planner.costmap is None:
+                return WARN, "no map yet: every plan is refused", {"source": "topic map" if not self.params.map_yaml else self.params.map_yaml}
+            return OK, f"{m.width}x{m.height} cells at {m.resolution:g} m", {"source": m.source or "topic", "keepout_mask": self._keepout_mask is not None}
+
+        def policy():
+            if self._policy_version is None:
+                return WARN, "no /fleet/policy yet: no keep-out zones from the DAO", {"version": "", "zones": 0}
+            return OK, f"policy v{self._policy_version}: {len(self._polygons)} keep-out zone(s)", {"version": self._policy_version, "zones": len(self._polygons)}
+
+        def goal():
+            values = {"active": self._goal is not None, "failed_replans": self._failures}
+            if self._goal is None:
+                return OK, "no goal", values
+            g = self._goal.pose.position
+            values["goal"] = f"{g.x:.2f},{g.y:.2f}"
+            if self._failures:
+                return WARN, (f"replanning failed {self._failures} time(s) in a row (of {self.params.max_replan_failures}): "
+                              "holding still"), values
+            return OK, f"following a plan to ({g.x:.2f}, {g.y:.2f})", values
+
+        self.diag.diag.check("map", map_state)
+        self.diag.diag.check("policy", policy)
+        self.diag.diag.check("goal", goal)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -213,6 +253,7 @@ class PlannerNode(Node):
         self._rebuild_costmap()
 
     def _on_odom(self, msg: Odometry) -> None:
+        self.diag_odom.tick()
         pose = msg.pose.pose
         vals = (pose.position.x, pose.position.y, _yaw(pose.orientation))
         if all(math.isfinite(v) for v in vals):
@@ -225,6 +266,7 @@ class PlannerNode(Node):
         return self._odom
 
     def _on_local(self, msg: OccupancyGrid) -> None:
+        self.diag_local.tick()
         cm = self.planner.costmap
         if cm is None:
             return
@@ -318,6 +360,7 @@ class PlannerNode(Node):
         msg.planning_time = float(res.planning_time)
         msg.goal = goal
         self.result_pub.publish(msg)
+        self.diag_plan.add(float(res.planning_time))
         what = "replan" if replan else "plan"
         if res.ok:
             self.get_logger().info(f"{what}: {res.message} in {res.planning_time * 1e3:.1f} ms ({res.mode})")

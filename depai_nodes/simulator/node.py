@@ -88,8 +88,7 @@ class SimulatorNode(Node):
         self.odom_pubs, self.cloud_pubs, self.buffers = {}, {}, {}
         n = p.lidar_beams * p.lidar_horizontal
         for name in p.robots:
-            self.create_subscription(Twist, _topic(name, "cmd_vel"),
-                                     lambda msg, r=name: self.sim.set_cmd(r, msg.linear.x, msg.angular.z), RELIABLE_QOS)
+            self.create_subscription(Twist, _topic(name, "cmd_vel"), lambda msg, r=name: self._on_cmd(r, msg), RELIABLE_QOS)
             self.odom_pubs[name] = self.create_publisher(Odometry, _topic(name, "odom"), RELIABLE_QOS)
             # Reliable keep-last-5: best-effort delivery of 2.6 MB sweeps loses most of them with
             # Fast DDS defaults (bench/transport.py); reliable writers also serve best-effort readers.
@@ -108,10 +107,42 @@ class SimulatorNode(Node):
         self._next_lidar = 0.0
         self._wall0 = time.monotonic()
         self.timer = self.create_timer(1.0 / (p.physics_rate * p.real_time_factor), self._tick)
+        self._diagnostics()
         robots = ", ".join(self.resolve_topic_name(_topic(r, "points")) for r in p.robots)
         self.get_logger().info(
             f"simulating world '{self.sim.world.name}' ({len(self.sim.objects)} models) with "
             f"{len(p.robots)} robot(s); LiDAR {p.lidar_beams}x{p.lidar_horizontal} at {p.lidar_rate:g} Hz on {robots}")
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): `real-time factor` (simulated s per wall s between
+        two reports; WARN below 80 % of the target: the machine is too slow, simulated time slows
+        down, nothing is skipped), the physics step's time, and `<robot>/cmd_vel` per robot (WARN:
+        no command yet or none for 1 s: nothing drives that robot, it stands)."""
+        from depai_nodes.common.diagnostics import OK, WARN, NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        self.diag_step = self.diag.diag.timing("step")
+        self.diag_cmd = {name: self.diag.diag.topic(_topic(name, "cmd_vel"), stale_after=1.0) for name in self.params.robots}
+        last: list[float] = []  # wall, simulated time at the previous report
+
+        def rtf():
+            wall, sim = time.monotonic(), self.sim.time
+            target = self.params.real_time_factor
+            values = {"target": f"{target:g}", "sim_time_s": f"{sim:.2f}", "steps": self.steps, "sweeps": self.sweeps_published}
+            prev, last[:] = list(last), [wall, sim]
+            if not prev or wall - prev[0] <= 0:
+                return OK, "measuring", values
+            factor = (sim - prev[1]) / (wall - prev[0])
+            values["factor"] = f"{factor:.3f}"
+            if factor < 0.8 * target:
+                return WARN, f"slow: {factor:.2f} x real time, target {target:g} (simulated time slows down)", values
+            return OK, f"{factor:.2f} x real time", values
+
+        self.diag.diag.check("real-time factor", rtf)
+
+    def _on_cmd(self, robot: str, msg: Twist) -> None:
+        self.diag_cmd[robot].tick()
+        self.sim.set_cmd(robot, msg.linear.x, msg.angular.z)
 
     def _publish_maps(self) -> None:
         """The world's ground-truth occupancy map, latched on <r>/map for each robot's planner."""
@@ -152,7 +183,8 @@ class SimulatorNode(Node):
 
     def _tick(self) -> None:
         try:
-            self._step_and_publish()
+            with self.diag_step.measure():
+                self._step_and_publish()
         except Exception:
             # A SIGINT/SIGTERM handled in the middle of a tick shuts the context down under our
             # feet; publishing then fails, which is the expected end, not a crash.

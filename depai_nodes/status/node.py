@@ -55,6 +55,7 @@ class StatusNode(Node):
             from depai_nodes.chain.wiring import load_node_chain
 
             self.config, self.client = load_node_chain(self.params, require=("TaskMarket", "DataRegistry"))
+        self._diagnostics()  # before the worker: it feeds the chain entry
         self.stop_event = threading.Event()
         self.worker = threading.Thread(target=self._work, name="status-chain", daemon=True)
         if self.client is not None:
@@ -64,10 +65,27 @@ class StatusNode(Node):
         # a steady timer: the table keeps coming while sim time stands still (no simulator, paused)
         self.timer = self.create_timer(self.params.period, self._print, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): input `<robot>/navigation_status` per robot (WARN:
+        none yet or none for 2 s: that robot's controller is silent), input /fleet/policy (WARN:
+        none for 5 s, the fleet holds still), `chain` (with `chain: true`; WARN a failed read,
+        ERROR unreachable for 3 periods, at least 15 s; OK with the block height)."""
+        from depai_nodes.common.diagnostics import ChainHealth, NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        self.diag_nav = {r: self.diag.diag.topic(f"/{r}/navigation_status", stale_after=2.0) for r in self.params.robots}
+        self.diag_policy = self.diag.diag.topic("/fleet/policy", stale_after=5.0)
+        if self.client is not None:
+            p = self.params
+            self.chain_health = ChainHealth(error_after=max(15.0, 3 * p.period), stale_after=3 * p.period + self.config.rpc_timeout_s)
+            self.chain_health.extra["rpc_url"] = self.config.rpc_url
+            self.diag.diag.check("chain", self.chain_health.check)
+
     def _on_params(self, params: StatusParams) -> None:
         self.params = params
 
     def _on_nav(self, robot: str, m: NavigationStatus) -> None:
+        self.diag_nav[robot].tick()
         with self.lock:
             self.view.on_navigation(robot, m.state, m.reason, float(m.distance_remaining), int(m.policy_version))
 
@@ -80,6 +98,7 @@ class StatusNode(Node):
             self.view.on_account(robot, m.address)
 
     def _on_policy(self, m: FleetPolicy) -> None:
+        self.diag_policy.tick()
         with self.lock:
             self.view.on_policy(int(m.version), m.source, float(m.max_speed), bool(m.paused), [z.id for z in m.keep_out_zones])
 
@@ -132,7 +151,9 @@ class StatusNode(Node):
                 for ev in events:
                     self.view.on_event(ev)
                 self.view.block, self.view.chain_error = head, ""
+            self.chain_health.ok(head)
         except ChainError as e:
+            self.chain_health.failed(f"{type(e).__name__}: {e}")
             with self.lock:
                 self.view.chain_error = f"unreachable ({type(e).__name__})"
 

@@ -79,6 +79,70 @@ class TelemetryNode(ManagedNode):
         self.anchorer = None
         self.recorder = None
         self._entities: list = []  # what configure created (subscriptions, service, timers): cleanup destroys them
+        self._diagnostics()
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py), beside `lifecycle`: an input entry per recorded
+        topic (WARN: nothing received yet), `recording` (the open batch; WARN: a disk error in the
+        last 30 s, messages lost) and `backlog` (sealed batches not anchored yet, the oldest one's
+        age (wall clock: sealed_ns), the last error; OK: none, or the one being anchored;
+        WARN: inactive, no wallet account, a retry in progress, or the oldest waiting longer than
+        max(30 s, 3 batch periods); ERROR: batches the wallet refused for good, never anchored).
+        The backlog reads the sidecars at most every 2 s, only when the report is published."""
+        from depai_nodes.common.diagnostics import ERROR, OK, WARN
+
+        diag = self.diagnostics.diag
+        self._diag_topics = {}
+        self._disk_error_at = (-1e18, "")
+        for spec in self.params.topics:
+            topic = spec.split()[0] if spec.split() else spec
+            full = self.resolve_topic_name(topic)
+            self._diag_topics[full] = diag.topic(full)
+
+        def recording():
+            rec = self.recorder
+            if rec is None:
+                return WARN, "not configured: not recording", {}
+            values = {"open_messages": rec.count, "open_bytes": rec.bytes, "dir": str(self.dir)}
+            at, text = self._disk_error_at
+            if time.monotonic() - at < 30.0:
+                values["error"] = text
+                return WARN, f"disk error, messages lost: {text}", values
+            return OK, f"recording: open batch {rec.count} message(s), {rec.bytes} bytes", values
+
+        def backlog():
+            if self.recorder is None:
+                return WARN, "not configured", {}
+            batches = list_batches(self.dir)
+            pending = [s for _, s in batches if s and s.get("state") == "pending"]
+            failed = [s for _, s in batches if s and s.get("state") == "failed"]
+            anchored = sum(1 for _, s in batches if s and s.get("state") == "anchored")
+            oldest = min((int(s.get("sealed_ns", 0)) for s in pending), default=0)
+            age = max(0.0, time.time() - oldest / 1e9) if pending else 0.0
+            error = next((s["error"] for s in pending if s.get("error")), "")
+            values = {"pending": len(pending), "failed": len(failed), "anchored": anchored,
+                      "oldest_pending_age_s": f"{age:.1f}" if pending else "", "wallet": self.wallet.address,
+                      "anchoring": self.anchorer is not None}
+            if error:
+                values["last_error"] = error[:200]
+            if failed:
+                why = str(failed[-1].get("error", ""))[:200]
+                return ERROR, f"{len(failed)} batch(es) refused for good, never anchored (latest: {why})", values
+            if not pending:
+                return OK, f"no backlog: {anchored} batch(es) anchored", values
+            n = f"{len(pending)} sealed batch(es) not anchored, oldest {age:.0f} s"
+            if self.anchorer is None:
+                return WARN, f"{n}: inactive, anchored after activation", values
+            if not self.wallet.address:
+                return WARN, f"{n}: no wallet (no machine account on wallet/account); they wait on disk", values
+            if error:
+                return WARN, f"{n}: retrying ({error[:160]})", values
+            if age > max(30.0, 3 * self.params.batch_period):
+                return WARN, f"{n}: anchoring is slow", values
+            return OK, f"anchoring: {n}", values
+
+        diag.check("recording", recording)
+        diag.check("backlog", backlog, cache_s=2.0)
 
     # ---- lifecycle (common/lifecycle.py). configure: the parameters, the batch directory (an
     # interrupted batch recovered and sealed), recording starts (subscriptions, arrival_proof);
@@ -208,6 +272,9 @@ class TelemetryNode(ManagedNode):
             self.anchorer.backoff_s = params.retry_backoff
 
     def _record(self, topic: str, type_name: str, raw: bytes) -> None:
+        stats = self._diag_topics.get(topic)
+        if stats is not None:
+            stats.tick()
         with self.lock:
             arrival = type_name == ARRIVAL_TYPE
             try:
@@ -272,6 +339,7 @@ class TelemetryNode(ManagedNode):
             self.recorder.flush()
 
     def _disk_error(self, text: str) -> None:
+        self._disk_error_at = (time.monotonic(), text)
         log_now, suppressed = self._disk_throttle.check(text)
         if log_now:
             self.get_logger().error(with_count(text, suppressed))

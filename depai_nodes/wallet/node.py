@@ -101,6 +101,68 @@ class WalletNode(ManagedNode):
         self.params = declare_params(self, WalletParams, on_change=self._on_params)
         self._signing = False  # active (lifecycle): only then does any request get signed
         self.wallet = None
+        self._diagnostics()
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py), beside `lifecycle`: `chain` (the head read every
+        2 s while configured: WARN a failed read, retrying; ERROR unreachable beyond the RPC
+        timeout + 5 s; OK with the block height), `policy` (the spending cap and where it comes
+        from, allowed payees, the fleet policy last seen; ERROR: no cap known, transfers refused
+        (fail closed); WARN: today's spend at the cap), `ledger` (requests
+        pending / submitted, the queue; WARN: the queue full, or submitted ones waiting while the
+        chain is down)."""
+        from depai_nodes.common.diagnostics import ERROR, OK, WARN, ChainHealth
+
+        self.chain_health = ChainHealth()
+        self._probe = None
+        self._policy_seen = None  # (version, paused, source) of the last /fleet/policy
+        diag = self.diagnostics.diag
+
+        def chain():
+            if getattr(self, "fleet", None) is None:
+                return WARN, "not configured: no chain client", {}
+            return self.chain_health.check()
+
+        def policy():
+            w = self.wallet
+            if w is None:
+                return WARN, "not configured", {}
+            cap = w.cap
+            spent = w.state.spent_today()
+            seen = self._policy_seen
+            values = {"cap": "" if cap is None else cap, "cap_from": "fleet policy" if self.params.follow_policy else "parameter",
+                      "spent_today": spent, "allowed_payees": len(w.allowed), "signing": self._signing,
+                      "policy_version": "" if seen is None else seen[0], "paused": "" if seen is None else seen[1]}
+            payees = f"{len(w.allowed)} allowed payee(s)" if w.allowed else "no allowed payees (transfers off)"
+            if cap is None:
+                return ERROR, "no spending cap: no fleet policy received yet, every transfer is refused", values
+            if cap and spent >= cap:
+                return WARN, f"daily cap reached ({spent} of {cap}): transfers refused until the next UTC day", values
+            paused = f"; fleet paused (policy v{seen[0]})" if seen is not None and seen[1] else ""
+            return OK, f"cap {cap or 'none'} ({values['cap_from']}), spent today {spent}, {payees}{paused}", values
+
+        def ledger():
+            from depai_nodes.wallet.state import PENDING, SUBMITTED
+
+            w = self.wallet
+            if w is None:
+                return WARN, "not configured", {}
+            pending, submitted = len(w.state.open_requests(PENDING)), len(w.state.open_requests(SUBMITTED))
+            queued, size = w._q.qsize(), w._q.maxsize
+            values = {"pending": pending, "submitted": submitted, "queued": queued, "max_queue": size, "worker_alive": w.alive}
+            if queued >= size:
+                return WARN, f"queue full ({queued}): new transfers are refused", values
+            if submitted and w.outage.down:
+                return WARN, f"{submitted} submitted transfer(s) wait for the chain (resolved by tx hash when it is back)", values
+            return OK, f"{pending} pending, {submitted} submitted", values
+
+        diag.check("chain", chain)
+        diag.check("policy", policy)
+        diag.check("ledger", ledger, cache_s=2.0)
+
+    def _read_head(self):
+        fleet = getattr(self, "fleet", None)
+        return None if fleet is None else fleet.client.block_number()
 
     # ---- lifecycle (common/lifecycle.py). configure: the chain config and the key (keystore or
     # demo), the ledger, the intent services (which answer WALLET_UNAVAILABLE / WalletInactive until
@@ -124,6 +186,11 @@ class WalletNode(ManagedNode):
         self._release()
 
     def _release(self) -> None:
+        if getattr(self, "_probe", None) is not None:
+            self._probe.stop()
+            self._probe = None
+        if getattr(self, "chain_health", None) is not None:
+            self.chain_health.reset()
         if self.wallet is not None:
             self.wallet.stop()
         if getattr(self, "svc_executor", None) is not None:
@@ -193,6 +260,13 @@ class WalletNode(ManagedNode):
         self._configured.append(self.account_pub)
 
         self._start_intent_services()
+        from depai_nodes.common.diagnostics import ChainProbe
+
+        self.chain_health.reset()
+        self.chain_health.error_after = config.rpc_timeout_s + 5.0
+        self.chain_health.stale_after = config.rpc_timeout_s + 6.0
+        self.chain_health.extra.update(rpc_url=config.rpc_url, chain_id=str(config.chain_id))
+        self._probe = ChainProbe(self._read_head, self.chain_health, period=2.0, name="wallet-diag").start()
         self.get_logger().info(f"wallet of {signer.address} ({account.key_kind} key) on {config.name} (chain {config.chain_id}), "
                                f"machine {self.machine_name!r}, {len(self.wallet.allowed)} allowed payee(s), ledger {ledger.path}")
 
@@ -333,6 +407,7 @@ class WalletNode(ManagedNode):
             self.wallet.set_cap(int(params.spending_cap))
 
     def _on_policy(self, msg: FleetPolicy) -> None:
+        self._policy_seen = (msg.version, msg.paused, msg.source)
         if self.params.follow_policy:
             text = msg.spending_cap or "0"
             if not (text.isdigit() and len(text) <= 78):
