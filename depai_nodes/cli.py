@@ -148,10 +148,42 @@ def cmd_launch(args) -> int:
         what = {"local": "on the local chain", "network": "on chain " + str(network), "none": "without a chain"}[chain.mode]
         supervisor.say("depai", f"launching {len(instances)} node(s) from {args.stack} {what}, robots "
                                 f"{','.join(stack.robots)}, on ROS_DOMAIN_ID={domain}; Ctrl-C stops")
-        return supervisor.run(duration_s=args.duration)
+        dao_round = _dao_round(args, stack, chain, instances, console, lambda text: supervisor.say("dao", text))
+        try:
+            return supervisor.run(duration_s=args.duration)
+        finally:
+            if dao_round is not None:
+                dao_round.stop()  # before the chain goes down
     finally:
         chain.down(lambda text: supervisor.say("depai", text))  # after every node: anvil writes its state as it exits
         locks.release()
+
+
+def _dao_round(args, stack, chain, instances, console, say):
+    """The DAO's mid-run Governor round (bringup/dao_round.py), started; None when there is none."""
+    at = stack.dao_round.at if args.vote_at is None else args.vote_at
+    if at <= 0:
+        return None
+    if chain.mode != "local" or chain.config_path is None:
+        if chain.mode == "network":
+            say("no demo vote on a real network (it mines blocks and moves time): vote with `depai dao propose/vote/queue/execute`")
+        return None
+    from depai_nodes.bringup.dao_round import DaoRound, DaoRoundError, plan_round
+    from depai_nodes.chain.signer import demo_signer
+
+    try:
+        plan_round(stack.dao_round)
+    except DaoRoundError as error:
+        say(f"no vote: {error}")
+        return None
+    machines = {}
+    for inst in instances:  # machine address -> robot, for the log (public demo keys: addresses only)
+        index = inst.parameters.get("demo_index")
+        if inst.concern == "wallet" and inst.namespace in stack.robots and isinstance(index, int) and index > 0:
+            machines[demo_signer(index, 31337).address.lower()] = inst.namespace
+    dao_round = DaoRound(stack.dao_round, at, str(chain.config_path), list(stack.robots), say, machines)
+    console.watch(dao_round.on_line)
+    return dao_round.start()
 
 
 def cmd_nodes(args) -> int:
@@ -198,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--chain-port", type=int, default=None, metavar="PORT",
                         help="RPC port of a new local chain (default: the stack's chain.port, 8545; 0: any free port)")
     launch.add_argument("--fresh", action="store_true", help="start a new local chain (default: the saved one is restored: balances, DIDs, tasks, batches)")
+    launch.add_argument("--vote-at", type=float, default=None, metavar="SECONDS",
+                        help="local chain: the DAO's Governor round (slower speed limit, a station closed; the stack's "
+                             "dao_round) this many s after the nodes start (default: the stack's dao_round.at; 0: no vote)")
     launch.set_defaults(func=cmd_launch)
 
     nodes = sub.add_parser("nodes", help="list the node instances the stack would run")

@@ -39,6 +39,12 @@ class Console:
         self._building: list[str] | None = None
         self._frame: list[str] = []  # the table drawn at the bottom (TTY)
         self._drawn = 0  # lines of it on screen
+        self._observers: list = []
+
+    def watch(self, observer) -> None:
+        """Also hand every node line to ``observer(label, text)`` (after it is shown; it must be
+        quick: the supervisor's print lock is held). The DAO round times the policy lines by it."""
+        self._observers.append(observer)
 
     def _width(self) -> int:
         return max(20, shutil.get_terminal_size((120, 40)).columns - 1)
@@ -56,6 +62,13 @@ class Console:
 
     def line(self, label: str, text: str) -> None:
         text = printable(text)
+        try:
+            self._show_line(label, text)
+        finally:  # a closed terminal still leaves the lines to the observers
+            for observer in self._observers:
+                observer(label, text)
+
+    def _show_line(self, label: str, text: str) -> None:
         if label == self.frame_label:
             if text.startswith((FRAME_START, SUMMARY_START)):
                 self._building = [text]

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from depai_nodes.common.yamlfile import load_yaml_model
 
 __all__ = [
-    "StackError", "NodeSpec", "ChainSpec", "StackSpec", "NodeInstance", "load_stack", "with_robots", "expand", "resolve_package_paths",
+    "StackError", "NodeSpec", "ChainSpec", "DaoRoundSpec", "StackSpec", "NodeInstance", "load_stack", "with_robots", "expand", "resolve_package_paths",
     "ros_parameters", "uses_chain", "parse_robots",
 ]
 
@@ -93,6 +93,30 @@ class ChainSpec(BaseModel):
     state_interval: float = Field(1.0, ge=1.0, le=60.0, description="local chain: s between anvil state dumps (what a kill -9 can lose)")
 
 
+class DaoRoundSpec(BaseModel):
+    """`dao_round:` in the stack file: the Governor round the main job runs mid-run on its local
+    chain (bringup/dao_round.py): the DAO's members lower the speed limit and close a station with
+    a keep-out zone. Not a node: the members' keys never live in one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: float = Field(0.0, ge=0.0, le=86400.0, description="s after the nodes start (0: no round; `depai launch --vote-at S` overrides)")
+    max_speed: float | None = Field(0.4, gt=0.0, le=50.0, description="the new speed limit, m/s (null: unchanged)")
+    station: str = Field("", max_length=32, description="station id (the world's stations file) to cover with a keep-out zone ('': none)")
+    world: str = Field("warehouse", min_length=1, description="whose stations file names `station`")
+    zone_half_width: float = Field(1.5, gt=0.0, le=50.0, description="m: the zone is a square this far around the station on each side")
+    zone_id: str = Field("", max_length=32, description="the zone's id on chain (bytes32); '': `<station>_closed`")
+    description: str = Field("", max_length=500, description="the proposal's description; '': one that says what it does")
+    clear_for: float = Field(8.0, ge=0.0, le=600.0, description="s no task to the zone's station may have been held by a robot before the vote (a robot inside a new zone may only leave it, and its task could not be paid)")
+    max_wait: float = Field(60.0, ge=0.0, le=3600.0, description="s at most the round waits for that; then it votes anyway")
+
+    @model_validator(mode="after")
+    def _something(self) -> "DaoRoundSpec":
+        if self.at > 0 and self.max_speed is None and not self.station:
+            raise ValueError("dao_round: give max_speed or station (or at: 0 for no round)")
+        return self
+
+
 class StackSpec(BaseModel):
     """The whole stack file."""
 
@@ -101,6 +125,7 @@ class StackSpec(BaseModel):
     robots: list[str] = Field(default_factory=lambda: ["robot1"])
     use_sim_time: bool = False
     chain: ChainSpec = Field(default_factory=ChainSpec)
+    dao_round: DaoRoundSpec = Field(default_factory=DaoRoundSpec)
     nodes: list[NodeSpec]
 
     @model_validator(mode="after")

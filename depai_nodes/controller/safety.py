@@ -94,7 +94,7 @@ class PolicyTracker:
         if same and version == cur.version and policy == cur.policy:
             cur.received = now  # the stale policy, received again: fresh again
             return Offer(True)
-        return Offer(True, changed=True, new_source=not same, restarted=same)
+        return Offer(True, changed=True, new_source=not same, restarted=same and stale)
 
     def age(self, now: float) -> float:
         return math.inf if self.current is None else now - self.current.received

@@ -80,6 +80,9 @@ def test_a_lower_version_is_refused_only_while_the_policy_in_force_is_fresh():
     assert t.hold_reason(5.6, 5.0) is None
     # ... and from there the sequence is compared again.
     assert not t.offer(fleet_policy(version=5, source=src), 6.0, 5.0).accepted
+    # a newer version while the one in force is fresh (a DAO decision) is an update, not a restart
+    newer = t.offer(fleet_policy(version=7, source=src, paused=True), 6.5, 5.0)
+    assert newer.accepted and newer.changed and not newer.restarted and not newer.new_source
 
 
 def test_a_configured_source_prefix_refuses_other_sources():
