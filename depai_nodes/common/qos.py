@@ -12,6 +12,8 @@
 - LATCHED_QOS: state that changes rarely and that a late joiner must still get (fleet policy,
   maps, identity). Reliable + transient local, depth 1: the last value is kept for new subscribers.
 - RELIABLE_QOS: commands, results and derived lists (cmd_vel, obstacles, plans). Reliable, volatile.
+- TF_QOS / TF_STATIC_QOS: /tf and /tf_static, as tf2_ros's broadcasters and listeners use them
+  (reliable keep-last 100; reliable transient-local), so stock tools and ours match both ways.
 """
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -44,4 +46,18 @@ RELIABLE_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
-__all__ = ["SENSOR_QOS", "CLOUD_QOS", "LATCHED_QOS", "RELIABLE_QOS"]
+TF_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+TF_STATIC_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+__all__ = ["SENSOR_QOS", "CLOUD_QOS", "LATCHED_QOS", "RELIABLE_QOS", "TF_QOS", "TF_STATIC_QOS"]

@@ -29,7 +29,8 @@ from rclpy.node import Node
 from depai.msg import FleetPolicy, PlanResult as PlanResultMsg
 from depai.srv import PlanPath
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
-from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TF_QOS, TF_STATIC_QOS
+from depai_nodes.common.tfbuffer import TransformBuffer, TransformError, stamp_ns
 from depai_nodes.common.runner import run_node
 
 from . import search
@@ -58,6 +59,8 @@ class PlannerParams(ParamsModel):
     smooth_tolerance: float = Field(0.02, ge=0.0, le=1.0, description="smooth mode: a shortcut may cost this fraction more than the grid path")
     goal_tolerance: float = Field(0.15, gt=0.0, le=5.0, description="m; within this of the goal the goal is done (no more replans)")
     max_replan_failures: int = Field(50, ge=1, le=100000, description="failed replans in a row before the goal is dropped")
+    tf_placement: bool = Field(True, description="place each local costmap by the transform `frame_id` <- its frame at its stamp (/tf, /tf_static); false: at the latest odometry pose (a stack without TF)", json_schema_extra=READ_ONLY)
+    tf_cache: float = Field(10.0, gt=0.0, le=300.0, description="s of /tf history kept for lookups at a costmap's stamp", json_schema_extra=READ_ONLY)
     publish_costmap: bool = Field(True, description="publish the inflated planning grid on `global_costmap` (latched)", json_schema_extra=READ_ONLY)
     coarse_factor: int = Field(8, ge=0, le=64, description="smooth mode on big maps: coarse grid block size in cells (< 2: off)")
     coarse_min_cells: int = Field(1_000_000, ge=0, description="smooth mode searches coarse-to-fine on maps with at least this many cells")
@@ -133,6 +136,13 @@ class PlannerNode(Node):
             self.get_logger().info("waiting for a map on `map` (no map_yaml given)")
 
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS)
+        self.tf: TransformBuffer | None = None
+        if p.tf_placement:
+            from tf2_msgs.msg import TFMessage
+
+            self.tf = TransformBuffer(cache_s=p.tf_cache)
+            self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS)
+            self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS)
         self.create_subscription(OccupancyGrid, "local_costmap", self._on_local, SENSOR_QOS)
         self.create_subscription(PoseStamped, "goal_pose", self._on_goal, RELIABLE_QOS)
         self.create_subscription(FleetPolicy, POLICY_TOPIC, self._on_policy, LATCHED_QOS)
@@ -265,20 +275,43 @@ class PlannerNode(Node):
             return None
         return self._odom
 
+    def _on_tf(self, msg, static: bool) -> None:
+        try:
+            self.tf.add_message(msg, static=static)
+        except (TransformError, ValueError) as exc:  # a loop, a second parent, a non-finite value
+            self.get_logger().error(f"transform ignored: {exc}", throttle_duration_sec=5.0)
+
+    def _placement(self, msg: OccupancyGrid) -> tuple[float, float, float] | None:
+        """Where the costmap's frame stood in the planning frame when its sweep was taken: the
+        transform at the costmap's own stamp (the robot has moved on since; the latest pose
+        would shift every obstacle by the distance driven during perception's latency). Without
+        TF (tf_placement false): the latest odometry pose."""
+        if self.tf is None:
+            odom = self._fresh_odom()
+            if odom is None:
+                self.get_logger().warning("local costmap ignored: no recent odom to place it on the map",
+                                          throttle_duration_sec=5.0)
+            return odom
+        try:
+            t = self.tf.lookup(self.params.frame_id, msg.header.frame_id, stamp_ns(msg.header.stamp))
+        except TransformError as exc:
+            self.get_logger().warning(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
+            return None
+        x, y = float(t.translation[0]), float(t.translation[1])
+        return (x, y, t.yaw)
+
     def _on_local(self, msg: OccupancyGrid) -> None:
         self.diag_local.tick()
         cm = self.planner.costmap
         if cm is None:
             return
-        odom = self._fresh_odom()
-        if odom is None:
-            self.get_logger().warning("local costmap ignored: no recent odom to place it on the map",
-                                      throttle_duration_sec=5.0)
+        pose = self._placement(msg)
+        if pose is None:
             return
         try:
             g = grid_from_msg(msg)
             local = LocalCostmap(g.data, g.resolution, g.origin_x, g.origin_y, g.origin_yaw)
-            cm.set_local_costmap(local, odom, self._now())
+            cm.set_local_costmap(local, pose, self._now())
         except InvalidGridError as exc:
             self.get_logger().error(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
 

@@ -28,14 +28,14 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped, Twist
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import PointCloud2
 from tf2_msgs.msg import TFMessage
 
 from depai_nodes.common.params import ParameterError, declare_params
 from depai_nodes.common.pointcloud2 import CloudBuffer
-from depai_nodes.common.qos import CLOUD_QOS, LATCHED_QOS, RELIABLE_QOS
+from depai_nodes.common.qos import CLOUD_QOS, LATCHED_QOS, RELIABLE_QOS, TF_QOS, TF_STATIC_QOS
 from depai_nodes.common.runner import run_node
 
 from .core import CLOUD_DTYPE, LidarConfig, SimParams, Simulator, SimulatorError, robot_frames
@@ -44,9 +44,6 @@ from .sdf import SdfError
 # Parameters that shape the world or the set of robots cannot change while running.
 _RESTART_ONLY = {"world", "robots", "spawn_poses", "physics_rate", "seed"}
 _CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# As tf2_ros's broadcasters: /tf reliable keep-last 100; /tf_static reliable, transient local.
-TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-TF_STATIC_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 MAP_FRAME = "map"
 
 

@@ -30,7 +30,7 @@ from tf2_msgs.msg import TFMessage
 from depai.msg import FleetPolicy, MachineIdentity, ObstacleArray, PlanResult, TxStatus
 from depai_nodes.common.logthrottle import CauseThrottle, with_count
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
-from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TF_QOS, TF_STATIC_QOS
 from depai_nodes.common.runner import run_node
 from depai_nodes.common.tfbuffer import TransformBuffer, TransformError, stamp_ns
 
@@ -40,7 +40,6 @@ POLICY_TOPIC = "/fleet/policy"
 # Sweeps: reliable keep-last-1 (matches the simulator's reliable writer; best effort loses most
 # multi-fragment samples). Only the newest matters to a viewer.
 _CLOUD_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-_TF_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 _CONFIRMED = 2  # depai/TxStatus.CONFIRMED
 
 
@@ -106,8 +105,8 @@ class ViewNode(Node):
             self.create_subscription(MachineIdentity, f"{r}/identity", lambda m, r=r: self._on_identity(r, m), LATCHED_QOS)
             self.create_subscription(TxStatus, f"{r}/anchor_status", lambda m, r=r: self._on_anchor(r, m), RELIABLE_QOS)
         self.create_subscription(FleetPolicy, POLICY_TOPIC, self._on_policy, LATCHED_QOS)
-        self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), _TF_QOS)
-        self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), LATCHED_QOS)
+        self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS)
+        self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS)
         self.drawn = {"clouds": 0, "poses": 0, "problems": 0}
         self.create_timer(0.5, lambda: self._each("tick"))  # re-sends latched content to new Foxglove clients
 

@@ -65,7 +65,7 @@ def _pts(path: Path) -> np.ndarray:
 def planner(start_node, ros_node, shared_data):
     node = start_node("planner", parameters={
         "map_yaml": str(shared_data / "maps" / "depot.yaml"), "mode": "smooth", "replan_period": 0.1,
-        "odom_timeout": 5.0})
+        "odom_timeout": 5.0, "tf_placement": False})  # no /tf here: local costmaps placed at the odometry pose
     node.wait_for_log("map ready", timeout=30)
     odom_pub = ros_node.publisher(Odometry, "odom", RELIABLE_QOS)
     odom = Odometry()
@@ -215,7 +215,7 @@ def test_map_topic_not_ready_then_ready_and_stale_costmap(start_node, ros_node, 
 
     from depai_nodes.planner.mapio import load_map
 
-    node = start_node("planner", parameters={"costmap_timeout": 0.5, "odom_timeout": 30.0})
+    node = start_node("planner", parameters={"costmap_timeout": 0.5, "odom_timeout": 30.0, "tf_placement": False})
     node.wait_for_log("waiting for a map")
     client = ros_node.node.create_client(PlanPath, "plan_path")
 
@@ -278,3 +278,82 @@ def test_map_topic_not_ready_then_ready_and_stale_costmap(start_node, ros_node, 
             break
     assert stale.result == PlanPath.Response.STALE_COSTMAP, stale.message
     node.wait_for_log("STALE_COSTMAP")
+
+
+def _tf(parent, child, sec, x, y=0.0):
+    from geometry_msgs.msg import TransformStamped
+
+    t = TransformStamped()
+    t.header.frame_id, t.child_frame_id = parent, child
+    t.header.stamp.sec = sec
+    t.transform.translation.x, t.transform.translation.y = float(x), float(y)
+    t.transform.rotation.w = 1.0
+    return t
+
+
+def test_local_costmap_is_placed_by_the_transform_at_its_stamp(start_node, ros_node, shared_data):
+    """A sweep taken at t1 is placed where the LiDAR was at t1, not where the robot is now."""
+    from nav_msgs.msg import OccupancyGrid
+    from tf2_msgs.msg import TFMessage
+
+    from depai_nodes.common.qos import TF_QOS, TF_STATIC_QOS
+
+    node = start_node("planner", parameters={"map_yaml": str(shared_data / "maps" / "depot.yaml"), "odom_timeout": 30.0,
+                                             "costmap_timeout": 30.0})
+    node.wait_for_log("map ready", timeout=30)
+    client = ros_node.node.create_client(PlanPath, "plan_path")
+
+    def dry(goal):
+        req = PlanPath.Request()
+        req.goal, req.use_start, req.start, req.dry_run = _pose(*goal), True, _pose(*START), True
+        return _call(ros_node, client, req)
+
+    # The robot drove 3 m along +x between t1 = 1000 s and t2 = 1001 s; the LiDAR sits 0.2 m ahead of base_link.
+    x0, y0 = START
+    mount = 0.2
+    at_stamp, at_latest = (x0 + mount + 1.0, y0), (x0 + 3.0 + mount + 1.0, y0)
+    assert dry(at_stamp).result == PlanPath.Response.SUCCESS  # both spots free floor before any costmap
+    assert dry(at_latest).result == PlanPath.Response.SUCCESS
+    static = ros_node.publisher(TFMessage, "/tf_static", TF_STATIC_QOS)
+    tf = ros_node.publisher(TFMessage, "/tf", TF_QOS)
+    odom_pub = ros_node.publisher(Odometry, "odom", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(tf)
+    ros_node.wait_for_subscribers(static)
+    static.publish(TFMessage(transforms=[_tf("base_link", "lidar_link", 0, mount)]))
+    tf.publish(TFMessage(transforms=[_tf("map", "odom", 1000, 0.0), _tf("odom", "base_link", 1000, x0, y0)]))
+    tf.publish(TFMessage(transforms=[_tf("map", "odom", 1001, 0.0), _tf("odom", "base_link", 1001, x0 + 3.0, y0)]))
+    odom = Odometry()
+    odom.header.frame_id = "odom"
+    odom.pose.pose.position.x, odom.pose.pose.position.y = x0 + 3.0, y0  # the latest pose
+    odom.pose.pose.orientation.w = 1.0
+    odom_pub.publish(odom)
+
+    # An obstacle 1 m ahead of the LiDAR, in a sweep stamped t1 (0.5 m square around (1, 0) in lidar_link).
+    grid = OccupancyGrid()
+    grid.header.frame_id = "lidar_link"
+    grid.header.stamp.sec = 1000
+    grid.info.resolution = 0.1
+    grid.info.width = grid.info.height = 40
+    grid.info.origin.position.x = grid.info.origin.position.y = -2.0
+    grid.info.origin.orientation.w = 1.0
+    data = np.zeros((40, 40), np.int8)
+    data[18:23, 28:33] = 100
+    grid.data = data.ravel().tolist()
+    cm_pub = ros_node.publisher(OccupancyGrid, "local_costmap", RELIABLE_QOS)
+    ros_node.wait_for_subscribers(cm_pub)
+    deadline = time.monotonic() + 15
+    while True:
+        cm_pub.publish(grid)
+        time.sleep(0.3)
+        if dry(at_stamp).result == PlanPath.Response.GOAL_IN_OBSTACLE:
+            break
+        assert time.monotonic() < deadline, "the costmap was never placed at the transform of its stamp"
+    assert dry(at_latest).result == PlanPath.Response.SUCCESS  # not where the robot is now
+
+    # A sweep stamped outside the transforms' time range cannot be placed: ignored, said why.
+    late = OccupancyGrid()
+    late.header, late.info, late.data = grid.header, grid.info, grid.data
+    late.header.stamp.sec = 1005
+    cm_pub.publish(late)
+    node.wait_for_log("local costmap ignored", timeout=10)
+    assert node.process.poll() is None

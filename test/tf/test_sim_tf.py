@@ -18,7 +18,7 @@ from depai.msg import ObstacleArray
 from depai_nodes.common.pointcloud2 import cloud_to_xyz
 from depai_nodes.common.qos import CLOUD_QOS, LATCHED_QOS, RELIABLE_QOS
 from depai_nodes.common.tfbuffer import Transform, TransformBuffer, TransformError, stamp_ns
-from depai_nodes.simulator.node import TF_QOS, TF_STATIC_QOS
+from depai_nodes.common.qos import TF_QOS, TF_STATIC_QOS
 
 SPAWN2 = (-4.0, 2.5, 1.0)
 SIM = {"world": "warehouse", "robots": ["robot1", "robot2"], "spawn_poses": [0.0, 0.0, 0.0, *SPAWN2],
