@@ -56,11 +56,13 @@ class TopicStats:
         self._now, self.window, self.expected_rate, self.stale_after = now_s, window, expected_rate, stale_after
         self._times: deque[float] = deque()
         self.count = 0
+        self.last: float | None = None  # the node's clock at the latest message (kept past the window)
 
     def tick(self) -> None:
         now = self._now()
         self._times.append(now)
         self.count += 1
+        self.last = now
         self._trim(now)
 
     def _trim(self, now: float) -> None:
@@ -72,11 +74,15 @@ class TopicStats:
         self._trim(now)
         rate = len(self._times) / self.window
         values = {"rate_hz": f"{rate:.2f}", "messages": str(self.count)}
-        if not self._times and self.count == 0:
+        if self.count == 0:
             return Status(name, WARN, "no message yet", values)
-        last = self._times[-1] if self._times else None
-        age = (now - last) if last is not None else float("inf")
-        values["age_s"] = f"{age:.2f}" if last is not None else f"> {self.window:g}"
+        last = self.last
+        if last is None or last > now:  # the clock went back (a restarted /clock): age unknown
+            age = float("inf")
+            values["age_s"] = "unknown (clock went back)"
+        else:
+            age = now - last
+            values["age_s"] = f"{age:.2f}"
         if self.stale_after is not None and age > self.stale_after:
             return Status(name, WARN, f"stale: no message for {values['age_s']} s (limit {self.stale_after:g} s)", values)
         if self.expected_rate and rate < 0.5 * self.expected_rate:
