@@ -1,7 +1,8 @@
 """/diagnostics of the chain-facing nodes (issue 11, item 4) on a real anvil, over DDS: the wallet's
 chain entry (the block height when the RPC answers, WARN then ERROR when it does not), its
 spending-cap policy (ERROR without a fleet policy: transfers refused), the identity's DID, and
-telemetry's anchoring backlog (WARN with the count while no wallet anchors, OK once it has)."""
+telemetry's anchoring backlog (WARN with the count while no wallet anchors, OK once it has), and
+the requester's chain and posting entries (WARN while its wallet does not answer)."""
 
 import socket
 import time
@@ -109,3 +110,16 @@ def test_telemetry_backlog_counts_unanchored_batches_until_the_wallet_anchors_th
     done = _status(inbox, "/robot1/telemetry: backlog", OK, timeout=60, where=lambda s: _values(s)["anchored"] != "0")
     assert _values(done)["pending"] == "0" and _values(done)["failed"] == "0"
     assert done.message == f"no backlog: {_values(done)['anchored']} batch(es) anchored"
+
+
+def test_requester_chain_and_posting_entries_without_its_wallet(chain, tmp_path, start_node, ros_node):
+    cfg = save_config(chain.config, tmp_path / "chain.json")
+    start_node("requester", namespace="requester", parameters={"chain_config": str(cfg), "start_delay": 0.0,
+                                                                "retry_period": 0.5, "wallet_timeout": 2.0})
+    inbox = ros_node.subscribe(DiagnosticArray, "/diagnostics", 50)
+    ok = _status(inbox, "/requester/requester: chain", OK)
+    assert int(_values(ok)["block"]) >= 0 and ok.message == f"block {_values(ok)['block']}"
+    # no wallet serves requester/wallet/post_task: a retryable answer, asked again
+    waiting = _status(inbox, "/requester/requester: posting", WARN)
+    assert _values(waiting)["last_result"] == "WALLET_UNAVAILABLE" and _values(waiting)["posted"] == "0"
+    assert "WalletUnavailable" in waiting.message and waiting.message.endswith("asking again")
