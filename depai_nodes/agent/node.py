@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
@@ -23,6 +22,7 @@ from rclpy.node import Node
 
 from depai.msg import NavigationStatus
 from depai.srv import PlanPath
+from depai_nodes.common.clock import NodeTime
 from depai_nodes.common.logthrottle import CauseThrottle, Outage, with_count
 from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.qos import RELIABLE_QOS
@@ -121,7 +121,10 @@ class AgentNode(Node):
         self.create_subscription(NavigationStatus, "navigation_status", self._on_status, RELIABLE_QOS)
         # What the controller follows (whoever asked). Volatile: matches a latched publisher too.
         self.create_subscription(Path, "plan", self._on_plan, RELIABLE_QOS)
-        self._start = time.monotonic() + self.params.start_delay
+        # Deadlines, delays and retries on the node's clock (sim time under use_sim_time), never backwards.
+        self.clock = NodeTime.of(self, on_jump=lambda back: self.get_logger().warning(
+            f"the clock jumped back {back:.1f} s (a restarted simulator?): deadlines continue from where they were"))
+        self._start: float | None = None  # start_delay counts from the first tick: /clock's time, not 0 before it
         self._pending = None
         self._pending_since = 0.0
         self._throttle = CauseThrottle(self.params.log_period)
@@ -208,7 +211,9 @@ class AgentNode(Node):
             self.get_logger().info(line)
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock.now()
+        if self._start is None:
+            self._start = now + self.params.start_delay
         if now < self._start:
             return
         if self.market is not None:
@@ -269,17 +274,17 @@ class AgentNode(Node):
         self.diag_nav.tick()
         state = _NAV_NAMES.get(msg.state, "UNKNOWN")
         if self.market is not None:
-            self.market.on_status(state, time.monotonic(), msg.reason, float(msg.distance_remaining))
+            self.market.on_status(state, self.clock.now(), msg.reason, float(msg.distance_remaining))
             return
-        self._log(self.agent.on_navigation(state, time.monotonic(), msg.reason, float(msg.distance_remaining)))
+        self._log(self.agent.on_navigation(state, self.clock.now(), msg.reason, float(msg.distance_remaining)))
 
     def _on_plan(self, msg: Path) -> None:
         end = msg.poses[-1].pose.position if msg.poses else None
         goal = None if end is None else (end.x, end.y)
         if self.market is not None:
-            self.market.on_plan(goal, time.monotonic())
+            self.market.on_plan(goal, self.clock.now())
             return
-        self._log(self.agent.on_plan(goal, time.monotonic()))
+        self._log(self.agent.on_plan(goal, self.clock.now()))
 
     def destroy_node(self) -> None:
         if self.market is not None:

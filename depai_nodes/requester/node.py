@@ -25,6 +25,7 @@ from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
 
 from depai_nodes.chain.units import fleet as fleet_units
+from depai_nodes.common.clock import NodeTime
 
 from .core import PostRequest, Requester, RequesterParams
 
@@ -54,6 +55,9 @@ class RequesterNode(Node):
         self.post = self.create_client(PostTask, "wallet/post_task")
         self.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
         self.inbox: queue.Queue = queue.Queue()
+        # Its period and retry backoff on the node's clock (sim time under use_sim_time), never backwards.
+        self.clock = NodeTime.of(self, on_jump=lambda back: self.inbox.put(
+            ("warn", f"the clock jumped back {back:.1f} s (a restarted simulator?): the posting schedule continues")))
         self.zones: dict | None = None
         self.stop_event = threading.Event()
         self._diagnostics()  # before the worker: it feeds the chain entry
@@ -169,17 +173,17 @@ class RequesterNode(Node):
                 zones_seen = self.zones
                 for line in core.set_zones(zones_seen):
                     self.inbox.put(("info", line))
-            request = core.next_request(time.monotonic(), chain_time)
+            request = core.next_request(self.clock.now(), chain_time)
             if request is None:
                 if core.done_reason:
                     self.inbox.put(("info", f"done posting: {core.done_reason}"))
                     self.stop_event.wait()
                     return
-                self.stop_event.wait(max(0.1, min(1.0, core.next_at - time.monotonic())))
+                self.stop_event.wait(max(0.1, min(1.0, core.next_at - self.clock.now())))
                 continue
             answer = self._ask(request)
             self._last_post = answer
-            line = core.on_result(request, time.monotonic(), *answer)
+            line = core.on_result(request, self.clock.now(), *answer)
             if answer[0] in RETRYABLE:  # an outage: one line per cause and minute, with a count
                 log_now, held_back = throttle.check(answer[3] or answer[0])
                 if log_now:
