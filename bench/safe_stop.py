@@ -7,8 +7,9 @@ simulator's ground-truth odometry (speed below 0.05 m/s and staying there for 1 
   policy lost       the dao_listener frozen (SIGSTOP): its heartbeat stops, nothing says why
   listener killed   kill -9 of the dao_listener, respawned only after 8 s (longer than the
                     controller's policy_timeout, so the robot must stop on its own)
-  chain killed      kill -9 of the local chain (anvil) under a chain-sourced listener: the
-                    listener cannot confirm the policy, stops heartbeating (--chain only)
+  chain killed      kill -9 of the local chain (anvil) under the chain-sourced listener while
+                    the robot drives to a task: the listener cannot confirm the policy for
+                    source_timeout and stops heartbeating (a fresh chain per injection)
   explicit pause    the reference: a valid policy edit that pauses the fleet (the e-stop path)
 
 Side by side, the same faults with the controller's policy watchdog effectively off
@@ -36,7 +37,8 @@ from depai_nodes.faults.soak import LIGHT_SIM, controller_param  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ROBOT = "robot1"
-OBSERVE_S = 15.0        # how long a fault is watched for a stop
+OBSERVE_S = 20.0        # how long a fault is watched for a stop (chain killed: source_timeout + policy_timeout)
+VOTE_OFF = ["--vote-at", "0"]  # no DAO round mid-run: it would change the speed limit under the measurement
 
 
 def pct(values: list[float], q: float) -> float:
@@ -114,6 +116,41 @@ def run_series(kinds: list[str], n: int, policy_timeout: float | None, domain: i
     return out
 
 
+def anvil_pid(config: Path) -> int:
+    import json
+
+    return int(json.loads(config.with_name(config.name + ".anvil.pid").read_text())["pid"])
+
+
+def run_chain_series(n: int, policy_timeout: float | None, domain: int, workdir: Path) -> list:
+    """The chain-sourced stack (a fresh local chain each time, in `workdir`, never the user's
+    .depai): a robot on a task, then kill -9 of anvil. The chain is gone for good, so every
+    injection is a new launch."""
+    out = []
+    for i in range(n):
+        run_dir = workdir / f"chain-{policy_timeout}-{i}"
+        run_dir.mkdir(parents=True)
+        config = run_dir / "chain.local.json"
+        env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                   DEPAI_CHAIN_CONFIG=str(config), DEPAI_STATE_DIR=str(run_dir / "state"))
+        args = ["--robots", ROBOT, "--fresh", "--chain-port", "0", *LIGHT_SIM, *VOTE_OFF]
+        if policy_timeout is not None:
+            args += ["--set", f"controller.policy_timeout={policy_timeout}"]
+        rec = Recorder(domain, [ROBOT])
+        run = StackRun(run_dir / "launch.log", args=args, env=env)
+        try:
+            wait_until(lambda: rec.moving(ROBOT, 0.3), 180, what="robot driving to a task")
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            os.kill(anvil_pid(config), signal.SIGKILL)
+            out.append(time_to_stop(rec, t0, OBSERVE_S if policy_timeout is None else 10.0))
+            print(f"  {'chain killed':<16} #{i + 1}: {out[-1] if out[-1] is not None else 'no stop'}", flush=True)
+        finally:
+            run.stop()
+            rec.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=10, help="injections per fault (default 10)")
@@ -129,6 +166,11 @@ def main() -> int:
         ours = run_series(kinds, n, None, domain, Path(tmp))
         print(f"baseline: no policy watchdog (policy_timeout 600 s), {n_base} injections per fault", flush=True)
         base = run_series(kinds[:2], n_base, 600.0, domain, Path(tmp))
+        n_chain = 1 if a.quick else max(1, n // 2)
+        print(f"chain killed: {n_chain} launch(es) with a fresh local chain each, then the same without the watchdog", flush=True)
+        ours["chain killed"] = run_chain_series(n_chain, None, domain, Path(tmp))
+        base["chain killed"] = run_chain_series(1, 600.0, domain, Path(tmp))
+        kinds = kinds[:2] + ["chain killed"] + kinds[2:]
 
     def cell(values):
         done = [v for v in values if v is not None]
