@@ -2,7 +2,8 @@
 
     depai launch      bring the stack up (config/stack.yaml), supervised, until Ctrl-C, with its
                       chain (a local anvil, restored from its state; --fresh, --chain NAME|FILE,
-                      --no-chain; bringup/chain.py) and the fleet status table (bringup/console.py)
+                      --no-chain; bringup/chain.py), the DAO's mid-run vote (--vote-at;
+                      bringup/dao_round.py) and the fleet status table (bringup/console.py)
                       (exit 3: another launch owns this ROS domain or wallet key; bringup/lock.py)
     depai nodes       list the node instances the stack would run
     depai test        run the test suite (arguments go to pytest)

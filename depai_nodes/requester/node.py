@@ -214,8 +214,15 @@ class RequesterNode(Node):
                 level, text = self.inbox.get_nowait()
             except queue.Empty:
                 return
+            # One call site per severity: rclpy refuses (ValueError, the node dies) a call site
+            # that logs at two severities, e.g. an info line and then a refused post's warning.
             log = self.get_logger()
-            {"info": log.info, "warn": log.warning, "error": log.error}[level](text)
+            if level == "error":
+                log.error(text)
+            elif level == "warn":
+                log.warning(text)
+            else:
+                log.info(text)
 
     def destroy_node(self) -> None:
         self.stop_event.set()
