@@ -5,7 +5,9 @@ A node builds one `Diagnostics` and registers what it knows:
 - ``topic(name, expected_rate=None, stale_after=None)``: an input; the node calls ``.tick()`` on
   every message. Reported: the rate over the last ``window`` s and the age of the last message.
   Levels: never received -> WARN ("no message yet"); older than ``stale_after`` -> WARN
-  ("stale: X s"); below half the expected rate -> WARN; else OK.
+  ("stale: X s"); below half the expected rate -> WARN; else OK. The clock going back (a restarted
+  simulator resets /clock): the samples newer than now are forgotten, the age counts from the jump,
+  and the next report is WARN ("clock jumped back X s") once; then levels as above.
 - ``timing(name)``: processing time of a callback (``with diag.timing("tick"):`` or ``.add(s)``),
   reported as mean and max over the window (informational: OK).
 - ``check(name, fn, cache_s=0)``: a node-specific status, ``fn() -> (level, message, {key:
@@ -57,32 +59,46 @@ class TopicStats:
         self._times: deque[float] = deque()
         self.count = 0
         self.last: float | None = None  # the node's clock at the latest message (kept past the window)
+        self._jumped = 0.0  # s the clock went back, not reported yet
 
     def tick(self) -> None:
         now = self._now()
+        self._rebase(now)
         self._times.append(now)
         self.count += 1
         self.last = now
         self._trim(now)
 
+    def _rebase(self, now: float) -> None:
+        """The clock went back (a restarted simulator resets /clock): the samples newer than now
+        are forgotten, the age counts from the jump, and the next report says so once (WARN)."""
+        if self.last is None or now >= self.last:
+            return
+        self._jumped = self.last - now
+        self.last = now
+        while self._times and self._times[-1] > now:
+            self._times.pop()
+
     def _trim(self, now: float) -> None:
-        while self._times and (now - self._times[0] > self.window or self._times[0] > now):  # a clock that went back
+        while self._times and now - self._times[0] > self.window:
             self._times.popleft()
 
     def status(self, name: str) -> Status:
         now = self._now()
+        self._rebase(now)
         self._trim(now)
         rate = len(self._times) / self.window
         values = {"rate_hz": f"{rate:.2f}", "messages": str(self.count)}
+        if self.expected_rate:
+            values["expected_hz"] = f"{self.expected_rate:g}"
         if self.count == 0:
             return Status(name, WARN, "no message yet", values)
-        last = self.last
-        if last is None or last > now:  # the clock went back (a restarted /clock): age unknown
-            age = float("inf")
-            values["age_s"] = "unknown (clock went back)"
-        else:
-            age = now - last
-            values["age_s"] = f"{age:.2f}"
+        age = now - self.last
+        values["age_s"] = f"{age:.2f}"
+        if self._jumped:
+            jumped, self._jumped = self._jumped, 0.0
+            values["clock_jump_s"] = f"{jumped:.2f}"
+            return Status(name, WARN, f"clock jumped back {jumped:.2f} s: samples after it forgotten, counting again", values)
         if self.stale_after is not None and age > self.stale_after:
             return Status(name, WARN, f"stale: no message for {values['age_s']} s (limit {self.stale_after:g} s)", values)
         if self.expected_rate and rate < 0.5 * self.expected_rate:

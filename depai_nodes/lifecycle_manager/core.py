@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from depai_nodes.common.diagnostics import ERROR, OK, WARN  # ROS-free levels
+
 # lifecycle_msgs/msg/Transition ids
 CONFIGURE, CLEANUP, ACTIVATE, DEACTIVATE = 1, 2, 3, 4
 TRANSITION_NAMES = {CONFIGURE: "configure", CLEANUP: "cleanup", ACTIVATE: "activate", DEACTIVATE: "deactivate"}
@@ -52,15 +54,63 @@ class NodeRecord:
     activations: int = 0        # times the manager brought it to active (a respawned node: > 1)
     held: bool = False          # deactivated by someone else (an operator): left inactive
     history: list[str] = field(default_factory=list)
+    attempts: int = 0           # bring-up attempts since it was last active
+    transition: str = ""        # the transition under way ('configure', 'activate'), '' when none
+    waiting_for: str = ""       # an earlier node of its group that is not up: this one is not tried
+    transition_failed: bool = False  # the current failure is a transition that failed (not a missing node)
+    node_error: str = ""        # the node's own word on its state (its /diagnostics 'lifecycle' entry)
 
-    def fail(self, what: str) -> str | None:
+    def fail(self, what: str, transition_failed: bool = True) -> str | None:
         """Record a failure; the line to log when it is new (not repeated every check)."""
         changed = what != self.failure or not self.reported
-        self.failure, self.reported = what, True
+        self.failure, self.reported, self.transition_failed = what, True, transition_failed
         return f"{self.name}: {what}" if changed else None
 
     def ok(self) -> str | None:
         """Record success; a 'recovered' line when it had failed."""
         line = f"{self.name}: active again (was: {self.failure})" if self.failure else None
-        self.failure, self.reported = "", False
+        self.failure, self.reported, self.transition_failed, self.attempts, self.node_error = "", False, False, 0, ""
         return line
+
+    def status(self) -> tuple[int, str, dict[str, str]]:
+        """/diagnostics level, message and values (common/diagnostics.py levels). OK: active;
+        WARN: not active yet, being brought up, waiting for an earlier node of its group, no
+        lifecycle services (not started, crashed), left inactive by an operator; ERROR: a transition
+        failed (with the node's own error when its diagnostics said it)."""
+        values = {"state": self.state, "attempts": str(self.attempts), "activations": str(self.activations)}
+        tries = f"attempt {self.attempts}" if self.attempts else "not tried yet"
+        if self.failure and self.transition_failed:
+            values["failure"] = self.failure
+            if self.node_error:
+                values["node_says"] = self.node_error
+            why = f": {self.node_error}" if self.node_error else ""
+            return ERROR, f"{self.failure} ({tries}){why}", values
+        if self.transition:
+            return WARN, f"{self.state}: being brought up ({self.transition}, {tries})", values
+        if self.failure:  # no answer from its lifecycle services
+            values["failure"] = self.failure
+            return WARN, f"{self.state}: {self.failure} ({tries})", values
+        if self.state == "active":
+            return OK, "active" + (f" (brought up {self.activations} times)" if self.activations > 1 else ""), values
+        if self.held:
+            return WARN, "inactive: deactivated by someone else, left so", values
+        if self.waiting_for:
+            values["waiting_for"] = self.waiting_for
+            return WARN, f"{self.state}: waiting for {self.waiting_for} (earlier in its group)", values
+        return WARN, f"{self.state}: not active yet ({tries})", values
+
+
+def overall_status(records: list[NodeRecord]) -> tuple[int, str, dict[str, str]]:
+    """The manager's summary: ERROR when any node's transition failed, WARN when any is not active."""
+    levels = {r.name: r.status()[0] for r in records}
+    active = sum(1 for r in records if r.state == "active" and not r.failure)
+    failed = [n for n, lv in levels.items() if lv == ERROR]
+    pending = [n for n, lv in levels.items() if lv == WARN]
+    values = {"managed": str(len(records)), "active": str(active)}
+    if failed:
+        values["failed"] = ", ".join(failed)
+        return ERROR, f"{active} of {len(records)} active; failed: {', '.join(failed)}", values
+    if pending:
+        values["not_active"] = ", ".join(pending)
+        return WARN, f"{active} of {len(records)} active; not yet: {', '.join(pending)}", values
+    return OK, f"all {len(records)} managed node(s) active", values

@@ -20,7 +20,7 @@ from rclpy.node import Node
 from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.runner import run_node
 
-from .core import TRANSITION_NAMES, NodeRecord, leave_inactive, managed_groups, transitions_to_active
+from .core import TRANSITION_NAMES, NodeRecord, leave_inactive, managed_groups, overall_status, transitions_to_active
 
 
 class LifecycleManagerParams(ParamsModel):
@@ -42,8 +42,31 @@ class LifecycleManagerNode(Node):
         self._all_active = False
         self.stop_event = threading.Event()
         self.get_logger().info(f"managing {len(self.records)} node(s): {', '.join(self.records) or 'none'}")
+        self._diagnostics()
         self.worker = threading.Thread(target=self._work, name="lifecycle-manager", daemon=True)
         self.worker.start()
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py): one entry per managed node (`node <name>`: OK
+        active; WARN not active yet / being brought up / waiting / no lifecycle services, with the
+        attempts; ERROR a failed transition, with the node's own error) and `managed nodes`, the
+        worst of them. The node's error is its own /diagnostics 'lifecycle' entry, heard here."""
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from depai_nodes.common.diagnostics import NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        self.diag.diag.check("managed nodes", lambda: overall_status(list(self.records.values())))
+        for name, record in self.records.items():
+            self.diag.diag.check(f"node {name}", record.status)
+        self._lifecycle_entries = {f"{name}: lifecycle": record for name, record in self.records.items()}
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
+
+    def _on_diagnostics(self, msg) -> None:
+        for status in msg.status:
+            record = self._lifecycle_entries.get(status.name)
+            if record is not None:
+                record.node_error = status.message if status.level == b"\x02" else ""
 
     # ---- service calls (from the worker; the executor delivers the answers) ----
     def _client(self, name: str):
@@ -89,6 +112,8 @@ class LifecycleManagerNode(Node):
                         return
                     if not self._bring_up(name):
                         all_active = False
+                        for later in group[group.index(name) + 1:]:
+                            self.records[later].waiting_for = name
                         break  # the rest of the group needs this one
             if all_active and not self._all_active:
                 self.get_logger().info(f"all {len(self.records)} managed node(s) active")
@@ -97,9 +122,11 @@ class LifecycleManagerNode(Node):
 
     def _bring_up(self, name: str) -> bool:
         record = self.records[name]
+        record.waiting_for = ""
         state = self.get_state(name)
         if state is None:
             record.state = "unavailable"
+            record.attempts += 1
             self._report(record, f"no answer from its lifecycle services within {self.params.service_timeout:g} s", warn=True)
             return False
         previous, record.state = record.state, state
@@ -114,8 +141,14 @@ class LifecycleManagerNode(Node):
         if plan is None:
             self._report(record, f"is {state}: cannot be brought to active")
             return False
+        if plan:
+            record.attempts += 1
         for transition in plan:
-            ok = self.change_state(name, transition)
+            record.transition = TRANSITION_NAMES[transition]
+            try:
+                ok = self.change_state(name, transition)
+            finally:
+                record.transition = ""
             if not ok:
                 what = TRANSITION_NAMES[transition]
                 self._report(record, f"{what} failed (it stays {self.get_state(name) or 'unknown'}; its log says why)"
@@ -131,10 +164,14 @@ class LifecycleManagerNode(Node):
         return True
 
     def _report(self, record: NodeRecord, what: str, warn: bool = False) -> None:
-        line = record.fail(what)
+        line = record.fail(what, transition_failed=not warn)
         if line:
             text = f"{line}; retrying every {self.params.check_period:g} s"
-            (self.get_logger().warning if warn else self.get_logger().error)(text)
+            # one call site per severity: rclpy refuses a call site that changes its severity
+            if warn:
+                self.get_logger().warning(text)
+            else:
+                self.get_logger().error(text)
 
     def destroy_node(self) -> None:
         self.stop_event.set()

@@ -10,7 +10,9 @@ from typing import Literal
 
 __all__ = ["TopicSpec", "parse_topic_spec", "RateStats", "summarize"]
 
-_SPEC = re.compile(r"^\s*(?P<topic>[~/A-Za-z0-9_]+)\s+(?P<type>[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+)(?:\s+(?P<qos>sensor|latched|reliable))?\s*$")
+_SPEC = re.compile(r"^\s*(?P<topic>[~/A-Za-z0-9_]+)\s+(?P<type>[A-Za-z0-9_]+/msg/[A-Za-z0-9_]+)(?:\s+(?P<qos>sensor|latched|reliable))?"
+                   r"(?:\s+(?P<rate>[0-9]+(?:\.[0-9]*)?)\s*(?:hz|Hz)?)?\s*$")
+_FORM = "topic pkg/msg/Type [sensor|latched|reliable] [expected Hz]"
 
 
 @dataclass(frozen=True)
@@ -18,14 +20,23 @@ class TopicSpec:
     topic: str
     type_name: str  # e.g. "depai/msg/FleetPolicy"
     qos: Literal["sensor", "latched", "reliable"] = "reliable"
+    rate: float | None = None  # expected Hz: /diagnostics warns when it is slower or stale
+
+    @property
+    def stale_after(self) -> float | None:
+        """s without a message that make the topic stale: three expected periods, at least 1 s."""
+        return None if self.rate is None else max(3.0 / self.rate, 1.0)
 
 
 def parse_topic_spec(text: str) -> TopicSpec:
-    """Parse 'topic pkg/msg/Type [sensor|latched|reliable]'; ValueError says what is wrong."""
+    """Parse 'topic pkg/msg/Type [sensor|latched|reliable] [expected Hz]'; ValueError says what is wrong."""
     match = _SPEC.match(text)
     if not match:
-        raise ValueError(f"'{text}' is not 'topic pkg/msg/Type [sensor|latched|reliable]'")
-    return TopicSpec(match["topic"], match["type"], match["qos"] or "reliable")
+        raise ValueError(f"'{text}' is not '{_FORM}'")
+    rate = float(match["rate"]) if match["rate"] else None
+    if rate is not None and not 0.0 < rate <= 10000.0:
+        raise ValueError(f"'{text}': the expected rate must be in (0, 10000] Hz")
+    return TopicSpec(match["topic"], match["type"], match["qos"] or "reliable", rate)
 
 
 @dataclass

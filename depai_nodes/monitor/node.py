@@ -34,7 +34,7 @@ _QOS = {
 class MonitorParams(ParamsModel):
     topics: list[str] = Field(
         default_factory=lambda: ["/fleet/policy depai/msg/FleetPolicy latched"],
-        description="'topic pkg/msg/Type [sensor|latched|reliable]' entries to watch",
+        description="'topic pkg/msg/Type [sensor|latched|reliable] [expected Hz]' entries to watch",
         json_schema_extra=READ_ONLY,  # subscriptions and timer are made at start
     )
     period: float = Field(2.0, gt=0.0, le=3600.0, description="s between summaries", json_schema_extra=READ_ONLY)
@@ -61,6 +61,14 @@ class MonitorNode(Node):
         self.params = declare_params(self, MonitorParams)
         self._stats: dict[str, RateStats] = {}
         self._last: dict[str, str] = {}
+        # /diagnostics (common/diagnostics.py): `input <topic>` per watched topic (rate, age; WARN:
+        # none yet, stale or slow against its expected rate when the entry gives one) and
+        # `processing report` (the time the printed table takes)
+        from depai_nodes.common.diagnostics import NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        self._diag_topics = {}
+        self._diag_report = self.diag.diag.timing("report")
         for text in self.params.topics:
             spec = parse_topic_spec(text)
             try:
@@ -71,14 +79,21 @@ class MonitorNode(Node):
                 raise ParameterError("topics", str(error)) from None
             qos = _QOS[spec.qos]
             self._stats[spec.topic] = RateStats()
+            self._diag_topics[spec.topic] = self.diag.diag.topic(self.resolve_topic_name(spec.topic), expected_rate=spec.rate,
+                                                                stale_after=spec.stale_after)
             self.create_subscription(msg_type, spec.topic, lambda msg, t=spec.topic: self._on_message(t, msg), qos)
         self.create_timer(self.params.period, self._report)
 
     def _on_message(self, topic: str, msg) -> None:
         self._stats[topic].add(time.monotonic())
+        self._diag_topics[topic].tick()
         self._last[topic] = summarize(msg)
 
     def _report(self) -> None:
+        with self._diag_report.measure():
+            self._print()
+
+    def _print(self) -> None:
         now = time.monotonic()
         lines = []
         for topic, stats in self._stats.items():
