@@ -15,6 +15,7 @@ which the node counts and logs throttled; it never ends the view.
 - `MapImage`: an OccupancyGrid as an RGB image (row 0 at the top = the largest y), and the
   mapping from map metres to its pixels, so the 2D view draws robots and paths over it.
 - `FleetState`: what the plots show (speed, token balance, batches anchored), per robot.
+- `Problems`: what the view could not draw (or place in `map`), for its /diagnostics.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from depai_nodes.common.tfbuffer import Transform, stamp_ns
 __all__ = [
     "ViewInputError", "Boxes", "Cloud", "MapImage", "FleetState", "cloud_points", "obstacle_boxes", "footprint",
     "path_points", "zone_outlines", "goal_marker", "station_markers", "yaw_of", "speed_of", "height_colors",
-    "robot_of_frame", "ROBOT_COLORS", "robot_color",
+    "robot_of_frame", "ROBOT_COLORS", "robot_color", "Problems",
 ]
 
 # One colour per robot (RGB 0..255), in the order of the robots parameter.
@@ -266,3 +267,31 @@ class FleetState:
 
 def stamp_seconds(stamp) -> float:
     return stamp_ns(stamp) / 1e9
+
+
+class Problems:
+    """Messages the view could not draw, for /diagnostics: a count, the last one, and a level
+    (WARN while the last one is under `recent_s` old, OK after). `now` is any monotonic clock
+    (wall time: a problem's age is what the person watching sees)."""
+
+    def __init__(self, what: str, recent_s: float = 10.0) -> None:
+        self.what, self.recent_s = what, recent_s
+        self.count = 0
+        self.last: tuple[float, str, str] | None = None  # (time, input, error text)
+
+    def add(self, now: float, source: str, error: Exception | str) -> None:
+        self.count += 1
+        self.last = (now, source, str(error))
+
+    def check(self, now: float, extra: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
+        from depai_nodes.common.diagnostics import OK, WARN
+
+        values = {"failures": str(self.count), **(extra or {})}
+        if self.last is None:
+            return OK, f"nothing failed to {self.what}", values
+        t, source, text = self.last
+        age = max(0.0, now - t)
+        values.update(last_input=source, last_error=text[:200], last_age_s=f"{age:.1f}")
+        if age < self.recent_s:
+            return WARN, f"cannot {self.what} {source}: {text} ({self.count} failure(s), last {age:.1f} s ago)", values
+        return OK, f"{self.count} failure(s), none for {age:.0f} s (last: {source}: {text})", values

@@ -55,11 +55,16 @@ class FoxgloveSink:
         # gets it again at the next tick(); the server keeps no history of its own.
         self._latched: dict[tuple[str, str], tuple[object, object]] = {}
         self._resend = threading.Event()
+        self.subscriptions = 0  # channels subscribed by clients now (the node's /diagnostics)
         sink = self
 
         class _Listener(foxglove.ServerListener):
             def on_subscribe(self, client, channel) -> None:  # a server thread: only raise a flag
+                sink.subscriptions += 1
                 sink._resend.set()
+
+            def on_unsubscribe(self, client, channel) -> None:
+                sink.subscriptions = max(0, sink.subscriptions - 1)
 
         self.server = foxglove.start_server(name="depai", host=host, port=port, server_listener=_Listener())
         self.port = self.server.port

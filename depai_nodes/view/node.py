@@ -28,13 +28,14 @@ from sensor_msgs.msg import PointCloud2
 from tf2_msgs.msg import TFMessage
 
 from depai.msg import FleetPolicy, MachineIdentity, ObstacleArray, PlanResult, TxStatus
+from depai_nodes.common.diagnostics import OK
 from depai_nodes.common.logthrottle import CauseThrottle, with_count
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TF_QOS, TF_STATIC_QOS
 from depai_nodes.common.runner import run_node
 from depai_nodes.common.tfbuffer import TransformBuffer, TransformError, stamp_ns
 
-from .core import FleetState, MapImage, ViewInputError, cloud_points, footprint, obstacle_boxes, path_points, station_markers, yaw_of, zone_outlines
+from .core import FleetState, MapImage, Problems, ViewInputError, cloud_points, footprint, obstacle_boxes, path_points, station_markers, yaw_of, zone_outlines
 
 POLICY_TOPIC = "/fleet/policy"
 # Sweeps: reliable keep-last-1 (matches the simulator's reliable writer; best effort loses most
@@ -70,29 +71,14 @@ class ViewNode(Node):
         self.tf = TransformBuffer(cache_s=10.0)
         self.state = FleetState()
         self.sinks = []
-        try:
-            if p.rerun:
-                from .rerun_sink import RerunSink
-
-                sink = RerunSink(grpc_port=p.rerun_grpc_port, web_port=p.rerun_web_port, memory_limit=p.rerun_memory_limit,
-                                 host=p.rerun_host)
-                self.sinks.append(sink)
-                self.get_logger().info(f"live view (Rerun) in a browser: {sink.web_url}")
-            if p.foxglove:
-                from .foxglove_sink import FoxgloveSink
-
-                sink = FoxgloveSink(host=p.foxglove_host, port=p.foxglove_port)
-                self.sinks.append(sink)
-                self.get_logger().info(f"Foxglove endpoint: ws://{p.foxglove_host}:{sink.port} (layout: config/foxglove_layout.json)")
-        except ImportError as error:
-            raise ParameterError("rerun" if "rerun" in str(error) else "foxglove",
-                                 f"the viewer extra is not installed ({error}); `./depai launch --view` installs requirements/view.txt") from None
-        except (OSError, RuntimeError) as error:  # a port in use
-            raise ParameterError("rerun_web_port" if p.rerun else "foxglove_port", f"cannot serve the view: {error}") from None
+        self.servers: dict[str, tuple[int, str, dict[str, str]]] = {}  # viewer -> its /diagnostics entry
+        self._start_viewers()
+        self._diagnostics()
         self._index = {r: i for i, r in enumerate(p.robots)}
         self._last_cloud: dict[str, float] = {}
         self._last_pose: dict[str, float] = {}
         self._map_robot: str | None = None
+        self.drawn = {"clouds": 0, "poses": 0, "problems": 0}
         self._draw_stations()
         for r in p.robots:
             # raw: a sweep that is not drawn (most of them, at cloud_rate) is never deserialized
@@ -107,8 +93,80 @@ class ViewNode(Node):
         self.create_subscription(FleetPolicy, POLICY_TOPIC, self._on_policy, LATCHED_QOS)
         self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS)
         self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS)
-        self.drawn = {"clouds": 0, "poses": 0, "problems": 0}
         self.create_timer(0.5, lambda: self._each("tick"))  # re-sends latched content to new Foxglove clients
+
+    def _start_viewers(self) -> None:
+        """Each enabled viewer's server. One that cannot start (a port in use) is an ERROR on
+        /diagnostics and the other one goes on; none started: a configuration error (exit 2)."""
+        from depai_nodes.common.diagnostics import ERROR
+
+        p = self.params
+        failed = []
+        for viewer, param in (("rerun", "rerun_web_port"), ("foxglove", "foxglove_port")):
+            if not getattr(p, viewer):
+                self.servers[viewer] = (OK, f"disabled ({viewer}: false)", {})
+                continue
+            try:
+                if viewer == "rerun":
+                    from .rerun_sink import RerunSink
+
+                    sink = RerunSink(grpc_port=p.rerun_grpc_port, web_port=p.rerun_web_port, memory_limit=p.rerun_memory_limit,
+                                     host=p.rerun_host)
+                    self.get_logger().info(f"live view (Rerun) in a browser: {sink.web_url}")
+                    self.servers[viewer] = (OK, f"serving {sink.web_url}", {"web_url": sink.web_url, "grpc_url": sink.grpc_url})
+                else:
+                    from .foxglove_sink import FoxgloveSink
+
+                    sink = FoxgloveSink(host=p.foxglove_host, port=p.foxglove_port)
+                    self.get_logger().info(f"Foxglove endpoint: ws://{p.foxglove_host}:{sink.port} (layout: config/foxglove_layout.json)")
+                    self.servers[viewer] = (OK, f"serving ws://{p.foxglove_host}:{sink.port}", {"url": f"ws://{p.foxglove_host}:{sink.port}"})
+                self.sinks.append(sink)
+            except ImportError as error:
+                raise ParameterError(viewer, f"the viewer extra is not installed ({error}); `./depai launch --view` installs requirements/view.txt") from None
+            except (OSError, RuntimeError) as error:  # a port in use
+                failed.append((param, error))
+                self.servers[viewer] = (ERROR, f"failed to start: {error}", {"error": str(error)[:200]})
+        if failed and not self.sinks:
+            param, error = failed[0]
+            raise ParameterError(param, f"cannot serve the view: {error}")
+        for param, error in failed:
+            self.get_logger().error(f"cannot serve the viewer of `{param}`: {error}; the other viewer goes on")
+
+    def _diagnostics(self) -> None:
+        """/diagnostics (common/diagnostics.py), cheap on the hot paths (a tick() per message):
+        inputs `<r>/points`, `<r>/odom`, `<r>/plan` per robot, `/fleet/policy`, `/tf` (WARN: none
+        yet, or streams (points, odom, /tf) silent for 2 s); `placement` (messages that could not
+        be placed in map: the TF errors, WARN while the last is under 10 s old); `drawing` (other
+        undrawable messages, the same way; sweeps and poses drawn); `viewer rerun` / `viewer
+        foxglove` (OK serving or disabled; ERROR: failed to start)."""
+        from depai_nodes.common.diagnostics import NodeDiagnostics
+
+        self.diag = NodeDiagnostics(self)
+        d = self.diag.diag
+        self._in: dict[str, dict[str, object]] = {}
+        for r in self.params.robots:
+            self._in[r] = {
+                "points": d.topic(self.resolve_topic_name(f"{r}/points"), stale_after=2.0),
+                "odom": d.topic(self.resolve_topic_name(f"{r}/odom"), stale_after=2.0),
+                "plan": d.topic(self.resolve_topic_name(f"{r}/plan")),
+            }
+        self._in_policy = d.topic(POLICY_TOPIC)
+        self._in_tf = d.topic("/tf", stale_after=2.0)
+        self.placement = Problems("place in map")
+        self.drawing = Problems("draw")
+        d.check("placement", lambda: self.placement.check(time.monotonic()))
+        d.check("drawing", lambda: self.drawing.check(time.monotonic(), {
+            "sweeps": str(self.drawn["clouds"]), "poses": str(self.drawn["poses"])}))
+        for viewer in self.servers:
+            d.check(f"viewer {viewer}", lambda v=viewer: self._server_status(v))
+
+    def _server_status(self, viewer: str) -> tuple[int, str, dict[str, str]]:
+        level, message, values = self.servers[viewer]
+        if viewer == "foxglove" and level == OK:
+            sink = next((s for s in self.sinks if hasattr(s, "subscriptions")), None)
+            if sink is not None:
+                values = {**values, "subscriptions": str(sink.subscriptions)}
+        return level, message, values
 
     # ---- helpers
     def _each(self, method: str, *args) -> None:
@@ -119,6 +177,7 @@ class ViewNode(Node):
 
     def _problem(self, what: str, error: Exception) -> None:
         self.drawn["problems"] += 1
+        (self.placement if isinstance(error, TransformError) else self.drawing).add(time.monotonic(), what, error)
         log_now, suppressed = self._throttle.check(f"{what}: {type(error).__name__}")
         if log_now:
             self.get_logger().warning(with_count(f"cannot draw {what}: {error}", suppressed))
@@ -156,6 +215,8 @@ class ViewNode(Node):
 
     # ---- callbacks
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        if not static:
+            self._in_tf.tick()
         try:
             self.tf.add_message(msg, static=static)
         except (ValueError, TransformError) as error:
@@ -163,6 +224,7 @@ class ViewNode(Node):
         self._each("transforms", msg, static)
 
     def _on_cloud(self, robot: str, raw: bytes) -> None:
+        self._in[robot]["points"].tick()
         now = time.monotonic()
         if now - self._last_cloud.get(robot, -1e9) < 1.0 / self.params.cloud_rate:
             return
@@ -191,6 +253,7 @@ class ViewNode(Node):
         self._each("obstacles", robot, self._index[robot], stamp_ns(msg.header.stamp) / 1e9, boxes)
 
     def _on_odom(self, robot: str, msg: Odometry) -> None:
+        self._in[robot]["odom"].tick()
         now = time.monotonic()
         if now - self._last_pose.get(robot, -1e9) < 1.0 / self.params.pose_rate:
             return
@@ -211,6 +274,7 @@ class ViewNode(Node):
         self._each("scalar", "speed", robot, t, speed)
 
     def _on_plan(self, robot: str, msg: Path) -> None:
+        self._in[robot]["plan"].tick()
         if msg.header.frame_id not in ("map", ""):
             self._problem(f"{robot}/plan", ViewInputError(f"frame '{msg.header.frame_id}' (the view draws plans in map)"))
             return
@@ -237,6 +301,7 @@ class ViewNode(Node):
             self._each("zones", self._zones_t, self._zones)
 
     def _on_policy(self, msg: FleetPolicy) -> None:
+        self._in_policy.tick()
         try:
             zones = zone_outlines(msg)
         except ViewInputError as error:
