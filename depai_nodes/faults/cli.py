@@ -14,10 +14,11 @@ def cmd_soak(args) -> int:
     repo = Path(__file__).resolve().parents[2]
     robots = [r for r in args.robots.split(",") if r]
     config = SoakConfig(duration_s=args.minutes * 60.0, robots=robots, seed=args.seed,
-                        kinds=[k for k in args.kinds.split(",") if k] or None)
+                        kinds=[k for k in args.kinds.split(",") if k] or None, chain=args.chain)
     domain = int(os.environ.get("ROS_DOMAIN_ID", "77"))
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="depai-soak-"))
     print(f"soak: {args.minutes:g} min, robots {','.join(robots)}, seed {args.seed}, ROS_DOMAIN_ID={domain}, "
+          f"{'a fresh local chain in the work folder, market mode' if args.chain else 'no chain (patrol, file policy)'}, "
           f"logs in {workdir}", flush=True)
     result = run_soak(config, workdir, domain, stack=repo / "config" / "stack.yaml",
                       policy_template=repo / "config" / "policy.yaml",
@@ -32,6 +33,9 @@ def register(subparsers) -> None:
     soak.add_argument("--robots", default="robot1", help="comma-separated robots (default robot1)")
     soak.add_argument("--seed", type=int, default=1)
     soak.add_argument("--kinds", default="", help="comma-separated fault kinds (default: all; see depai_nodes/faults/soak.py)")
+    soak.add_argument("--chain", action="store_true",
+                      help="the chain-backed stack: a fresh local chain in the work folder, robots in market mode, chain "
+                           "faults (wallet, telemetry, identity, requester, kill:chain) and the chain-state invariants")
     soak.add_argument("--workdir", default="", help="where the launch log goes (default: a new temp dir)")
     soak.set_defaults(func=cmd_soak)
 

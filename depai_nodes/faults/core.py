@@ -11,7 +11,20 @@ the safety invariants of the fleet into assertions over that trace:
 * **a pause holds** — from a pause's arrival (plus the stopping margin) until it is lifted;
 * **the speed limit holds** — never faster than the policy in force (after the margin);
 * **no footprint in a keep-out zone** — the robot's disc never overlaps a zone in force;
-* **no duplicate node** — no fully qualified node name twice in any graph sample.
+* **no duplicate node** — no fully qualified node name twice in any graph sample;
+* **no motion on a stale policy** — the policy stream itself: after a gap in it longer than
+  ``policy_timeout`` (a source whose heartbeat stopped: a dead chain, a frozen listener) no robot
+  moves later than ``policy_timeout`` + the margin after the last message, until the next one.
+
+And over the chain's state and the telemetry folders, read at the end of a chain-backed run:
+
+* **no payment executed twice** — each TaskMarket task paid (``TaskPaid``) and settled
+  (``TaskCompleted`` / ``TaskRefunded``) at most once, never both; each wallet request id (a
+  transfer, a task posting) executed at most once: every such transaction on chain is the one
+  the wallet's ledger records for exactly one request id;
+* **no batch lost** — after a drain window every sealed batch's sidecar says ``anchored`` and
+  the DataRegistry record under its machine and batch id has the sidecar's root and count (a
+  sidecar saying anchored whose record is missing on chain is a loss).
 
 Each check returns a list of ``Violation``; an empty list means the invariant held.
 """
@@ -28,7 +41,9 @@ from depai_nodes.common.polygon import signed_distance as polygon_signed_distanc
 
 __all__ = ["OdomSample", "PolicySample", "Fault", "Trace", "Violation", "Window",
            "disc_overlaps_polygon", "signed_distance", "check_no_motion_without_policy", "check_pause", "check_speed_limit",
-           "check_keep_out", "check_duplicate_nodes", "check_all"]
+           "check_keep_out", "check_duplicate_nodes", "check_stale_policy", "check_all",
+           "TaskEvent", "SealedBatch", "AnchoredRecord", "check_payments_once", "check_executed_once",
+           "check_batches_anchored", "check_chain"]
 
 
 @dataclass(frozen=True)
@@ -249,7 +264,139 @@ def check_duplicate_nodes(trace: Trace) -> list[Violation]:
     return out
 
 
+def check_stale_policy(trace: Trace, policy_timeout: float, stop_margin: float = 1.0,
+                       eps: float = 0.05) -> list[Violation]:
+    """The policy stream seen on /fleet/policy: every gap between two messages (or after the last
+    one) longer than ``policy_timeout`` is time in which the controllers' policy went stale; from
+    the last message + ``policy_timeout`` + ``stop_margin`` until the next message no robot may
+    move. Needs no knowledge of the fault: it holds for any source whose heartbeat stopped (a
+    chain that died, a listener frozen or killed) - the heartbeat is 1 s, the timeout 5 s."""
+    times = [p.t for p in trace.policy] + [trace.end]
+    windows = [Window(a + policy_timeout, b) for a, b in zip(times, times[1:]) if b - a > policy_timeout]
+    return _speed_violations(trace, windows, stop_margin, eps, "no-motion-without-policy",
+                             "the policy went stale (no message for policy_timeout)")
+
+
 def check_all(trace: Trace, *, policy_timeout: float, robot_radius: float, stop_margin: float = 1.0) -> list[Violation]:
     return (check_no_motion_without_policy(trace, policy_timeout, stop_margin) + check_pause(trace, stop_margin)
             + check_speed_limit(trace, stop_margin) + check_keep_out(trace, robot_radius, stop_margin)
-            + check_duplicate_nodes(trace))
+            + check_duplicate_nodes(trace) + check_stale_policy(trace, policy_timeout, stop_margin))
+
+
+# ---------------------------------------------------------------------------- chain state
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One TaskMarket event as read from the chain's logs."""
+
+    task_id: int
+    event: str            # TaskPosted | TaskAccepted | TaskCompleted | TaskPaid | TaskRefunded | TaskCancelled | ...
+    block: int
+    tx: str
+    machine: str = ""     # the machine (accepted, completed) or payee (paid)
+    amount: int = 0
+
+
+_SETTLED = ("TaskCompleted", "TaskRefunded", "TaskCancelled")
+
+
+def check_payments_once(events: list[TaskEvent]) -> list[Violation]:
+    """Each task paid at most once and settled at most once: one ``TaskPaid``, one of
+    ``TaskCompleted`` / ``TaskRefunded`` / ``TaskCancelled``, and a paid task never refunded."""
+    out = []
+    by_task: dict[int, list[TaskEvent]] = {}
+    for e in events:
+        by_task.setdefault(e.task_id, []).append(e)
+    for task_id, evs in sorted(by_task.items()):
+        paid = [e for e in evs if e.event == "TaskPaid"]
+        settled = [e for e in evs if e.event in _SETTLED]
+        refunded = [e for e in evs if e.event == "TaskRefunded"]
+        if len(paid) > 1:
+            out.append(Violation("payment-once", 0.0, "-", f"task {task_id} paid {len(paid)} times (blocks "
+                                 f"{', '.join(str(e.block) for e in paid)}; {sum(e.amount for e in paid)} in all)"))
+        if len(settled) > 1:
+            out.append(Violation("payment-once", 0.0, "-", f"task {task_id} settled {len(settled)} times: "
+                                 + ", ".join(f"{e.event} in block {e.block}" for e in settled)))
+        if paid and refunded:
+            out.append(Violation("payment-once", 0.0, "-", f"task {task_id} paid (block {paid[0].block}) and refunded "
+                                 f"(block {refunded[0].block})"))
+    return out
+
+
+def check_executed_once(what: str, executed: dict[str, str], ledger: dict[str, str]) -> list[Violation]:
+    """Each wallet request executed at most once. ``executed``: tx hash -> description of every
+    such transaction the chain holds from the wallet's account (its task postings, its
+    transfers); ``ledger``: request id -> the tx hash the wallet's ledger recorded for it. A
+    transaction on chain that is no request's recorded one was executed beside the ledger (a
+    retry sent again, a second execution); two request ids naming one transaction is a ledger
+    that counts one execution twice."""
+    out = []
+    recorded: dict[str, list[str]] = {}
+    for rid, tx in ledger.items():
+        if tx:
+            recorded.setdefault(tx.lower(), []).append(rid)
+    for tx, desc in sorted(executed.items()):
+        rids = recorded.get(tx.lower(), [])
+        if not rids:
+            out.append(Violation("request-once", 0.0, "-", f"{what}: {desc} (tx {tx}) is no request's in the wallet's ledger"))
+        elif len(rids) > 1:
+            out.append(Violation("request-once", 0.0, "-", f"{what}: tx {tx} recorded for requests {', '.join(sorted(rids))}"))
+    return out
+
+
+@dataclass(frozen=True)
+class SealedBatch:
+    """A telemetry batch folder as its sidecar (anchor.json) describes it."""
+
+    folder: str
+    state: str            # recording | pending | anchored | failed
+    batch_id: str = ""
+    root: str = ""
+    messages: int = 0
+    machine: str = ""
+    sealed_ns: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class AnchoredRecord:
+    """DataRegistry's record of one batch (``getBatch``): its root and message count."""
+
+    root: str
+    count: int
+
+
+def check_batches_anchored(batches: list[SealedBatch], records: dict[tuple[str, str], AnchoredRecord | None], *,
+                           now_ns: int, grace_s: float) -> list[Violation]:
+    """No batch lost: every batch sealed more than ``grace_s`` before ``now_ns`` is anchored, and
+    the chain's record (``records[(machine.lower(), batch_id)]``, None when the registry has none)
+    has its root and count. The open batch (``recording``) is not sealed yet and is skipped."""
+    out = []
+    for b in batches:
+        if b.state == "recording":
+            continue
+        where = f"batch {b.batch_id or '?'} ({b.folder})"
+        if b.state != "anchored":
+            if b.state == "pending" and now_ns - b.sealed_ns < grace_s * 1e9:
+                continue
+            age = (now_ns - b.sealed_ns) / 1e9 if b.sealed_ns else float("nan")
+            out.append(Violation("batch-lost", 0.0, b.machine or "-",
+                                 f"{where} still {b.state} {age:.0f} s after sealing" + (f": {b.error}" if b.error else "")))
+            continue
+        rec = records.get((b.machine.lower(), b.batch_id.lower()))
+        if rec is None:
+            out.append(Violation("batch-lost", 0.0, b.machine or "-", f"{where} says anchored but DataRegistry has no record of it"))
+        elif rec.root.lower() != b.root.lower() or rec.count != b.messages:
+            out.append(Violation("batch-lost", 0.0, b.machine or "-", f"{where}: DataRegistry holds root {rec.root} count "
+                                 f"{rec.count}, the sidecar root {b.root} count {b.messages}"))
+    return out
+
+
+def check_chain(events: list[TaskEvent], batches: list[SealedBatch], records: dict[tuple[str, str], AnchoredRecord | None],
+                *, now_ns: int, grace_s: float, executions: list[tuple[str, dict[str, str], dict[str, str]]] = ()
+                ) -> list[Violation]:
+    """Every chain-state invariant; ``executions``: (what, executed, ledger) per wallet."""
+    out = check_payments_once(events) + check_batches_anchored(batches, records, now_ns=now_ns, grace_s=grace_s)
+    for what, executed, ledger in executions:
+        out += check_executed_once(what, executed, ledger)
+    return out

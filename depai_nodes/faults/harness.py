@@ -24,7 +24,7 @@ from depai_nodes.common.procs import pid_alive
 
 from .core import Fault, OdomSample, PolicySample, Trace
 
-__all__ = ["Recorder", "StackRun", "wait_until", "speed_of"]
+__all__ = ["Recorder", "StackRun", "LocalChain", "read_sidecars", "wait_until", "speed_of"]
 
 REPO = Path(__file__).resolve().parents[2]
 _STARTED = re.compile(r"^\[depai\] started (\S+) \(pid (\d+)\)", re.M)
@@ -241,3 +241,120 @@ class StackRun:
 
     def node_pids_alive(self) -> list[int]:
         return [pid for pid in set(self.pids().values()) if pid_alive(pid)]
+
+
+class LocalChain:
+    """The launch's local chain as the fault harness sees it: the config and state `depai launch`
+    keeps in the run's folder (``DEPAI_CHAIN_CONFIG``), anvil's pid from its pid file, a kill -9,
+    a restore the way a user does it (`depai chain up` with the same config: the state file
+    anvil saved every second), and read-only views of the chain's state for the invariants."""
+
+    def __init__(self, config_path: Path, env: dict) -> None:
+        self.config_path = Path(config_path)
+        self.env = dict(env)
+        self.restored_pids: list[int] = []
+
+    def pid(self) -> int | None:
+        from depai_nodes.chain import cli as chain_cli
+
+        info = chain_cli._read_pid(self.config_path)
+        return int(info["pid"]) if info else None
+
+    def kill(self) -> int:
+        pid = self.pid()
+        if pid is None:
+            raise RuntimeError(f"no live anvil for {self.config_path}")
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), 10, what=f"anvil {pid} gone")
+        return pid
+
+    def restore(self, log_path: Path, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """`depai chain up --config <the launch's>`: anvil restarted from its state file."""
+        with open(log_path, "a") as log:
+            done = subprocess.run([sys.executable, "-m", "depai_nodes.cli", "chain", "up", "--config", str(self.config_path)],
+                                  stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, env=self.env,
+                                  timeout=timeout)
+        pid = self.pid()
+        if done.returncode == 0 and pid:
+            self.restored_pids.append(pid)
+        return done
+
+    def stop_restored(self) -> None:
+        """Stop the anvils `restore` started (the launcher stops only the one it started)."""
+        from depai_nodes.chain import cli as chain_cli
+
+        for pid in self.restored_pids:
+            chain_cli._stop_pid(pid)
+        self.restored_pids.clear()
+
+    def client(self):
+        from depai_nodes.chain.client import ChainClient
+        from depai_nodes.chain.config import load_config
+
+        return ChainClient(load_config(self.config_path))
+
+    def task_events(self, client=None) -> list:
+        """Every TaskMarket event since the deployment, as core.TaskEvent."""
+        from .core import TaskEvent
+
+        client = client or self.client()
+        market = client.contract("TaskMarket")
+        out = []
+        for raw in client.get_logs(market.address, None, client.config.deploy_block):
+            ev = market.abi.decode_log(raw)
+            if ev is None or "taskId" not in ev:
+                continue
+            who = ev.get("machine") or ev.get("payee") or ev.get("requester") or ""
+            amount = ev.get("amount", ev.get("reward", 0)) or 0
+            out.append(TaskEvent(int(ev["taskId"]), ev["event"], int(ev["block_number"] or 0), ev.get("tx_hash") or "",
+                                 str(who), int(amount)))
+        return out
+
+    def batch_records(self, batches, client=None) -> dict:
+        """(machine, batch id) -> core.AnchoredRecord, or None where DataRegistry has no record."""
+        from .core import AnchoredRecord
+
+        from depai_nodes.chain.errors import ContractRevertError
+        from depai_nodes.chain.models import id32
+
+        client = client or self.client()
+        fleet_data = client.contract("DataRegistry")
+        out = {}
+        for b in batches:
+            if b.state != "anchored" or not b.machine or not b.batch_id:
+                continue
+            try:  # the batch id is text (content_batch_id), bytes32 as the wallet sends it (id32)
+                r = fleet_data.call("getBatch", b.machine, id32(b.batch_id))
+                rec = AnchoredRecord("0x" + bytes(r["root"]).hex(), int(r["messageCount"]))
+            except ContractRevertError:  # BatchNotFound
+                rec = None
+            out[(b.machine.lower(), b.batch_id.lower())] = rec
+        return out
+
+    def postings(self, requester: str, client=None) -> dict[str, str]:
+        """tx hash -> description of every task the requester's account posted (TaskPosted)."""
+        client = client or self.client()
+        market = client.contract("TaskMarket")
+        out = {}
+        for raw in client.get_logs(market.address, [market.abi.topic("TaskPosted")], client.config.deploy_block):
+            ev = market.abi.decode_log(raw)
+            if ev and str(ev.get("requester", "")).lower() == requester.lower():
+                out[ev["tx_hash"]] = f"task {ev['taskId']} posted in block {ev['block_number']}"
+        return out
+
+
+def read_sidecars(directory: Path) -> list:
+    """core.SealedBatch of every batch folder under ``directory`` (a robot's telemetry output_dir)."""
+    from depai_nodes.telemetry.core import list_batches
+
+    from .core import SealedBatch
+
+    out = []
+    if not Path(directory).is_dir():
+        return out
+    for folder, side in list_batches(Path(directory)):
+        side = side or {}
+        out.append(SealedBatch(folder.name, str(side.get("state", "unreadable")), str(side.get("batch_id", "")),
+                               str(side.get("root", "")), int(side.get("messages", 0) or 0), str(side.get("machine", "")),
+                               int(side.get("sealed_ns", 0) or 0), str(side.get("error", ""))))
+    return out

@@ -2,8 +2,9 @@
 trace that keeps it (so a green fault-injection run means something)."""
 
 from depai_nodes.faults.core import (
-    Fault, OdomSample, PolicySample, Trace, check_all, check_duplicate_nodes, check_keep_out,
-    check_no_motion_without_policy, check_pause, check_speed_limit, disc_overlaps_polygon, signed_distance,
+    AnchoredRecord, Fault, OdomSample, PolicySample, SealedBatch, TaskEvent, Trace, check_all, check_batches_anchored,
+    check_chain, check_duplicate_nodes, check_executed_once, check_keep_out, check_no_motion_without_policy, check_pause,
+    check_payments_once, check_speed_limit, check_stale_policy, disc_overlaps_polygon, signed_distance,
 )
 
 ZONE = ("dock", ((4.0, 1.0), (6.0, 1.0), (6.0, 3.0), (4.0, 3.0)))
@@ -91,5 +92,91 @@ def test_duplicate_nodes():
 
 
 def test_check_all_passes_a_clean_trace():
-    tr = Trace(odom=drive(0.2, 5) , policy=[policy(0.1)], graph=[(1.0, ["/a", "/b"])], end=5)
+    # the listener heartbeats the policy every second
+    tr = Trace(odom=drive(0.2, 5), policy=[policy(0.1 + i) for i in range(5)], graph=[(1.0, ["/a", "/b"])], end=5)
     assert check_all(tr, policy_timeout=2.0, robot_radius=0.3) == []
+
+
+def heartbeat(t0, t1, period=1.0):
+    return [policy(t0 + i * period) for i in range(int((t1 - t0) / period) + 1)]
+
+
+def test_stale_policy_gap_is_caught_and_a_stop_in_time_passes():
+    # heartbeats until t=10, none until t=25 (a dead chain): stale at 15, the robot must stand from 16
+    pol = heartbeat(0, 10) + heartbeat(25, 30)
+    tr = Trace(odom=drive(0.1, 30), policy=pol, end=30)
+    v = check_stale_policy(tr, policy_timeout=5.0, stop_margin=1.0)
+    assert v and v[0].invariant == "no-motion-without-policy" and 16.0 <= v[0].t < 25.0
+    odom = drive(0.1, 15.5) + drive(15.5, 25.0, speed=0.0) + drive(25.0, 30)
+    assert check_stale_policy(Trace(odom=odom, policy=pol, end=30), policy_timeout=5.0, stop_margin=1.0) == []
+    # an unbroken heartbeat leaves no window: driving throughout is fine
+    assert check_stale_policy(Trace(odom=drive(0.1, 30), policy=heartbeat(0, 30), end=30), 5.0, 1.0) == []
+    # the gap after the last message counts too (the source never came back)
+    assert check_stale_policy(Trace(odom=drive(0.1, 30), policy=heartbeat(0, 10), end=30), 5.0, 1.0)
+    assert check_all(Trace(odom=drive(0.1, 30), policy=pol, end=30), policy_timeout=5.0, robot_radius=0.3)
+
+
+def ev(task, event, block, amount=0):
+    return TaskEvent(task, event, block, f"0x{block:064x}", "0xabc", amount)
+
+
+def test_payment_once():
+    fine = [ev(1, "TaskPosted", 10), ev(1, "TaskAccepted", 11), ev(1, "TaskCompleted", 20), ev(1, "TaskPaid", 20, 5),
+            ev(2, "TaskPosted", 12), ev(2, "TaskRefunded", 40)]
+    assert check_payments_once(fine) == []
+    twice = fine + [ev(1, "TaskPaid", 30, 5)]
+    v = check_payments_once(twice)
+    assert len(v) == 1 and v[0].invariant == "payment-once" and "task 1 paid 2 times" in v[0].detail and "10 in all" in v[0].detail
+    v = check_payments_once(fine + [ev(1, "TaskCompleted", 31)])
+    assert len(v) == 1 and "task 1 settled 2 times" in v[0].detail
+    v = check_payments_once(fine + [ev(2, "TaskPaid", 41, 5)])
+    assert any("task 2 paid (block 41) and refunded" in x.detail for x in v)
+
+
+def test_request_executed_once():
+    ledger = {"task-a-1": "0xAA", "task-a-2": "0xbb"}
+    assert check_executed_once("posting", {"0xaa": "task 1", "0xBB": "task 2"}, ledger) == []
+    # a second posting on chain no request accounts for: executed beside the ledger (twice)
+    v = check_executed_once("posting", {"0xaa": "task 1", "0xbb": "task 2", "0xcc": "task 3"}, ledger)
+    assert len(v) == 1 and v[0].invariant == "request-once" and "task 3 (tx 0xcc)" in v[0].detail
+    # one transaction recorded for two request ids
+    v = check_executed_once("posting", {"0xaa": "task 1"}, {"r1": "0xaa", "r2": "0xAA"})
+    assert len(v) == 1 and "r1, r2" in v[0].detail
+    # a request that never executed (failed, lost with a rolled-back chain) is no violation
+    assert check_executed_once("posting", {}, ledger) == []
+
+
+ROOT = "0x" + "11" * 32
+
+
+def batch(name, state, *, sealed_s=0.0, bid=None, root=ROOT, n=10, machine="0xAbC"):
+    return SealedBatch(name, state, bid or f"id-{name}", root, n, machine, int(sealed_s * 1e9))
+
+
+def test_batches_anchored():
+    now = 100.0
+    batches = [batch("a", "anchored"), batch("b", "anchored"), batch("c", "recording")]
+    records = {("0xabc", "id-a"): AnchoredRecord(ROOT, 10), ("0xabc", "id-b"): AnchoredRecord(ROOT.upper().replace("0X", "0x"), 10)}
+    assert check_batches_anchored(batches, records, now_ns=int(now * 1e9), grace_s=5) == []
+    # anchored on disk, gone from the chain (a restored chain lost it, never re-anchored)
+    v = check_batches_anchored(batches, {("0xabc", "id-a"): AnchoredRecord(ROOT, 10), ("0xabc", "id-b"): None},
+                               now_ns=int(now * 1e9), grace_s=5)
+    assert len(v) == 1 and v[0].invariant == "batch-lost" and "id-b" in v[0].detail and "no record" in v[0].detail
+    # a record with another root or count is not this batch
+    v = check_batches_anchored(batches[:1], {("0xabc", "id-a"): AnchoredRecord("0x" + "22" * 32, 10)},
+                               now_ns=int(now * 1e9), grace_s=5)
+    assert len(v) == 1 and "root" in v[0].detail
+    v = check_batches_anchored(batches[:1], {("0xabc", "id-a"): AnchoredRecord(ROOT, 9)}, now_ns=int(now * 1e9), grace_s=5)
+    assert len(v) == 1 and "count 9" in v[0].detail
+    # still pending after the drain window, or refused for good: lost; pending just sealed: within grace
+    v = check_batches_anchored([batch("p", "pending", sealed_s=50), batch("f", "failed", sealed_s=50)], {},
+                               now_ns=int(now * 1e9), grace_s=5)
+    assert [x.detail.split(" (")[0] for x in v] == ["batch id-p", "batch id-f"]
+    assert check_batches_anchored([batch("p", "pending", sealed_s=98)], {}, now_ns=int(now * 1e9), grace_s=5) == []
+
+
+def test_check_chain_combines():
+    events = [ev(1, "TaskPaid", 20, 5), ev(1, "TaskPaid", 21, 5)]
+    v = check_chain(events, [batch("a", "anchored")], {}, now_ns=0, grace_s=1,
+                    executions=[("posting", {"0xcc": "task 3"}, {})])
+    assert sorted(x.invariant for x in v) == ["batch-lost", "payment-once", "request-once"]
