@@ -162,6 +162,7 @@ class Summary:
     steps: dict[str, list[float]]
     gas_per_task: float
     gas_per_post: float
+    gas_parts: tuple[float, float, float] = (float("nan"),) * 3  # mean accept, anchor, complete gas
 
     @property
     def per_sim_minute_per_robot(self) -> float:
@@ -180,8 +181,11 @@ def summarize(label: str, timings: list[TaskTiming], events: list[ChainEvent], *
                 and e.tx_hash not in posts}
     n_posted = len({e.task_id for e in events if e.kind == "TaskPosted"})
     gas_post = (sum(posts.values()) + sum(approves.values())) / n_posted if n_posted else float("nan")
-    gas_task = sum(t.gas for t in timings) / len(timings) if timings else float("nan")
-    return Summary(label, len(timings), n_posted, robots, sim_minutes, [t.total for t in timings], steps, gas_task, gas_post)
+    n = len(timings)
+    gas_task = sum(t.gas for t in timings) / n if n else float("nan")
+    parts = tuple(sum(getattr(t, f) for t in timings) / n if n else float("nan")
+                  for f in ("gas_accept", "gas_anchor", "gas_complete"))
+    return Summary(label, n, n_posted, robots, sim_minutes, [t.total for t in timings], steps, gas_task, gas_post, parts)
 
 
 def _f(v: float, digits: int = 2) -> str:
@@ -205,6 +209,8 @@ def format_table(summaries: list[Summary]) -> str:
         rows.append((f"  {step} p50 / p99 s", [_p(s.steps[step]) for s in summaries]))
     rows.append(("gas per completed task (accept + anchor + complete)",
                  [_f(s.gas_per_task, 0) if s.completed else "-" for s in summaries]))
+    rows.append(("  of which accept / anchor / complete",
+                 [" / ".join(_f(g, 0) for g in s.gas_parts) if s.completed else "-" for s in summaries]))
     rows.append(("requester gas per posted task (approve + post)", [_f(s.gas_per_post, 0) for s in summaries]))
     head = "| figure | " + " | ".join(s.label for s in summaries) + " |"
     sep = "|---|" + "---:|" * len(summaries)

@@ -115,6 +115,7 @@ def test_summary_rates_percentiles_and_gas():
     assert s.total == [15.0, 22.0]
     assert s.steps["anchor"] == [3.0, 3.0]
     assert s.gas_per_task == pytest.approx((370_000 + 373_000) / 2)
+    assert s.gas_parts == pytest.approx((90_500, 160_500, 120_500))
     assert s.gas_per_post == pytest.approx((200_000 + 180_000 + 180_000 + 46_000) / 3)
     table = format_table([s, summarize("plain web3", [], [], robots=2, sim_minutes=0.5, requester=REQ)])
     lines = table.splitlines()
@@ -123,6 +124,7 @@ def test_summary_rates_percentiles_and_gas():
     assert "| tasks / simulated minute / robot | 2.000 | 0.000 |" in lines
     assert "|   anchor p50 / p99 s | 3.00 / 3.00 | - |" in lines
     assert any(line.startswith("| gas per completed task") and line.endswith("| 371500 | - |") for line in lines)
+    assert "|   of which accept / anchor / complete | 90500 / 160500 / 120500 | - |" in lines
 
 
 def test_pct_nearest_rank():
