@@ -10,7 +10,8 @@ file (common/stations.py). Topics that nobody publishes simply stay empty panels
 Sweeps are drawn at most `cloud_rate` times a second per robot, downsampled to `cloud_points`,
 placed in `map` by the transform at the sweep's stamp (common/tfbuffer.py). A message the view
 cannot draw is counted and logged once per cause per `log_period`; it never ends the node. The
-view only subscribes: it never alters the system it watches.
+view only subscribes: it never alters the system it watches. Its inputs, what it could not place
+or draw, and its viewers' servers are on /diagnostics (see `_diagnostics`).
 """
 
 from __future__ import annotations
