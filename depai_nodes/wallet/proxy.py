@@ -6,12 +6,15 @@ action): learns the machine's address from the wallet's latched `wallet/account`
 `wallet/complete_task`, `wallet/post_task` (their clients made on first use). Calls block and are meant for a node's worker
 thread (the node's executor delivers the answer meanwhile); every call returns an ``Outcome``,
 with WALLET_UNAVAILABLE when no wallet serves the service and TIMEOUT when it did not answer in
-time (the request may still complete: intents are idempotent, asking again is safe).
+time (the request may still complete: intents are idempotent, asking again is safe). An
+unanswered request is sent again while the call waits (after 5 s, then 10, 20...): one lost
+with a killed wallet is answered by its successor instead of waiting out the timeout.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from depai.msg import MachineAccount
 from depai.srv import AnchorBatch, EnsureIdentity
@@ -22,9 +25,10 @@ __all__ = ["WalletProxy"]
 
 
 class WalletProxy:
-    def __init__(self, node, *, discovery_timeout_s: float = 2.0):
+    def __init__(self, node, *, discovery_timeout_s: float = 2.0, resend_s: float = 5.0):
         self.node = node
         self.discovery_timeout_s = discovery_timeout_s
+        self.resend_s = resend_s  # an unanswered request is sent again after this, then twice as long, ...
         self.account: MachineAccount | None = None
         self._account_event = threading.Event()
         node.create_subscription(MachineAccount, "wallet/account", self._on_account, LATCHED_QOS)
@@ -46,17 +50,51 @@ class WalletProxy:
         return self.address
 
     def _call(self, client, request, timeout_s: float) -> object | Outcome:
+        """Send ``request``; while no answer has come, send it again after ``resend_s``, then
+        after twice that, and so on, until ``timeout_s``; the first answer is returned.
+
+        One send is not enough: a wallet killed with the request in flight never answers it, and
+        its service stays discovered after a kill -9 (no goodbye) until its lease ends, so a
+        request sent then, or before its respawned successor's endpoints have matched, is lost -
+        a single send would wait out the whole timeout (90 s for telemetry's anchors, with the
+        robot parked at its goal). The intents are idempotent (batch id, task id, request id)
+        and the wallet serves them one at a time, so a repeat is answered as the first was
+        (``already_anchored`` / ``already_done``), never executed twice."""
         if not client.wait_for_service(timeout_sec=min(self.discovery_timeout_s, timeout_s)):
             return Outcome(Result.WALLET_UNAVAILABLE, self.address, error="WalletUnavailable",
                            reason=f"no wallet serves {client.service_name}")
         done = threading.Event()
-        future = client.call_async(request)
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(timeout_s) or future.result() is None:
-            client.remove_pending_request(future)
+        futures = []
+
+        def send() -> None:
+            future = client.call_async(request)
+            future.add_done_callback(lambda _f: done.set())
+            futures.append(future)
+
+        send()
+        deadline = time.monotonic() + timeout_s
+        gap = self.resend_s
+        next_send = time.monotonic() + gap
+        while not done.wait(max(0.0, min(deadline, next_send) - time.monotonic())):
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if now >= next_send:
+                if client.service_is_ready():
+                    send()
+                    gap *= 2
+                    next_send = now + gap
+                else:
+                    next_send = now + 0.5  # no server matched right now: ask again once one is
+        answered = next((f for f in futures if f.done() and f.result() is not None), None)
+        for f in futures:
+            if f is not answered:
+                client.remove_pending_request(f)
+        if answered is None:
             return Outcome(Result.TIMEOUT, self.address, error="WalletTimeout",
-                           reason=f"{client.service_name} gave no answer within {timeout_s:g} s (it may still complete)")
-        return future.result()
+                           reason=f"{client.service_name} gave no answer within {timeout_s:g} s (asked {len(futures)} "
+                                  "time(s); it may still complete)")
+        return answered.result()
 
     def anchor(self, req: AnchorRequest, timeout_s: float) -> Outcome:
         r = AnchorBatch.Request(batch_id=req.batch_id, root=req.root, message_count=req.message_count,
