@@ -64,9 +64,17 @@ class ChainRun:
         from depai_nodes.chain import cli as chain_cli
 
         chain_cli._stop_pid(self.pid)  # SIGTERM (anvil dumps its state), SIGKILL after 5 s
-        chain_cli._pid_file(self.config_path).unlink(missing_ok=True)
-        say(f"stopped the local chain (anvil pid {self.pid}); its state stays in "
-            f"{chain_cli._state_file(self.config_path)} for the next launch (`--fresh` starts over)")
+        # The pid file is ours only while it names our anvil: after a crash the user may have
+        # restored the chain with `depai chain up` (a new anvil, its own pid file), which is theirs
+        # and stays up; removing its pid file would leave it running where no command finds it.
+        current = chain_cli._read_pid(self.config_path)
+        if current and int(current["pid"]) != self.pid:
+            say(f"the local chain this launch started (anvil pid {self.pid}) is gone; the one running now (anvil pid "
+                f"{current['pid']}, restored by `depai chain up`) stays up: `depai chain down` stops it")
+        else:
+            chain_cli._pid_file(self.config_path).unlink(missing_ok=True)
+            say(f"stopped the local chain (anvil pid {self.pid}); its state stays in "
+                f"{chain_cli._state_file(self.config_path)} for the next launch (`--fresh` starts over)")
         self.pid = None
 
 
