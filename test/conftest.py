@@ -140,27 +140,22 @@ class Probe:
         there until its DDS lease ends, and a just-started one is listed before all of its
         endpoints have matched this client, so a request sent then is dropped with nobody to
         answer it. For idempotent requests (`resend_after` seconds, the default) the same request
-        is sent again until one copy is answered; the earliest-sent answered copy is the answer.
+        is sent again (after resend_after, then twice that, ...) until one copy is answered: the
+        product's own mechanism, depai_nodes/common/service.PendingCall.
         `resend_after=None` sends once (for requests that must not run twice). `retry_results`:
         result codes (the response's `result`) that mean "not yet" (e.g. WALLET_UNAVAILABLE while
         a wallet activates), asked again for up to `retry_for` seconds."""
+        from depai_nodes.common.service import ANSWERED, PendingCall
+
         client = self.node.create_client(srv_type, name)
         try:
             assert client.wait_for_service(timeout_sec=timeout), f"no service {name} within {timeout} s"
             retry_until = time.monotonic() + retry_for
             while True:
-                futures, give_up, sent = [client.call_async(request)], time.monotonic() + timeout, time.monotonic()
-                while not any(f.done() for f in futures):
-                    if time.monotonic() > give_up:
-                        raise AssertionError(f"{name}: no answer within {timeout} s ({len(futures)} sends)")
-                    time.sleep(0.01)
-                    if resend_after is not None and time.monotonic() - sent > resend_after:
-                        futures.append(client.call_async(request))
-                        sent = time.monotonic()
-                out = next(f for f in futures if f.done()).result()
-                for f in futures:
-                    if not f.done():
-                        client.remove_pending_request(f)
+                call = PendingCall(client, request, timeout, resend_after)
+                if call.wait() != ANSWERED:
+                    raise AssertionError(f"{name}: no answer within {timeout} s ({call.sends} sends)")
+                out = call.result
                 if getattr(out, "result", None) not in retry_results or time.monotonic() > retry_until:
                     return out
                 time.sleep(0.2)

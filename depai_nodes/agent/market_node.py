@@ -21,6 +21,7 @@ from depai.msg import ArrivalRecord, FleetPolicy, MachineAccount
 from depai.srv import AcceptTask, ArrivalProof, CompleteTask, PlanPath
 from depai_nodes.common.logthrottle import Outage
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
+from depai_nodes.common.service import ANSWERED, EXPIRED, PendingCall
 
 from .core import Note, PatrolAgent
 from .market import MarketAgent, MarketConfig, MarketPhase, MarketPolicy
@@ -41,9 +42,7 @@ def _base_units(text: str, what: str) -> int:
     return int(text)
 
 
-class _Call:
-    def __init__(self, future, kind: str, started: float, timeout: float, data=None) -> None:
-        self.future, self.kind, self.started, self.timeout, self.data = future, kind, started, timeout, data
+_RESEND_S = 3.0  # an unanswered idempotent request (accept, complete, proof, dry run) is sent again after this, then 2x, ...
 
 
 class MarketDriver:
@@ -69,9 +68,11 @@ class MarketDriver:
         node.create_subscription(MachineAccount, "wallet/account", self._on_account, LATCHED_QOS)
         node.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
         self.pose: tuple[float, float, float] | None = None
-        self.plan: _Call | None = None
-        self.wallet: _Call | None = None
-        self.proof: _Call | None = None
+        # Service calls in flight (common/service.py: polled each tick; deadlines on the wall clock,
+        # idempotent requests sent again while unanswered, a plan the robot would follow sent once).
+        self.plan: PendingCall | None = None
+        self.wallet: PendingCall | None = None
+        self.proof: PendingCall | None = None
         self.synced = False
         self.block_time = 0.0
         self.block_seen = 0.0  # wall clock when block_time was read
@@ -232,29 +233,26 @@ class MarketDriver:
         wp = self.agent.goal_to_request(now)
         if wp is not None:
             kind = "goal" if self.agent.current is not None else "park"
-            self.plan = _Call(self.plan_client.call_async(self._pose_request(wp.x, wp.y, wp.yaw, False)), kind, now,
-                              self.p.request_timeout)
+            self.plan = PendingCall(self.plan_client, self._pose_request(wp.x, wp.y, wp.yaw, False), self.p.request_timeout,
+                                    None, kind=kind)
             return
         t = self.agent.dry_run_wanted(now)
         if t is not None:
-            self.plan = _Call(self.plan_client.call_async(self._pose_request(t.x, t.y, t.yaw, True)), "dry", now,
-                              self.p.request_timeout, t.task_id)
+            self.plan = PendingCall(self.plan_client, self._pose_request(t.x, t.y, t.yaw, True), self.p.request_timeout,
+                                    _RESEND_S, kind="dry", data=t.task_id)
 
     def _poll_plan(self, now: float) -> None:
         c = self.plan
         if c is None:
             return
-        if not c.future.done():
-            if now - c.started > c.timeout:
-                c.future.cancel()
-                self.plan = None
-                self._plan_failed(c, now, f"no answer within {c.timeout:g} s")
+        state = c.poll()
+        if state == EXPIRED:
+            self.plan = None
+            self._plan_failed(c, now, f"no answer within {c.timeout_s:g} s")
+        if state != ANSWERED:
             return
         self.plan = None
-        r = c.future.result()
-        if r is None:
-            self._plan_failed(c, now, "no response")
-            return
+        r = c.result
         name = _PLAN.get(r.result, f"UNKNOWN({r.result})")
         tol = self.p.goal_tolerance
         if c.kind == "dry":
@@ -264,7 +262,7 @@ class MarketDriver:
         else:
             self.node.log(self.agent.park_plan_result(name, now, r.length, tol, r.message))
 
-    def _plan_failed(self, c: _Call, now: float, why: str) -> None:
+    def _plan_failed(self, c: PendingCall, now: float, why: str) -> None:
         if c.kind == "dry":
             self.agent.on_dry_run_failed(c.data, now)
         elif c.kind == "goal" and self.agent.current is not None:
@@ -299,28 +297,25 @@ class MarketDriver:
                                    proof=list(proof["proof"]))
         self.wallet = self._wallet_call(self.complete_client, req, "complete", now)
 
-    def _wallet_call(self, client, request, kind: str, now: float) -> _Call | None:
+    def _wallet_call(self, client, request, kind: str, now: float) -> PendingCall | None:
         if not client.service_is_ready():
             self._wallet_answer(kind, "WALLET_UNAVAILABLE", "WalletUnavailable", f"no wallet serves {client.srv_name}", "0", False, now)
             return None
-        return _Call(client.call_async(request), kind, now, self.p.wallet_timeout)
+        return PendingCall(client, request, self.p.wallet_timeout, _RESEND_S, kind=kind)  # idempotent by task id
 
     def _poll_wallet(self, now: float) -> None:
         c = self.wallet
         if c is None:
             return
-        if not c.future.done():
-            if now - c.started > c.timeout:
-                c.future.cancel()
-                self.wallet = None
-                self._wallet_answer(c.kind, "TIMEOUT", "WalletTimeout", f"no answer within {c.timeout:g} s (asking again is safe)",
-                                    "0", False, now)
+        state = c.poll()
+        if state == EXPIRED:
+            self.wallet = None
+            self._wallet_answer(c.kind, "TIMEOUT", "WalletTimeout",
+                                f"no answer within {c.timeout_s:g} s (asked {c.sends} time(s); asking again is safe)", "0", False, now)
+        if state != ANSWERED:
             return
         self.wallet = None
-        r = c.future.result()
-        if r is None:
-            self._wallet_answer(c.kind, "WALLET_UNAVAILABLE", "WalletUnavailable", "no response", "0", False, now)
-            return
+        r = c.result
         self._wallet_answer(c.kind, _WALLET.get(r.result, f"UNKNOWN({r.result})"), r.error, r.reason,
                             getattr(r, "reward", "0"), r.already_done, now, getattr(r, "tx_hash", ""))
 
@@ -363,23 +358,21 @@ class MarketDriver:
             return
         task = self.agent.proof_wanted(now)
         if task is not None:
-            self.proof = _Call(self.proof_client.call_async(ArrivalProof.Request(task_id=task.task_id)), "proof", now,
-                               self.p.request_timeout)
+            self.proof = PendingCall(self.proof_client, ArrivalProof.Request(task_id=task.task_id), self.p.request_timeout,
+                                     _RESEND_S, kind="proof")  # a read
 
     def _poll_proof(self, now: float) -> None:
         c = self.proof
         if c is None:
             return
-        if not c.future.done():
-            if now - c.started > c.timeout:
-                c.future.cancel()
-                self.proof = None
-                self.node.log(self.telemetry_down.failed(f"no answer within {c.timeout:g} s"), warn=True)
+        state = c.poll()
+        if state == EXPIRED:
+            self.proof = None
+            self.node.log(self.telemetry_down.failed(f"no answer within {c.timeout_s:g} s"), warn=True)
+        if state != ANSWERED:
             return
         self.proof = None
-        r = c.future.result()
-        if r is None:
-            return
+        r = c.result
         self.node.log(self.telemetry_down.recovered())
         answer = {"batch_id": r.batch_id, "root": r.root, "x_mm": r.x_mm, "y_mm": r.y_mm, "yaw_mrad": r.yaw_mrad, "time": r.time,
                   "proof": list(r.proof), "reason": r.reason}

@@ -19,6 +19,7 @@ from rclpy.node import Node
 
 from depai_nodes.common.params import READ_ONLY, ParamsModel, declare_params
 from depai_nodes.common.runner import run_node
+from depai_nodes.common.service import ANSWERED, PendingCall
 
 from .core import TRANSITION_NAMES, NodeRecord, leave_inactive, managed_groups, overall_status, transitions_to_active
 
@@ -77,21 +78,19 @@ class LifecycleManagerNode(Node):
                                    self.create_client(ChangeState, f"{name}/change_state"))
         return self._lc_clients[name]
 
-    def _call(self, client, request):
+    def _call(self, client, request, resend_s: float | None):
+        """The answer, or None (no service, or none in time). get_state is sent again while
+        unanswered (a node just respawned drops a request sent before its endpoints matched this
+        client, common/service.py); a transition is sent once (it must not run twice)."""
         if not client.wait_for_service(timeout_sec=self.params.service_timeout):
             return None
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.params.service_timeout) or future.result() is None:
-            future.cancel()
-            return None
-        return future.result()
+        call = PendingCall(client, request, self.params.service_timeout, resend_s)
+        return call.result if call.wait() == ANSWERED else None
 
     def get_state(self, name: str) -> str | None:
         from lifecycle_msgs.srv import GetState
 
-        answer = self._call(self._client(name)[0], GetState.Request())
+        answer = self._call(self._client(name)[0], GetState.Request(), resend_s=1.0)
         return None if answer is None else answer.current_state.label
 
     def change_state(self, name: str, transition: int) -> bool | None:
@@ -99,7 +98,7 @@ class LifecycleManagerNode(Node):
 
         request = ChangeState.Request()
         request.transition.id = transition
-        answer = self._call(self._client(name)[1], request)
+        answer = self._call(self._client(name)[1], request, resend_s=None)
         return None if answer is None else bool(answer.success)
 
     # ---- the work ----

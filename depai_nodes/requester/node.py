@@ -19,7 +19,6 @@ from pathlib import Path
 from rclpy.node import Node
 
 from depai.msg import FleetPolicy
-from depai.srv import PostTask
 from depai_nodes.common.params import ParameterError, declare_params
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.runner import run_node
@@ -52,7 +51,9 @@ class RequesterNode(Node):
         from depai_nodes.chain.wiring import load_node_chain
 
         self.config, self.client = load_node_chain(self.params, require=("TaskMarket",))  # read-only: no key here
-        self.post = self.create_client(PostTask, "wallet/post_task")
+        from depai_nodes.wallet.proxy import WalletProxy
+
+        self.wallet = WalletProxy(self)  # its own wallet's wallet/post_task, resent while unanswered (idempotent by request id)
         self.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
         self.inbox: queue.Queue = queue.Queue()
         # Its period and retry backoff on the node's clock (sim time under use_sim_time), never backwards.
@@ -193,19 +194,8 @@ class RequesterNode(Node):
 
     def _ask(self, r: PostRequest) -> tuple[int, str, bool, str, str]:
         """(result, task_id, already_done, error, reason) of wallet/post_task."""
-        from depai_nodes.chain.intents import Result
-
-        if not self.post.wait_for_service(timeout_sec=2.0):
-            return Result.WALLET_UNAVAILABLE, "", False, "WalletUnavailable", f"no wallet serves {self.post.service_name}"
-        req = PostTask.Request(request_id=r.request_id, station=r.station, x=r.x, y=r.y, yaw=r.yaw, tolerance=r.tolerance,
-                               deadline=r.deadline, reward=str(r.reward))
-        done = threading.Event()
-        future = self.post.call_async(req)
-        future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.params.wallet_timeout) or future.result() is None:
-            self.post.remove_pending_request(future)
-            return Result.TIMEOUT, "", False, "WalletTimeout", f"no answer within {self.params.wallet_timeout:g} s (it may still complete)"
-        a = future.result()
+        a = self.wallet.post_task(r.request_id, r.station, r.x, r.y, r.yaw, r.tolerance, r.deadline, r.reward,
+                                  timeout_s=self.params.wallet_timeout)
         return a.result, a.task_id, a.already_done, a.error, a.reason
 
     def _drain(self) -> None:

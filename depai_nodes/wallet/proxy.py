@@ -7,19 +7,20 @@ action): learns the machine's address from the wallet's latched `wallet/account`
 thread (the node's executor delivers the answer meanwhile); every call returns an ``Outcome``,
 with WALLET_UNAVAILABLE when no wallet serves the service and TIMEOUT when it did not answer in
 time (the request may still complete: intents are idempotent, asking again is safe). An
-unanswered request is sent again while the call waits (after 5 s, then 10, 20...): one lost
-with a killed wallet is answered by its successor instead of waiting out the timeout.
+unanswered request is sent again while the call waits (after 5 s, then 10, 20...;
+common/service.py): one lost with a killed wallet is answered by its successor instead of
+waiting out the timeout.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 
 from depai.msg import MachineAccount
 from depai.srv import AnchorBatch, EnsureIdentity
 from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Outcome, Result
 from depai_nodes.common.qos import LATCHED_QOS
+from depai_nodes.common.service import ANSWERED, PendingCall
 
 __all__ = ["WalletProxy"]
 
@@ -50,51 +51,19 @@ class WalletProxy:
         return self.address
 
     def _call(self, client, request, timeout_s: float) -> object | Outcome:
-        """Send ``request``; while no answer has come, send it again after ``resend_s``, then
-        after twice that, and so on, until ``timeout_s``; the first answer is returned.
-
-        One send is not enough: a wallet killed with the request in flight never answers it, and
-        its service stays discovered after a kill -9 (no goodbye) until its lease ends, so a
-        request sent then, or before its respawned successor's endpoints have matched, is lost -
-        a single send would wait out the whole timeout (90 s for telemetry's anchors, with the
-        robot parked at its goal). The intents are idempotent (batch id, task id, request id)
-        and the wallet serves them one at a time, so a repeat is answered as the first was
-        (``already_anchored`` / ``already_done``), never executed twice."""
+        """The wallet's answer to ``request``, sent again while unanswered (common/service.py: a
+        wallet killed with the request in flight, or not yet matched after its respawn, drops it;
+        the intents are idempotent by batch, task or request id and the wallet serves them one at
+        a time, so a repeat is answered as the first was, never executed twice)."""
         if not client.wait_for_service(timeout_sec=min(self.discovery_timeout_s, timeout_s)):
             return Outcome(Result.WALLET_UNAVAILABLE, self.address, error="WalletUnavailable",
                            reason=f"no wallet serves {client.service_name}")
-        done = threading.Event()
-        futures = []
-
-        def send() -> None:
-            future = client.call_async(request)
-            future.add_done_callback(lambda _f: done.set())
-            futures.append(future)
-
-        send()
-        deadline = time.monotonic() + timeout_s
-        gap = self.resend_s
-        next_send = time.monotonic() + gap
-        while not done.wait(max(0.0, min(deadline, next_send) - time.monotonic())):
-            now = time.monotonic()
-            if now >= deadline:
-                break
-            if now >= next_send:
-                if client.service_is_ready():
-                    send()
-                    gap *= 2
-                    next_send = now + gap
-                else:
-                    next_send = now + 0.5  # no server matched right now: ask again once one is
-        answered = next((f for f in futures if f.done() and f.result() is not None), None)
-        for f in futures:
-            if f is not answered:
-                client.remove_pending_request(f)
-        if answered is None:
+        call = PendingCall(client, request, timeout_s, self.resend_s)
+        if call.wait() != ANSWERED:
             return Outcome(Result.TIMEOUT, self.address, error="WalletTimeout",
-                           reason=f"{client.service_name} gave no answer within {timeout_s:g} s (asked {len(futures)} "
+                           reason=f"{client.service_name} gave no answer within {timeout_s:g} s (asked {call.sends} "
                                   "time(s); it may still complete)")
-        return answered.result()
+        return call.result
 
     def anchor(self, req: AnchorRequest, timeout_s: float) -> Outcome:
         r = AnchorBatch.Request(batch_id=req.batch_id, root=req.root, message_count=req.message_count,
