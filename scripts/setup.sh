@@ -42,7 +42,9 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v c++ >/dev/null || missing+=(g++)
 command -v npm >/dev/null || missing+=(nodejs npm)
 # Open3D's CPU wheel links libusb (for RealSense support) and fails to import without it.
-ldconfig -p 2>/dev/null | grep -q 'libusb-1\.0\.so\.0' || missing+=(libusb-1.0-0)
+# (grep reads all of ldconfig's output: `grep -q` stops at the first match, ldconfig then dies of
+# SIGPIPE, and under pipefail the present library counted as missing: apt-get ran for nothing.)
+ldconfig -p 2>/dev/null | grep 'libusb-1\.0\.so\.0' >/dev/null || missing+=(libusb-1.0-0)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then APT=(apt-get); elif sudo -n true 2>/dev/null; then APT=(sudo apt-get); else
     die "missing system packages: ${missing[*]} (install with: sudo apt-get install ${missing[*]})"; fi
