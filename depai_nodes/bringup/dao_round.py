@@ -245,7 +245,7 @@ class DaoRound:
                  f" {ex['block_number']}, tx {ex['tx_hash']}, "
                  f"receipt at unix {t_exec:.3f}: policy v{before.version} -> v{after.version}, max {after.max_speed:.2f} m/s, "
                  f"keep-out: {zones}")
-        self._report(after.version, t_exec, stamps.get("queued", t_exec))
+        self._report(after.version, t_exec, stamps.get("queued", t_exec), planners=bool(plan.zone_id))
 
     def _wait_clear(self, fleet, plan: RoundPlan) -> bool:
         """Wait until no robot has held a task inside the zone for clear_for s (at most max_wait s)."""
@@ -269,20 +269,21 @@ class DaoRound:
                 return True
             if now - start >= self.spec.max_wait:
                 self.say(f"voting although a robot held a task in the zone within {self.spec.clear_for:g} s "
-                         f"(waited {self.spec.max_wait:g} s): it may only leave the zone, its task is given up")
+                         f"(waited {self.spec.max_wait:g} s): a robot inside the zone may only leave it, a task there is given up")
                 return True
             if self._stop.wait(0.5):
                 return False
 
-    def _report(self, version: int, t_exec: float, t_queued: float) -> None:
-        """How long after the execution each node took the new policy (from its log line)."""
+    def _report(self, version: int, t_exec: float, t_queued: float, planners: bool = True) -> None:
+        """How long after the execution each node took the new policy (from its log line; a
+        planner logs only a change of zones, so it is waited for only when the round adds one)."""
         want = ["dao_listener"] + [f"{r}/planner" for r in self.robots] + [f"{r}/controller" for r in self.robots]
+        awaited = [w for w in want if planners or not w.endswith("/planner")]
         deadline = time.monotonic() + self.report_timeout
         while True:
             with self._lines_lock:
                 got = {label: next((s.at for s in self._seen.get(label, []) if s.version >= version), None) for label in want}
-            controllers_done = all(got[f"{r}/controller"] is not None for r in self.robots)
-            if (controllers_done and got["dao_listener"] is not None) or time.monotonic() > deadline or self._stop.is_set():
+            if all(got[w] is not None for w in awaited) or time.monotonic() > deadline or self._stop.is_set():
                 break
             time.sleep(0.05)
         self._watching = False
@@ -290,9 +291,8 @@ class DaoRound:
         for label in want:
             at = got[label]
             if at is None:
-                if label.endswith("/planner"):
-                    continue  # a planner logs only a change of zones (a speed-only round: none)
-                missing.append(label)
+                if label in awaited:
+                    missing.append(label)
                 continue
             ms = (at - t_exec) * 1000.0
             parts.append(f"{label} {ms:+.0f} ms")

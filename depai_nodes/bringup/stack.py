@@ -108,7 +108,7 @@ class DaoRoundSpec(BaseModel):
     zone_id: str = Field("", max_length=32, description="the zone's id on chain (bytes32); '': `<station>_closed`")
     description: str = Field("", max_length=500, description="the proposal's description; '': one that says what it does")
     clear_for: float = Field(8.0, ge=0.0, le=600.0, description="s no task to the zone's station may have been held by a robot before the vote (a robot inside a new zone may only leave it, and its task could not be paid)")
-    max_wait: float = Field(60.0, ge=0.0, le=3600.0, description="s at most the round waits for that; then it votes anyway")
+    max_wait: float = Field(120.0, ge=0.0, le=3600.0, description="s at most the round waits for that; then it votes anyway")
 
     @model_validator(mode="after")
     def _something(self) -> "DaoRoundSpec":
