@@ -142,6 +142,21 @@ def _descriptor(name: str, field: FieldInfo):
     return descriptor
 
 
+def _widen_integer_override(overrides: dict, name: str, ptype: int) -> None:
+    """A parameter file's `period: 6` for a float parameter is 6.0, not a type error: YAML writes
+    whole numbers without a point, and rcl refuses an INTEGER value for a DOUBLE parameter (so does
+    a list of whole numbers for a list of floats). Only widening, never the other way."""
+    from rclpy.parameter import Parameter
+
+    given = overrides.get(name)
+    if given is None:
+        return
+    if ptype == Parameter.Type.DOUBLE.value and given.type_ == Parameter.Type.INTEGER:
+        overrides[name] = Parameter(name, Parameter.Type.DOUBLE, float(given.value))
+    elif ptype == Parameter.Type.DOUBLE_ARRAY.value and given.type_ == Parameter.Type.INTEGER_ARRAY:
+        overrides[name] = Parameter(name, Parameter.Type.DOUBLE_ARRAY, [float(v) for v in given.value])
+
+
 def declare_params(node, model: type[M], on_change: Callable[[M], None] | None = None) -> M:
     """Declare `model`'s fields as parameters of `node`, validate them, and return the model.
 
@@ -166,6 +181,7 @@ def declare_params(node, model: type[M], on_change: Callable[[M], None] | None =
     values: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         descriptor = _descriptor(name, field)
+        _widen_integer_override(overrides, name, descriptor.type)
         default = field.get_default(call_default_factory=True)
         # rcl refuses every set of a read-only parameter, the typed empty list below included:
         # a list is declared writable and made read-only once it holds its value.

@@ -167,3 +167,31 @@ def test_read_only_fields_are_refused_at_run_time_but_set_at_start(context):
     refused = node.set_parameters([Parameter("world", value="yard")])[0]
     assert not refused.successful and "read-only" in refused.reason
     assert node.get_parameter("world").value == "depot" and seen == []
+
+
+class Floats(ParamsModel):
+    period: float = Field(1.5, gt=0.0)
+    pose: list[float] = Field(default_factory=lambda: [0.0, 0.0, 0.0])
+    count: int = Field(3, ge=0)
+
+
+def test_whole_numbers_in_a_parameter_file_are_floats_for_float_parameters(tmp_path):
+    """`period: 6` (YAML writes it without a point) sets a float parameter to 6.0; an integer
+    parameter still refuses 2.5."""
+    import yaml
+
+    params_file = tmp_path / "p.yaml"
+    params_file.write_text(yaml.safe_dump({"/g": {"ros__parameters": {"period": 6, "pose": [1, 2, 3], "count": 4}}}))
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=0, args=["--ros-args", "--params-file", str(params_file)])
+    try:
+        node = rclpy.create_node("g", context=ctx)
+        got = declare_params(node, Floats)
+        assert (got.period, got.pose, got.count) == (6.0, [1.0, 2.0, 3.0], 4)
+        assert node.get_parameter("period").type_ == Parameter.Type.DOUBLE
+        bad = rclpy.create_node("h", context=ctx, parameter_overrides=[Parameter("count", value=2.5)])
+        with pytest.raises(ParameterError) as info:
+            declare_params(bad, Floats)
+        assert info.value.parameter == "count"
+    finally:
+        ctx.try_shutdown()
