@@ -521,6 +521,13 @@ class MarketAgent:
             return cur.task
         return None
 
+    def on_batch_anchored(self, now: float) -> None:
+        """Telemetry reports a batch anchored: if an arrival waits for its proof, ask at once
+        instead of at the next proof_poll_s (the poll stays, for a missed report)."""
+        cur = self.current
+        if cur is not None and self.phase == MarketPhase.PROVING:
+            cur.retry_at = min(cur.retry_at, now)
+
     def on_proof(self, result: str, answer: dict, now: float) -> str | None:
         cur = self.current
         if cur is None or self.phase != MarketPhase.PROVING:

@@ -17,7 +17,7 @@ from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 
-from depai.msg import ArrivalRecord, FleetPolicy, MachineAccount
+from depai.msg import ArrivalRecord, FleetPolicy, MachineAccount, TxStatus
 from depai.srv import AcceptTask, ArrivalProof, CompleteTask, PlanPath
 from depai_nodes.common.logthrottle import Outage
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS
@@ -67,6 +67,8 @@ class MarketDriver:
         node.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS)
         node.create_subscription(MachineAccount, "wallet/account", self._on_account, LATCHED_QOS)
         node.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
+        # Telemetry's anchoring results: a CONFIRMED batch may hold the arrival waiting for its proof.
+        node.create_subscription(TxStatus, "anchor_status", self._on_anchor_status, RELIABLE_QOS)
         self.pose: tuple[float, float, float] | None = None
         # Service calls in flight (common/service.py: polled each tick; deadlines on the wall clock,
         # idempotent requests sent again while unanswered, a plan the robot would follow sent once).
@@ -100,6 +102,10 @@ class MarketDriver:
         if msg.address and msg.address != self.agent.machine:
             self.agent.machine = msg.address
             self.node.get_logger().info(f"machine account {msg.address} (from the wallet)")
+
+    def _on_anchor_status(self, msg: TxStatus) -> None:
+        if msg.status == TxStatus.CONFIRMED:
+            self.agent.on_batch_anchored(self.node.clock.now())
 
     def _on_policy(self, msg: FleetPolicy) -> None:
         try:

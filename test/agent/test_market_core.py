@@ -102,7 +102,11 @@ def test_the_best_task_is_accepted_driven_proven_and_paid_then_the_robot_parks()
     assert a.proof_wanted(3.6).task_id == 2
     assert a.on_proof("PENDING", {}, 3.6) is None and a.phase == MarketPhase.PROVING
     proof = {"batch_id": "ab" * 16, "x_mm": 2000, "y_mm": 1000, "yaw_mrad": 0, "time": T + 60, "proof": ["0x" + "11" * 32]}
-    assert a.proof_wanted(4.2) is not None
+    assert a.proof_wanted(3.7) is None  # next poll at 4.1 ...
+    a.on_batch_anchored(3.8)            # ... but telemetry reports a batch anchored: ask at once
+    assert a.proof_wanted(3.8) is not None
+    assert a.proof_wanted(4.2) is None  # polled again from then on
+    assert a.proof_wanted(4.3) is not None
     assert "anchored in batch" in a.on_proof("ANCHORED", proof, 4.2)
     task, p = a.complete_wanted(4.2)
     assert task.task_id == 2 and p == proof
