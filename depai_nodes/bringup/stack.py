@@ -123,7 +123,8 @@ class StackSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     robots: list[str] = Field(default_factory=lambda: ["robot1"])
-    use_sim_time: bool = False
+    use_sim_time: bool = Field(False, description="every node follows /clock, when the clock node runs (a launch without it: wall time)")
+    clock_node: str = Field("simulator", description="the entry that publishes /clock; use_sim_time applies only when it is launched")
     chain: ChainSpec = Field(default_factory=ChainSpec)
     dao_round: DaoRoundSpec = Field(default_factory=DaoRoundSpec)
     nodes: list[NodeSpec]
@@ -301,16 +302,17 @@ def expand(
         if name not in known:
             raise StackError(f"no node named '{name}' in the stack; known: {', '.join(sorted(known))}")
     instances = []
-    for spec in stack.nodes:
-        if not (spec.enabled or spec.name in (enable or [])) or (only and spec.name not in only):
-            continue
-        if spec.needs_chain and not chain:
-            continue
+    selected = [spec for spec in stack.nodes
+                if (spec.enabled or spec.name in (enable or [])) and not (only and spec.name not in only)
+                and not (spec.needs_chain and not chain)]
+    # Sim time only with its clock: nodes told to follow a /clock nobody publishes stand still.
+    sim_time = stack.use_sim_time and any(spec.name == stack.clock_node for spec in selected)
+    for spec in selected:
         params = dict(spec.parameters)
         if not chain:
             params.update(spec.without_chain)
         params.update((overrides or {}).get(spec.name, {}))
-        if stack.use_sim_time:
+        if sim_time:
             params.setdefault("use_sim_time", True)
         params = resolve_package_paths(params, share_dir)
         # A fleet-wide node that serves every robot (the simulator) is told which ones there are.

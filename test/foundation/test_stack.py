@@ -27,13 +27,18 @@ def test_robot_nodes_are_instantiated_per_robot_and_fleet_nodes_once(tmp_path):
 robots: [r1, r2]
 use_sim_time: true
 nodes:
+  - {name: simulator, concern: simulator, scope: fleet, parameters: {use_sim_time: false}}
   - {name: policy, concern: dao_listener, scope: fleet}
   - {name: perception, concern: perception, parameters: {voxel_size: 0.2, map: "package://depai/config/x.yaml"}}
 """))
     instances = expand(stack, share_dir="/opt/share/depai", overrides={"perception": {"voxel_size": 0.3}})
-    assert [i.fqn for i in instances] == ["/policy", "/r1/perception", "/r2/perception"]
-    assert instances[1].parameters == {"voxel_size": 0.3, "map": "/opt/share/depai/config/x.yaml", "use_sim_time": True}
-    assert [i.fqn for i in expand(stack, robots=["solo"], only=["perception"], share_dir="/s")] == ["/solo/perception"]
+    assert [i.fqn for i in instances] == ["/simulator", "/policy", "/r1/perception", "/r2/perception"]
+    assert instances[2].parameters == {"voxel_size": 0.3, "map": "/opt/share/depai/config/x.yaml", "use_sim_time": True}
+    assert instances[0].parameters == {"use_sim_time": False}  # the clock itself
+    solo = expand(stack, robots=["solo"], only=["perception"], share_dir="/s")
+    assert [i.fqn for i in solo] == ["/solo/perception"]
+    # without the clock node nobody publishes /clock: wall time, or the nodes would stand still
+    assert "use_sim_time" not in solo[0].parameters
 
 
 @pytest.mark.parametrize(
