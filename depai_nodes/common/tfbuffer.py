@@ -10,6 +10,8 @@ static transforms hold at every time. Unknown frames, disconnected trees and sta
 samples are a `TransformError` naming the frames and the time range, never a guess.
 
 Stamps are integer nanoseconds. `stamp=None` uses the latest time all edges on the path share.
+A sample older than the whole cache behind an edge's newest one means time jumped back (a
+restarted simulator): the dynamic history is cleared, as tf2 does, and `jumps_back` counts it.
 """
 
 from __future__ import annotations
@@ -140,11 +142,23 @@ class TransformBuffer:
     def __init__(self, cache_s: float = 10.0) -> None:
         self._edges: dict[str, _Edge] = {}  # child -> edge to its parent
         self._cache_ns = int(cache_s * 1e9)
+        self.jumps_back = 0  # times the dynamic history was cleared because time went back
+
+    def clear_dynamic(self) -> None:
+        """Forget every /tf sample (static transforms stay): what tf2 does on a jump back in time."""
+        self._edges = {child: e for child, e in self._edges.items() if e.static}
 
     def add(self, parent: str, child: str, stamp: int, value: Transform, static: bool = False) -> None:
         if not parent or not child or parent == child:
             raise TransformError(f"invalid transform '{parent}' -> '{child}'")
         edge = self._edges.get(child)
+        if not static and edge is not None and not edge.static and edge.stamps and stamp < edge.stamps[-1] - self._cache_ns:
+            # Older than the whole cache behind this edge's newest sample: time jumped back (a
+            # restarted simulator's clock starts again at zero). The history belongs to the old
+            # timeline; keeping it would refuse every new stamp as "outside the samples".
+            self.clear_dynamic()
+            self.jumps_back += 1
+            edge = self._edges.get(child)
         if edge is None or edge.parent != parent or edge.static != static:
             if self._is_ancestor(child, parent):
                 raise TransformError(f"'{parent}' -> '{child}' would close a loop in the tree")

@@ -276,10 +276,13 @@ class PlannerNode(Node):
         return self._odom
 
     def _on_tf(self, msg, static: bool) -> None:
+        jumps = self.tf.jumps_back
         try:
             self.tf.add_message(msg, static=static)
         except (TransformError, ValueError) as exc:  # a loop, a second parent, a non-finite value
             self.get_logger().error(f"transform ignored: {exc}", throttle_duration_sec=5.0)
+        if self.tf.jumps_back != jumps:
+            self.get_logger().warning("time jumped back on /tf (a restarted simulator?): transform history cleared")
 
     def _placement(self, msg: OccupancyGrid) -> tuple[float, float, float] | None:
         """Where the costmap's frame stood in the planning frame when its sweep was taken: the

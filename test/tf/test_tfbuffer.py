@@ -81,3 +81,25 @@ def test_inverse_and_product_are_consistent():
         ident = a * a.inverse()
         np.testing.assert_allclose(ident.translation, 0, atol=1e-9)
         assert abs(abs(ident.rotation[3]) - 1) < 1e-9
+
+
+def test_a_jump_back_in_time_clears_the_history_and_keeps_the_static_transforms():
+    """A restarted simulator stamps from zero again: its transforms must be usable at once, not
+    refused as older than the previous run's samples until its clock catches up."""
+    buf = TransformBuffer(cache_s=10.0)
+    for t in range(60, 72):  # the previous run, 60..71 s
+        buf.add("map", "r/odom", t * S, planar(0.0, 0.0, 0.0))
+        buf.add("r/odom", "r/base_link", t * S, planar(float(t), 0.0, 0.0))
+    buf.add("r/base_link", "r/lidar_link", 0, planar(0.2, 0.0, 0.0), static=True)
+    assert buf.jumps_back == 0
+    buf.add("map", "r/odom", 1 * S, planar(0.0, 0.0, 0.0))  # the new run
+    buf.add("map", "r/odom", 2 * S, planar(0.0, 0.0, 0.0))
+    buf.add("r/odom", "r/base_link", 1 * S, planar(5.0, 0.0, 0.0))
+    buf.add("r/odom", "r/base_link", 2 * S, planar(6.0, 0.0, 0.0))
+    assert buf.jumps_back == 1
+    got = buf.lookup("map", "r/lidar_link", int(1.5 * S))
+    np.testing.assert_allclose(got.translation, [5.7, 0.0, 0.0], atol=1e-9)  # new samples + the static mount
+    with pytest.raises(TransformError):
+        buf.lookup("map", "r/base_link", 65 * S)  # the old timeline is gone
+    buf.add("r/odom", "r/base_link", int(1.9 * S), planar(5.9, 0.0, 0.0))  # slightly out of order: not a jump
+    assert buf.jumps_back == 1
