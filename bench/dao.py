@@ -23,7 +23,6 @@ the next block). Target: controller p99 <= one block + 200 ms, and p50 <= 3x the
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import statistics
@@ -51,17 +50,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def _domain():
-    lock_dir = Path(os.environ.get("DEPAI_DOMAIN_LOCKS", "/tmp/depai-ros-domains"))
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(100):
-        d = 1 + (os.getpid() + i) % 100
-        h = open(lock_dir / f"{d}.lock", "w")
-        try:
-            fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return d, h
-        except BlockingIOError:
-            h.close()
-    raise RuntimeError("no free ROS_DOMAIN_ID")
+    from depai_nodes.common.domains import acquire_domain
+
+    return acquire_domain()
 
 
 class RawSubscriber:

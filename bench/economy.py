@@ -50,19 +50,9 @@ KINDS = {"TaskPosted", "TaskAccepted", "TaskCompleted", "TaskPaid", "BatchAnchor
 
 
 def _domain():
-    import fcntl
+    from depai_nodes.common.domains import acquire_domain
 
-    lock_dir = Path(os.environ.get("DEPAI_DOMAIN_LOCKS", "/tmp/depai-ros-domains"))
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(100):
-        d = 1 + (os.getpid() + i) % 100
-        h = open(lock_dir / f"{d}.lock", "w")
-        try:
-            fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return d, h
-        except BlockingIOError:
-            h.close()
-    raise RuntimeError("no free ROS_DOMAIN_ID")
+    return acquire_domain()
 
 
 class ChainWatcher:

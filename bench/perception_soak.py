@@ -43,7 +43,9 @@ def main() -> int:
     from depai.msg import ObstacleArray
     from depai_nodes.common.qos import RELIABLE_QOS
 
-    domain = 101 + os.getpid() % 40
+    from depai_nodes.common.domains import acquire_domain
+
+    domain, _lock = acquire_domain()  # held until the process ends
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
                PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
     tmp = Path(tempfile.mkdtemp(prefix="depai-soak-"))

@@ -158,7 +158,10 @@ def main() -> int:
     a = ap.parse_args()
     n = 3 if a.quick else a.n
     n_base = 1 if a.quick else 2
-    domain = int(os.environ.get("ROS_DOMAIN_ID", "78"))
+    from depai_nodes.common.domains import acquire_domain
+
+    wanted = os.environ.get("ROS_DOMAIN_ID")
+    domain, _lock = acquire_domain(int(wanted) if wanted else None)  # held for the whole bench
     kinds = ["policy lost", "listener killed", "explicit pause"]
     timeout = controller_param(REPO / "config" / "stack.yaml", "policy_timeout")
     with tempfile.TemporaryDirectory(prefix="depai-safe-stop-") as tmp:

@@ -98,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench view", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="runs per configuration")
     parser.add_argument("--duration", type=float, default=60.0, help="s of wall time per run")
-    parser.add_argument("--domain", type=int, default=92, help="ROS_DOMAIN_ID of the runs")
+    parser.add_argument("--domain", type=int, default=None, help="ROS_DOMAIN_ID of the runs (default: a free one)")
     parser.add_argument("launch_args", nargs="*", help="more `depai launch` arguments (after --)")
     args = parser.parse_args(argv)
+    from depai_nodes.common.domains import acquire_domain
+
+    args.domain, _lock = acquire_domain(args.domain)  # held for every run: no other DePAI run hears ours
     results = []
     for i in range(args.runs):
         for view in (False, True):

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -24,7 +23,6 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_LOCK_DIR = Path(os.environ.get("DEPAI_DOMAIN_LOCKS", "/tmp/depai-ros-domains"))
 
 
 @pytest.fixture(scope="session")
@@ -42,17 +40,9 @@ def shared_data() -> Path:
 
 
 def _acquire_domain() -> tuple[int, Any]:
-    _LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    start = os.getpid() % 100
-    for i in range(100):
-        domain = 1 + (start + i) % 100  # 1..100: ids whose DDS ports are valid on Linux
-        handle = open(_LOCK_DIR / f"{domain}.lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return domain, handle
-        except BlockingIOError:
-            handle.close()
-    raise RuntimeError("no free ROS_DOMAIN_ID: 100 test runs hold one each")
+    from depai_nodes.common.domains import acquire_domain
+
+    return acquire_domain()
 
 
 @pytest.fixture

@@ -15,7 +15,14 @@ def cmd_soak(args) -> int:
     robots = [r for r in args.robots.split(",") if r]
     config = SoakConfig(duration_s=args.minutes * 60.0, robots=robots, seed=args.seed,
                         kinds=[k for k in args.kinds.split(",") if k] or None, chain=args.chain)
-    domain = int(os.environ.get("ROS_DOMAIN_ID", "77"))
+    from depai_nodes.common.domains import DomainBusyError, acquire_domain
+
+    wanted = os.environ.get("ROS_DOMAIN_ID")
+    try:  # held for the whole soak: another run on its domain would be one system with it (policies, node names)
+        domain, _lock = acquire_domain(int(wanted) if wanted else None)
+    except DomainBusyError as e:
+        print(f"soak: {e}", file=sys.stderr)
+        return 2
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="depai-soak-"))
     print(f"soak: {args.minutes:g} min, robots {','.join(robots)}, seed {args.seed}, ROS_DOMAIN_ID={domain}, "
           f"{'a fresh local chain in the work folder, market mode' if args.chain else 'no chain (patrol, file policy)'}, "
