@@ -114,6 +114,14 @@ def test_stale_policy_gap_is_caught_and_a_stop_in_time_passes():
     # the gap after the last message counts too (the source never came back)
     assert check_stale_policy(Trace(odom=drive(0.1, 30), policy=heartbeat(0, 10), end=30), 5.0, 1.0)
     assert check_all(Trace(odom=drive(0.1, 30), policy=pol, end=30), policy_timeout=5.0, robot_radius=0.3)
+    # the robot resumed on the policy its controller got 0.8 s before this recorder heard it: not a
+    # violation (the recorder is a subscriber too, and hears it late under load) ...
+    early = drive(0.1, 15.5) + drive(15.5, 24.2, speed=0.0) + drive(24.2, 30)
+    assert check_stale_policy(Trace(odom=early, policy=pol, end=30), policy_timeout=5.0, stop_margin=1.0) == []
+    # ... but moving 2 s before it is
+    v = check_stale_policy(Trace(odom=drive(0.1, 15.5) + drive(15.5, 23.0, speed=0.0) + drive(23.0, 30), policy=pol, end=30),
+                           policy_timeout=5.0, stop_margin=1.0)
+    assert v and 23.0 <= v[0].t < 23.5
 
 
 def ev(task, event, block, amount=0):
