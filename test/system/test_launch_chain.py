@@ -59,7 +59,8 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
     try:
         anvil = first.anvil_pid()
         wait_for(first.log, r"funded (robot1|robot2|requester) ", 60, count=3)
-        wait_for(first.log, r"registered in the TaskMarket with stake", 60, count=2)
+        for robot in ("robot1", "robot2"):  # (the wallet and the identity node both log the step: wait for each robot's wallet)
+            wait_for(first.log, rf"\[{robot}/wallet\].*registered in the TaskMarket with stake", 60)
         balances, fleet = standing(cfg_path)
         assert balances[ROBOT1] == (9900 * TOKEN, 100 * TOKEN) and balances[ROBOT2] == (9900 * TOKEN, 100 * TOKEN)
         assert requester_funds(fleet) == 100_000 * TOKEN  # funded once; its balance plus what its tasks escrow
@@ -111,7 +112,8 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
         wait_for(third.log, r"funded (robot1|robot2|requester) ", 60, count=3)
         assert load_config(cfg_path).genesis_hash != genesis
         # the nodes are up (a Ctrl-C while a node still imports ends it with a KeyboardInterrupt traceback)
-        wait_for(third.log, r"registered in the TaskMarket with stake", 60, count=2)
+        for robot in ("robot1", "robot2"):
+            wait_for(third.log, rf"\[{robot}/wallet\].*registered in the TaskMarket with stake", 60)
     finally:
         code = third.stop()
     assert code == 0, third.text()[-3000:]
