@@ -3,6 +3,7 @@ levels that mean something (controller: ERROR without a policy, OK with one, WAR
 stale; a managed node: WARN while not active, ERROR after a failed transition, OK when active)."""
 import time
 
+from diagkit import FakeClock
 from depai.msg import FleetPolicy
 from diagnostic_msgs.msg import DiagnosticArray
 
@@ -10,16 +11,8 @@ from depai_nodes.common.diagnostics import ERROR, OK, WARN, Diagnostics
 from depai_nodes.common.qos import LATCHED_QOS
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 100.0
-
-    def __call__(self):
-        return self.t
-
-
 def test_topic_levels_follow_the_given_clock():
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     diag = Diagnostics(clock, window=2.0)
     odom = diag.topic("odom", expected_rate=10.0, stale_after=0.5)
     assert diag.report()[0].level == WARN and diag.report()[0].message == "no message yet"

@@ -7,6 +7,7 @@ viewer extra in test/view/test_view_diagnostics.py."""
 import threading
 import time
 
+from diagkit import FakeClock
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import String
@@ -16,16 +17,8 @@ from depai_nodes.lifecycle_manager.core import NodeRecord, overall_status
 from depai_nodes.monitor.core import parse_topic_spec
 
 
-class FakeClock:
-    def __init__(self):
-        self.t = 200.0
-
-    def __call__(self):
-        return self.t
-
-
 def test_topic_stats_reset_cleanly_when_the_clock_goes_back():
-    clock = FakeClock()
+    clock = FakeClock(200.0)
     diag = Diagnostics(clock, window=2.0)
     odom = diag.topic("odom", expected_rate=10.0, stale_after=0.5)
     for _ in range(20):
@@ -53,7 +46,7 @@ def test_topic_stats_reset_cleanly_when_the_clock_goes_back():
 
 
 def test_a_jump_seen_first_by_a_message_is_reported_once_too():
-    clock = FakeClock()
+    clock = FakeClock(200.0)
     diag = Diagnostics(clock, window=2.0)
     points = diag.topic("points")
     for _ in range(5):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import socket
 import threading
 
+from diagkit import wait_status
+from diagkit import values as status_values
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TransformStamped
@@ -19,17 +21,6 @@ from depai.msg import FleetPolicy
 from depai_nodes.common.diagnostics import ERROR, OK, WARN
 from depai_nodes.common.pointcloud2 import array_to_cloud, xyz_dtype
 from depai_nodes.common.qos import LATCHED_QOS, SENSOR_QOS, TF_QOS
-
-
-def _status(inbox, name, level, timeout=30.0, where=None):
-    def match(msg):
-        return any(s.name == name and s.level == bytes([level]) and (where is None or where(s)) for s in msg.status)
-    msg = inbox.wait_for(match, timeout=timeout)
-    return next(s for s in msg.status if s.name == name and s.level == bytes([level]) and (where is None or where(s)))
-
-
-def _values(status):
-    return {kv.key: kv.value for kv in status.values}
 
 
 INPUTS = ("/robot1/points", "/robot1/odom", "/robot1/plan", "/fleet/policy", "/tf")
@@ -45,15 +36,15 @@ def test_view_servers_inputs_and_placement_levels(ros_node, start_node, ports):
                                               "rerun_web_port": ports["rerun_web_port"], "rerun_grpc_port": ports["rerun_grpc_port"],
                                               "cloud_rate": 5.0})
         inbox = ros_node.subscribe(DiagnosticArray, "/diagnostics", 50)
-        failed = _status(inbox, "/view: viewer foxglove", ERROR, timeout=60)
+        failed = wait_status(inbox, "/view: viewer foxglove", ERROR, timeout=60)
         assert failed.message.startswith("failed to start:") and "Address already in use" in failed.message
-        rerun = _status(inbox, "/view: viewer rerun", OK)
-        assert rerun.message == f"serving {_values(rerun)['web_url']}" and f":{ports['rerun_web_port']}/" in _values(rerun)["web_url"]
+        rerun = wait_status(inbox, "/view: viewer rerun", OK)
+        assert rerun.message == f"serving {status_values(rerun)['web_url']}" and f":{ports['rerun_web_port']}/" in status_values(rerun)["web_url"]
         assert "cannot serve the viewer of `foxglove_port`" in view.log()  # logged once, the node goes on
         for topic in INPUTS:
-            nothing = _status(inbox, f"/view: input {topic}", WARN)
-            assert nothing.message == "no message yet" and _values(nothing)["messages"] == "0"
-        assert _status(inbox, "/view: placement", OK).message == "nothing failed to place in map"
+            nothing = wait_status(inbox, f"/view: input {topic}", WARN)
+            assert nothing.message == "no message yet" and status_values(nothing)["messages"] == "0"
+        assert wait_status(inbox, "/view: placement", OK).message == "nothing failed to place in map"
 
         odom_pub = ros_node.publisher(Odometry, "/robot1/odom", SENSOR_QOS)
         cloud_pub = ros_node.publisher(PointCloud2, "/robot1/points", 5)
@@ -80,12 +71,12 @@ def test_view_servers_inputs_and_placement_levels(ros_node, start_node, ports):
         thread.start()
         try:
             # no transform to map yet: the odometry and the sweeps cannot be placed
-            unplaced = _status(inbox, "/view: placement", WARN)
-            assert unplaced.message.startswith("cannot place in map robot1/") and _values(unplaced)["last_input"] in ("robot1/odom", "robot1/points")
-            assert int(_values(unplaced)["failures"]) >= 1 and "map" in _values(unplaced)["last_error"]
-            odom = _status(inbox, "/view: input /robot1/odom", OK, where=lambda s: float(_values(s)["rate_hz"]) > 2.0)
-            assert int(_values(odom)["messages"]) > 5
-            assert _status(inbox, "/view: input /robot1/points", OK).message.endswith("Hz")
+            unplaced = wait_status(inbox, "/view: placement", WARN)
+            assert unplaced.message.startswith("cannot place in map robot1/") and status_values(unplaced)["last_input"] in ("robot1/odom", "robot1/points")
+            assert int(status_values(unplaced)["failures"]) >= 1 and "map" in status_values(unplaced)["last_error"]
+            odom = wait_status(inbox, "/view: input /robot1/odom", OK, where=lambda s: float(status_values(s)["rate_hz"]) > 2.0)
+            assert int(status_values(odom)["messages"]) > 5
+            assert wait_status(inbox, "/view: input /robot1/points", OK).message.endswith("Hz")
             # now the transform, a plan and a policy
             with_tf.set()
             plan_pub = ros_node.publisher(Path, "/robot1/plan", LATCHED_QOS)
@@ -100,18 +91,18 @@ def test_view_servers_inputs_and_placement_levels(ros_node, start_node, ports):
             policy.header.frame_id = "map"
             policy_pub.publish(policy)
             for topic in ("/robot1/plan", "/fleet/policy", "/tf"):
-                assert int(_values(_status(inbox, f"/view: input {topic}", OK))["messages"]) >= 1
+                assert int(status_values(wait_status(inbox, f"/view: input {topic}", OK))["messages"]) >= 1
             # every message placed since: the placement WARN ends 10 s after the last failure
-            placed = _status(inbox, "/view: placement", OK, timeout=40, where=lambda s: "failures" in _values(s) and _values(s)["failures"] != "0")
-            assert " failure(s), none for " in placed.message and float(_values(placed)["last_age_s"]) >= 10.0
-            drawn = _status(inbox, "/view: drawing", OK, where=lambda s: int(_values(s)["sweeps"]) > 0 and int(_values(s)["poses"]) > 0)
-            assert drawn.message == "nothing failed to draw" and _values(drawn)["failures"] == "0"
+            placed = wait_status(inbox, "/view: placement", OK, timeout=40, where=lambda s: "failures" in status_values(s) and status_values(s)["failures"] != "0")
+            assert " failure(s), none for " in placed.message and float(status_values(placed)["last_age_s"]) >= 10.0
+            drawn = wait_status(inbox, "/view: drawing", OK, where=lambda s: int(status_values(s)["sweeps"]) > 0 and int(status_values(s)["poses"]) > 0)
+            assert drawn.message == "nothing failed to draw" and status_values(drawn)["failures"] == "0"
         finally:
             stop.set()
             thread.join(2.0)
         # the streams stop: stale after 2 s; the latched plan and policy stay OK
-        stale = _status(inbox, "/view: input /robot1/odom", WARN, timeout=20, where=lambda s: s.message.startswith("stale"))
-        assert float(_values(stale)["age_s"]) > 2.0
+        stale = wait_status(inbox, "/view: input /robot1/odom", WARN, timeout=20, where=lambda s: s.message.startswith("stale"))
+        assert float(status_values(stale)["age_s"]) > 2.0
         entries = {s.name: s for s in _report_where_odom_is_stale(inbox)}
         assert entries["/view: input /robot1/plan"].level == bytes([OK]) and entries["/view: input /fleet/policy"].level == bytes([OK])
         assert view.process.poll() is None
