@@ -148,7 +148,7 @@ def _plan(ros2, service: str, x: float, y: float) -> tuple[int, str]:
     return int(found.group(1)), found.group(2)
 
 
-def test_one_robot_shipped_stack(ros2, launched):
+def test_one_robot_shipped_stack(ros2, launched):  # and lifecycle, on the same launch
     # without a chain: the patrol under config/policy.yaml (its keep-out zone is checked below)
     run = launched("depai.launch.py", robots=["robot1"], chain="none")
     nodes = run.wait_nodes()
@@ -186,6 +186,27 @@ def test_one_robot_shipped_stack(ros2, launched):
     code, message = _plan(ros2, "/robot1/plan_path", -8.0, -8.3)
     assert code == 0, message
 
+    # Lifecycle, on the same launch (one stack start fewer in CI). Without a chain the managed node
+    # is the dao_listener (the wallets, identities and telemetry need one:
+    # test/foundation/test_lifecycle.py, test/chain/test_wallet_lifecycle.py); the stack's
+    # lifecycle_manager brings it up (it starts with autostart: false).
+    wait_until(lambda: "all 1 managed node(s) active" in run.log() or None, 60, "the lifecycle manager's bring-up")
+    listed = ros2.run("lifecycle", "nodes", "--no-daemon", "--spin-time", "2").stdout.split()
+    managed = sorted(n for n in listed if n in run.expected)
+    assert managed == ["/dao_listener"], listed
+    states = {n: _lifecycle(ros2, "get", n).stdout.strip() for n in managed}
+    assert all(state.startswith("active") for state in states.values()), states
+    # ros2 lifecycle set: deactivate (the policy heartbeat stops), then activate again
+    out = _lifecycle(ros2, "set", "/dao_listener", "deactivate").stdout
+    assert "Transitioning successful" in out, out
+    wait_until(lambda: "/dao_listener: deactivated by someone else: left inactive" in run.log() or None, 20, "the manager seeing it")
+    assert _lifecycle(ros2, "get", "/dao_listener").stdout.startswith("inactive")  # the manager leaves it so
+    refused = _lifecycle(ros2, "set", "/dao_listener", "configure", check=False)
+    assert "Transitioning successful" not in refused.stdout  # not a transition from inactive; the node lives on
+    out = _lifecycle(ros2, "set", "/dao_listener", "activate").stdout
+    assert "Transitioning successful" in out, out
+    assert _lifecycle(ros2, "get", "/dao_listener").stdout.startswith("active")
+
     assert run.stop() == 0
     assert _node_list(ros2) == []
 
@@ -218,31 +239,6 @@ def _lifecycle(ros2, *args, check=True):
     return result
 
 
-def test_lifecycle_nodes_are_active(ros2, launched, tmp_path):
-    run = launched("depai.launch.py", stack=_light_stack(tmp_path), chain="none")
-    run.wait_nodes()
-    # Without a chain the managed node is the dao_listener (the wallets, identities and telemetry
-    # need one: test/foundation/test_lifecycle.py, test/chain/test_wallet_lifecycle.py); the
-    # stack's lifecycle_manager brings it up (it starts with autostart: false).
-    wait_until(lambda: "all 1 managed node(s) active" in run.log() or None, 60, "the lifecycle manager's bring-up")
-    listed = ros2.run("lifecycle", "nodes", "--no-daemon", "--spin-time", "2").stdout.split()
-    managed = sorted(n for n in listed if n in run.expected)
-    assert managed == ["/dao_listener"], listed
-    states = {n: _lifecycle(ros2, "get", n).stdout.strip() for n in managed}
-    assert all(state.startswith("active") for state in states.values()), states
-    # ros2 lifecycle set: deactivate (the policy heartbeat stops), then activate again
-    out = _lifecycle(ros2, "set", "/dao_listener", "deactivate").stdout
-    assert "Transitioning successful" in out, out
-    wait_until(lambda: "/dao_listener: deactivated by someone else: left inactive" in run.log() or None, 20, "the manager seeing it")
-    assert _lifecycle(ros2, "get", "/dao_listener").stdout.startswith("inactive")  # the manager leaves it so
-    refused = _lifecycle(ros2, "set", "/dao_listener", "configure", check=False)
-    assert "Transitioning successful" not in refused.stdout  # not a transition from inactive; the node lives on
-    out = _lifecycle(ros2, "set", "/dao_listener", "activate").stdout
-    assert "Transitioning successful" in out, out
-    assert _lifecycle(ros2, "get", "/dao_listener").stdout.startswith("active")
-    assert run.stop() == 0
-
-
 def test_several_robots(ros2, launched, tmp_path, monkeypatch):
     # Two robots on the shipped launch file with the shipped machine economy: the launch brings its
     # local chain (bringup/chain.py) for the wallets, identities, telemetry, requester and status
@@ -262,7 +258,9 @@ def test_several_robots(ros2, launched, tmp_path, monkeypatch):
                       "/robot2/points", "sensor_msgs/msg/PointCloud2", timeout=60).stdout
     assert int(points.split()[0]) > 0
     # the robots' identity nodes registered them through their wallets, on the launch's own chain
-    wait_until(lambda: len(re.findall(r"registered in the TaskMarket", run.log())) >= 2 or None, 90, "both robots staked")
+    # (the wallet and the identity node both log the step: each robot's wallet line counts)
+    wait_until(lambda: all(re.search(rf"\[{r}\.wallet\]: identity: registered in the TaskMarket", run.log())
+                           for r in ("robot1", "robot2")) or None, 90, "both robots staked")
     anvil = int(re.search(r"anvil pid (\d+)", run.log()).group(1))
     assert "== DePAI fleet status" in run.log()
     assert run.stop() == 0  # every process it started is gone, the chain's anvil included (descendants)

@@ -1,16 +1,12 @@
-"""The main job, end to end: the shipped config/stack.yaml brought up by `depai launch`.
+"""The main job without its chain: the shipped config/stack.yaml brought up by `depai launch --no-chain`.
 
-With its chain (the default): the launcher starts a local anvil, deploys, funds the two robots and
-the requester; the requester posts delivery tasks to the warehouse's stations through its own
-wallet; each robot's agent takes tasks, drives there (simulator -> LiDAR -> perception -> planner
--> controller), has telemetry anchor its arrival and its wallet complete the task with the
-Merkle proof; TaskMarket pays. Asserted on chain: tasks Completed and paid to the machine that
-did them (its balance grew by the rewards), batches anchored by both robots; and on the run:
-the status table and its summary in the log, exit 0, nothing left running (the chain included).
+One robot patrols under config/policy.yaml: it must reach a waypoint, the waypoint inside the
+keep-out zone must be refused and skipped, and a fleet pause written to the policy file must stop
+the robot; Ctrl-C must then stop every process.
 
-Without a chain (`--no-chain`): one robot patrols under config/policy.yaml: it must reach a
-waypoint, the waypoint inside the keep-out zone must be refused and skipped, and a fleet pause
-written to the policy file must stop the robot; Ctrl-C must then stop every process.
+The main job with its chain (tasks posted, accepted, driven, proven and paid to the machine that did
+them, batches anchored by both robots, the DAO's mid-run vote obeyed, the status summary, exit 0,
+nothing left running) is test/system/test_economy_scenario.py: one launch serves both.
 """
 
 import math
@@ -21,8 +17,7 @@ import sys
 import shutil
 import time
 
-import pytest
-from launchkit import LIGHT_LIDAR, MACHINES, REPO, TOKEN, Launch, pids_in, wait_for, wait_gone, wait_match
+from launchkit import REPO, wait_match
 from nav_msgs.msg import Odometry
 
 from depai_nodes.common.qos import SENSOR_QOS
@@ -69,40 +64,3 @@ def test_without_a_chain_robot_patrols_obeys_keep_out_and_pause(ros_node, tmp_pa
             os.killpg(process.pid, signal.SIGKILL)
             raise
     assert code == 0, log.read_text()[-3000:]
-
-
-@pytest.mark.timeout(420)
-def test_machine_economy_robots_earn_by_proven_deliveries(ros_domain, tmp_path):
-    from depai_nodes.chain.client import ChainClient
-    from depai_nodes.chain.config import load_config
-    from depai_nodes.chain.fleet import Fleet
-
-    job = Launch(tmp_path, "launch",
-                 "--chain-port", "0",  # a new chain on a free port, never the user's 8545
-                 *LIGHT_LIDAR,
-                 "--set", f"telemetry.output_dir={tmp_path}/telemetry/$(robot)",
-                 "--set", "requester.period=8.0", "--set", "requester.start_delay=2.0")
-    log = job.log
-    try:
-        wait_for(log, r"posted task #1 to station", timeout=120)
-        paid = wait_for(log, r"\[(robot\d)/agent\] .*completed task (\d+) .*: paid (\d+)", count=2, timeout=300)
-        anvil = job.anvil_pid(5)
-        fleet = Fleet(ChainClient(load_config(job.config)))
-        earned: dict[str, int] = {}
-        for robot, task_id, amount in paid:
-            task = fleet.task(int(task_id))
-            assert task.status_name == "Completed" and task.machine == MACHINES[robot], task
-            assert int(amount) == task.reward == 5 * TOKEN
-            earned[robot] = earned.get(robot, 0) + task.reward
-        for robot, total in earned.items():  # funded 10000, staked 100, then paid for what it did
-            assert fleet.token.call("balanceOf", MACHINES[robot]) >= 9900 * TOKEN + total
-        assert all(fleet.data.call("batchCount", m) > 0 for m in MACHINES.values())  # both robots anchor their telemetry
-        wait_for(log, r"\[status\] tasks  posted \d+  open \d+  accepted \d+  paid [1-9]", timeout=30)
-        pids = pids_in(log) + [anvil]
-    finally:
-        code = job.stop(timeout=60)
-    text = job.text()
-    assert code == 0, text[-3000:]
-    assert "== DePAI run summary" in text and "stopped the local chain" in text
-    assert not wait_gone(pids), "processes left running after Ctrl-C"
-    assert "Traceback" not in text, text[text.index("Traceback") - 500:][:3000]
