@@ -148,6 +148,7 @@ def _plan(ros2, service: str, x: float, y: float) -> tuple[int, str]:
     return int(found.group(1)), found.group(2)
 
 
+@pytest.mark.timeout(400)  # a stack start, the CLI checks, the lifecycle transitions
 def test_one_robot_shipped_stack(ros2, launched):  # and lifecycle, on the same launch
     # without a chain: the patrol under config/policy.yaml (its keep-out zone is checked below)
     run = launched("depai.launch.py", robots=["robot1"], chain="none")
@@ -191,9 +192,12 @@ def test_one_robot_shipped_stack(ros2, launched):  # and lifecycle, on the same 
     # test/foundation/test_lifecycle.py, test/chain/test_wallet_lifecycle.py); the stack's
     # lifecycle_manager brings it up (it starts with autostart: false).
     wait_until(lambda: "all 1 managed node(s) active" in run.log() or None, 60, "the lifecycle manager's bring-up")
-    listed = ros2.run("lifecycle", "nodes", "--no-daemon", "--spin-time", "2").stdout.split()
-    managed = sorted(n for n in listed if n in run.expected)
-    assert managed == ["/dao_listener"], listed
+    def lifecycle_nodes():  # without the daemon the CLI sees only what it discovers while it spins: asked again
+        listed = ros2.run("lifecycle", "nodes", "--no-daemon", "--spin-time", "3").stdout.split()
+        return sorted(n for n in listed if n in run.expected) or None
+
+    managed = wait_until(lifecycle_nodes, 40, "ros2 lifecycle nodes listing the managed node")
+    assert managed == ["/dao_listener"], managed
     states = {n: _lifecycle(ros2, "get", n).stdout.strip() for n in managed}
     assert all(state.startswith("active") for state in states.values()), states
     # ros2 lifecycle set: deactivate (the policy heartbeat stops), then activate again
@@ -239,6 +243,7 @@ def _lifecycle(ros2, *args, check=True):
     return result
 
 
+@pytest.mark.timeout(400)  # 20 processes and a chain on a machine with few cores
 def test_several_robots(ros2, launched, tmp_path, monkeypatch):
     # Two robots on the shipped launch file with the shipped machine economy: the launch brings its
     # local chain (bringup/chain.py) for the wallets, identities, telemetry, requester and status
