@@ -4,6 +4,7 @@
     ros2 launch depai depai.launch.py robots:=robot1,robot2 stack:=/path/to/stack.yaml
     ros2 launch depai depai.launch.py chain:=none          # no chain: the patrol under config/policy.yaml
     ros2 launch depai depai.launch.py chain:=agung fresh:=false   # chain: local (default) | none | NAME | FILE
+    ros2 launch depai depai.launch.py vote_at:=60         # the DAO's mid-run vote after 60 s (0: none)
 
 The chain comes with the launch as with `depai launch` (depai_nodes/bringup/chain.py, the same
 code): the stack's `chain:` section (default: the pinned local anvil, restored from its state
@@ -72,6 +73,30 @@ def _chain_up(stack, instances, chain_arg: str, fresh: str):
     return run
 
 
+def _dao_round(stack, run, vote_at: str):
+    """The DAO's mid-run Governor round, as `depai launch` runs it (depai_nodes/bringup/dao_round.py):
+    local chain only, `vote_at` seconds after the nodes start (default: the stack's dao_round.at;
+    0: none). Ended before the chain goes down (atexit runs last-registered first)."""
+    text = vote_at.strip()
+    try:
+        at = stack.dao_round.at if text in ("", "default") else float(text)
+    except ValueError:
+        raise ValueError(f"vote_at:={vote_at}: seconds (0: no vote)") from None
+    if at <= 0 or run.mode != "local" or run.config_path is None:
+        return None
+    from depai_nodes.bringup.dao_round import DaoRound, DaoRoundError, plan_round
+
+    say = lambda text: print(f"[dao] {text}", flush=True)  # noqa: E731
+    try:
+        plan_round(stack.dao_round)
+    except DaoRoundError as error:
+        say(f"no vote: {error}")
+        return None
+    dao_round = DaoRound(stack.dao_round, at, str(run.config_path), list(stack.robots), say, report=False)
+    atexit.register(dao_round.stop)
+    return dao_round.start()
+
+
 def _nodes(context):
     from depai_nodes.bringup.stack import expand, load_stack, parse_robots, uses_chain, with_robots
 
@@ -90,6 +115,7 @@ def _nodes(context):
     if chain_arg != "none" and uses_chain(stack, instances):
         run = _chain_up(stack, instances, chain_arg, LaunchConfiguration("fresh").perform(context))
         env["DEPAI_CHAIN_CONFIG"] = str(run.config_path)
+        _dao_round(stack, run, LaunchConfiguration("vote_at").perform(context))
     params_dir = Path(tempfile.mkdtemp(prefix="depai-launch-"))
     actions.append(RegisterEventHandler(OnShutdown(on_shutdown=lambda _event, _context: shutil.rmtree(params_dir, True))))
     for inst in instances:
@@ -129,5 +155,6 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("enable", default_value="", description="comma-separated nodes to run although the stack disables them"),
         DeclareLaunchArgument("chain", default_value="", description="'' or local: the stack's chain (a local anvil by default); none: no chain; or a network NAME / config FILE"),
         DeclareLaunchArgument("fresh", default_value="false", description="true: start a new local chain instead of restoring the saved one"),
+        DeclareLaunchArgument("vote_at", default_value="", description="s after the nodes start for the DAO's mid-run vote on the local chain (default: the stack's dao_round.at; 0: none)"),
         OpaqueFunction(function=_nodes),
     ])

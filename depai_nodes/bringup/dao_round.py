@@ -151,6 +151,7 @@ class DaoRound:
     say: Callable[[str], None]
     machines: dict[str, str] = field(default_factory=dict)
     report_timeout: float = REPORT_TIMEOUT_S
+    report: bool = True  # time each node's uptake from its log lines (needs a console that passes them to on_line)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
     _seen: dict[str, list[_Seen]] = field(default_factory=dict, init=False)
@@ -245,7 +246,11 @@ class DaoRound:
                  f" {ex['block_number']}, tx {ex['tx_hash']}, "
                  f"receipt at unix {t_exec:.3f}: policy v{before.version} -> v{after.version}, max {after.max_speed:.2f} m/s, "
                  f"keep-out: {zones}")
-        self._report(after.version, t_exec, stamps.get("queued", t_exec), planners=bool(plan.zone_id))
+        if self.report:
+            self._report(after.version, t_exec, stamps.get("queued", t_exec), planners=bool(plan.zone_id))
+        else:
+            self._watching = False
+            self.say("the robots take it from the dao_listener (their uptake is timed under `depai launch`, whose console reads their log lines)")
 
     def _wait_clear(self, fleet, plan: RoundPlan) -> bool:
         """Wait until no robot has held a task inside the zone for clear_for s (at most max_wait s)."""
