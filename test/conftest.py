@@ -122,6 +122,16 @@ class Probe:
                 raise TimeoutError(f"{publisher.topic_name}: no subscriber after {timeout} s")
             time.sleep(0.05)
 
+    def wait_for_publishers(self, topic: str, count: int = 1, timeout: float = 10.0) -> None:
+        """Until `count` publishers of `topic` are in this probe's graph: a reply topic's writer
+        (e.g. a wallet's tx_status) must have been discovered before the request that triggers
+        the reply is sent, or the reply (volatile) can reach nobody."""
+        deadline = time.monotonic() + timeout
+        while self.node.count_publishers(topic) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: no publisher after {timeout} s")
+            time.sleep(0.05)
+
     def call(self, srv_type, name: str, request, timeout: float = 30.0, resend_after: float | None = 3.0,
              retry_results: tuple = (), retry_for: float = 20.0):
         """One service answer, as a careful client gets it from a node that may just have started.

@@ -156,6 +156,8 @@ def test_strangers_on_dds_cannot_make_the_wallet_act_for_them(chain, tmp_path, s
     status = ros_node.subscribe(TxStatus, "/robot2/wallet/tx_status", RELIABLE_QOS)
     pub = ros_node.publisher(TokenTransfer, "/robot2/wallet/transfer", RELIABLE_QOS)
     ros_node.wait_for_subscribers(pub)
+    ros_node.wait_for_publishers("/robot2/wallet/tx_status")  # the answers' writer too, before the first request
+    time.sleep(0.5)
     before = reader.token.call("balanceOf", chain.address(STRANGER))
     pub.publish(TokenTransfer(request_id="steal-1", to=chain.address(STRANGER), amount=str(TOKEN)))
     out = status.wait_for(lambda s: s.request_id == "steal-1" and s.status in FINAL, timeout=15)
