@@ -68,11 +68,17 @@ class Inbox:
             self.messages.append(msg)
             self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[Any], bool] = lambda m: True, timeout: float = 10.0) -> Any:
-        """The first message (received before or during the wait) that satisfies predicate."""
+    def mark(self) -> int:
+        """How many messages have arrived so far (``wait_for(after=...)`` looks only at later ones)."""
+        with self._cond:
+            return len(self.messages)
+
+    def wait_for(self, predicate: Callable[[Any], bool] = lambda m: True, timeout: float = 10.0, after: int = 0) -> Any:
+        """The first message (received before or during the wait, from the ``after``-th on) that
+        satisfies predicate."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            seen = 0
+            seen = after
             while True:
                 for msg in self.messages[seen:]:
                     if predicate(msg):

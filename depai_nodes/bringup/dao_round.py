@@ -232,7 +232,12 @@ class DaoRound:
                 stamps["executed"] = time.time()
             self.say(msg)
 
-        p = g.local_round(client, actions, description, progress=progress)
+        # Checked again right before the execute tx: a robot may have taken a task in the zone
+        # while the round proposed, voted and queued (seconds); the gap left is one read.
+        p = g.local_round(client, actions, description, progress=progress,
+                          before_execute=lambda: self._wait_clear(Fleet(client), plan))
+        if "executed" not in stamps:
+            return
         gov = client.contract("FleetGovernor")
         ex = next((e for e in gov.events("ProposalExecuted", p.block_number) if e["proposalId"] == p.proposal_id), None)
         if ex is None:

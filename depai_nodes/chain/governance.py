@@ -178,10 +178,15 @@ def demo_voters(client: ChainClient) -> list[ChainClient]:
 
 
 def local_round(client: ChainClient, actions: list[Action], description: str, *,
-                voters: list[ChainClient] | None = None, progress: Callable[[str], None] | None = None) -> Proposal:
+                voters: list[ChainClient] | None = None, progress: Callable[[str], None] | None = None,
+                before_execute: Callable[[], bool] | None = None) -> Proposal:
     """Propose (with ``client``), vote for it with every one of ``voters`` that holds votes
     (default: the local demo members), queue and execute at once on the local chain, mining the
-    voting delay/period and moving time past the timelock delay."""
+    voting delay/period and moving time past the timelock delay.
+
+    ``before_execute`` runs right before the execute transaction (the round's other steps take
+    seconds: what the caller checked before proposing may have changed); returning False leaves
+    the proposal queued, not executed."""
     say = progress or (lambda _m: None)
     if not client.config.is_local:
         raise ChainError("local_round mines blocks and moves time: local chain only; on a real network call "
@@ -213,6 +218,9 @@ def local_round(client: ChainClient, actions: list[Action], description: str, *,
     delay = client.contract("FleetTimelock").call("getMinDelay")
     say(f"queued in the timelock ({delay} s)")
     client.mine(1, seconds=delay + 1)
+    if before_execute is not None and not before_execute():
+        say("not executed: the round was stopped before the execute step (the proposal stays queued)")
+        return p
     execute(client, p)
     say(f"executed: {state(client, p)}")
     return p

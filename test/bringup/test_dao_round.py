@@ -130,3 +130,55 @@ def test_already_in_force_compares_speed_and_zone():
     assert not already_in_force(snap(0.5, [zone]), plan)
     assert not already_in_force(snap(0.4, []), plan)
     assert not already_in_force(snap(0.4, [KeepOutZone(id="east_bay_closed", polygon=list(square(12.0, 0.0, 2.0)))]), plan)
+
+
+def test_a_task_taken_in_the_zone_while_the_round_runs_holds_the_execution(chain, tmp_path):
+    """The round's propose/vote/queue take seconds: a robot that takes a task in the zone then
+    (here: the moment the proposal is queued) is waited for again right before the execute tx."""
+    from chainkit import MACHINE, REQUESTER, registered_machine
+
+    from depai_nodes.chain import governance as g
+    from depai_nodes.chain.config import save_config
+    from depai_nodes.chain.deploy import TOKEN
+    from depai_nodes.chain.fleet import Fleet, read_policy
+
+    cfg = save_config(chain.config, tmp_path / "chain.json")
+    machine = registered_machine(chain, MACHINE)
+    if "admitMachines" in machine.market.abi.functions:
+        Fleet(chain.client()).admit_machines([chain.address(MACHINE)])
+    requester = Fleet(chain.client(REQUESTER))
+    task_id = requester.post_task(12.0, 0.2, 0.0, chain.now() + 3600, 5 * TOKEN, tolerance=0.5, station="east_bay")
+    lines: list[str] = []
+    seen_at_queue: dict[str, int] = {}
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if line.startswith("queued in the timelock"):
+            machine.accept_task(task_id)  # after the first check, before the execution
+            seen_at_queue["version"] = read_policy(chain.client()).version
+
+    spec = DaoRoundSpec(at=0.01, max_speed=0.45, station="east_bay", zone_half_width=1.0, clear_for=1.0, max_wait=2.0)
+    version = read_policy(chain.client()).version
+    dao = DaoRound(spec, spec.at, str(cfg), ["robot1"], say, {chain.address(MACHINE).lower(): "robot1"},
+                   report_timeout=0.2).start()
+    assert dao.join(timeout=60)
+    text = "\n".join(lines)
+    assert "error" not in dao.result, text
+    queued = next(i for i, line in enumerate(lines) if line.startswith("queued in the timelock"))
+    executed = next(i for i, line in enumerate(lines) if line.startswith("executed"))
+    waits = [i for i, line in enumerate(lines) if line.startswith(f"the vote waits: task {task_id} (east_bay) held by robot1")]
+    assert waits and queued < waits[0] < executed, text  # the wait came between the queue and the execution
+    assert seen_at_queue["version"] == version < read_policy(chain.client()).version
+    assert g.state(chain.client(), g.find_proposal(chain.client(), dao.result["proposal_id"])) == "Executed"
+
+
+def test_local_round_leaves_the_proposal_queued_when_told_not_to_execute(chain):
+    from depai_nodes.chain import governance as g
+    from depai_nodes.chain.fleet import read_policy
+    from depai_nodes.dao.core import ProposalChange, build_actions
+
+    client = chain.client()
+    version = read_policy(client).version
+    actions = build_actions(client, ProposalChange(max_speed=0.42))
+    p = g.local_round(client, actions, "slow to 0.42, not executed", before_execute=lambda: False)
+    assert g.state(client, p) == "Queued" and read_policy(client).version == version

@@ -62,10 +62,21 @@ def test_a_plan_through_a_zone_stops_the_footprint_outside_it(start_node, ros_no
 
     st = status.wait_for(lambda s: s.reason.startswith("keep-out zone 'spill'"), timeout=60)
     assert st.state == NavigationStatus.STOPPED
-    time.sleep(1.5)  # let it settle: it must stay out
+    # After the first stop it may creep on while the zone is farther than the guard's shortest
+    # roll-out (collision_min_distance): it comes to rest at the edge, and stays there.
+    deadline = time.monotonic() + 30
+    while True:
+        time.sleep(0.5)
+        recent = list(track)[-40:]
+        if len(recent) >= 20 and max(abs(a[0] - recent[-1][0]) + abs(a[1] - recent[-1][1]) for a in recent) < 1e-3:
+            break
+        assert time.monotonic() < deadline, f"still moving 30 s after the stop: last x {[round(a[0], 3) for a in recent[-5:]]}"
+    rest = track[-1]
+    time.sleep(1.5)
+    assert abs(track[-1][0] - rest[0]) + abs(track[-1][1] - rest[1]) < 1e-3  # and stands still now
     pts = np.array(track)
     d = signed_distance(np.array(ZONE), pts[:, 0], pts[:, 1])
     assert d.min() >= RADIUS, f"footprint entered the zone: clearance {d.min() - RADIUS:.3f} m"
     assert pts[:, 0].min() < START[0] - 0.2  # it did drive towards the zone
-    assert abs(track[-1][0] - track[-10][0]) < 1e-3  # and stands still now
+    assert signed_distance(np.array(ZONE), [rest[0]], [rest[1]])[0] - RADIUS < 0.35  # it stopped at the edge, not short of it
     controller.wait_for_log("keep-out zone 'spill'")
