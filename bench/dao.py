@@ -42,6 +42,7 @@ from depai_nodes.chain.client import ChainClient  # noqa: E402
 from depai_nodes.chain.config import LOCAL_CHAIN_ID, ChainConfig, KeySource, save_config  # noqa: E402
 from depai_nodes.chain.deploy import DeployParams, deploy_all  # noqa: E402
 from depai_nodes.chain.signer import demo_signer  # noqa: E402
+from depai_nodes.common.background import BackgroundNode  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -89,26 +90,22 @@ class RawSubscriber:
         self.ws.close()
 
 
-class Probe:
+class Probe(BackgroundNode):
     """rclpy node: odom + a straight plan for the controller; navigation_status timestamps."""
 
     def __init__(self, domain: int):
-        import rclpy
         from geometry_msgs.msg import PoseStamped
         from nav_msgs.msg import Odometry, Path as PathMsg
-        from rclpy.executors import SingleThreadedExecutor
 
         from depai.msg import FleetPolicy, NavigationStatus
         from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS
 
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, domain_id=domain)
-        self.node = rclpy.create_node("bench_dao_probe", context=self.ctx)
         self.cond = threading.Condition()
         self.first: dict[tuple[int, int], float] = {}  # (version, speed mm/s) -> first status time
         self.latest = None
-        self.node.create_subscription(NavigationStatus, "navigation_status", self._on_status, RELIABLE_QOS)
         self.policy_seen: dict[int, float] = {}  # version -> first /fleet/policy receipt
+        super().__init__("bench_dao_probe", domain)
+        self.node.create_subscription(NavigationStatus, "navigation_status", self._on_status, RELIABLE_QOS)
         self.node.create_subscription(FleetPolicy, "/fleet/policy",
                                       lambda m: self.policy_seen.setdefault(int(m.version), time.monotonic()), LATCHED_QOS)
         odom = Odometry()
@@ -126,16 +123,6 @@ class Probe:
             ps.pose.orientation.w = 1.0
             plan.poses.append(ps)
         self.plan = plan
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()
-        except Exception:
-            pass
 
     def _on_status(self, s):
         t = time.monotonic()
@@ -149,11 +136,6 @@ class Probe:
         with self.cond:
             if not self.cond.wait_for(lambda: self.latest is not None and pred(self.latest), timeout=timeout):
                 raise RuntimeError(f"controller status not reached within {timeout} s (last: {self.latest})")
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.ctx.try_shutdown()
 
 
 def start_node(concern: str, params: dict, workdir: Path, env: dict) -> subprocess.Popen:

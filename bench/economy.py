@@ -27,7 +27,6 @@ Set-up (deploy, funding, DIDs, stakes) is not timed in either.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -39,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from economy_lib import Arrival, ChainEvent, format_table, match_tasks, pct, summarize  # noqa: E402
+
+from depai_nodes.common.background import BackgroundNode, SimClock  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ROBOTS = ("robot1", "robot2")
@@ -123,13 +124,11 @@ class ChainWatcher:
         return self.snapshot()
 
 
-class RosProbe:
+class RosProbe(BackgroundNode):
     """Records `<robot>/arrival` and `<robot>/anchor_status` (CONFIRMED) receipt times and the
     simulated time on `/clock` (summed across simulator restarts), on monotonic time."""
 
     def __init__(self, domain: int, robots: tuple[str, ...]):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from rosgraph_msgs.msg import Clock
 
@@ -139,31 +138,16 @@ class RosProbe:
         self.arrivals: list[Arrival] = []
         self.anchor_confirmed: dict[str, float] = {}   # tx hash -> first CONFIRMED seen
         self.clock: list[tuple[float, float]] = []     # (monotonic, simulated s so far)
-        self._sim = 0.0
-        self._last_clock: float | None = None
+        self._sim = SimClock()
         self._lock = threading.Lock()
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("economy_bench_probe", context=self.context)
+        self._confirmed = TxStatus.CONFIRMED
+        super().__init__("economy_bench_probe", domain, thread_name="probe")
         arrival_qos = QoSProfile(depth=100, reliability=RELIABLE_QOS.reliability, durability=RELIABLE_QOS.durability)
         for r in robots:
             self.node.create_subscription(ArrivalRecord, f"/{r}/arrival", self._on_arrival, arrival_qos)
             self.node.create_subscription(TxStatus, f"/{r}/anchor_status", self._on_anchor, RELIABLE_QOS)
         self.node.create_subscription(Clock, "/clock", self._on_clock,
                                       QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
-        self._confirmed = TxStatus.CONFIRMED
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name="probe", daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
 
     def _on_arrival(self, msg) -> None:
         with self._lock:
@@ -175,34 +159,11 @@ class RosProbe:
                 self.anchor_confirmed.setdefault(msg.tx_hash.lower(), time.monotonic())
 
     def _on_clock(self, msg) -> None:
-        t = msg.clock.sec + msg.clock.nanosec * 1e-9
         now = time.monotonic()
         with self._lock:
-            if self._last_clock is not None and t > self._last_clock:
-                self._sim += t - self._last_clock  # a restarted simulator starts its clock at 0 again
-            self._last_clock = t
+            sim = self._sim.on_clock(msg)
             if not self.clock or now - self.clock[-1][0] >= 0.2:
-                self.clock.append((now, self._sim))
-            else:
-                self.clock[-1] = (self.clock[-1][0], self._sim)
-
-    def sim_between(self, t0: float, t1: float) -> float:
-        """Simulated seconds that passed between monotonic t0 and t1 (from the recorded samples)."""
-        with self._lock:
-            samples = list(self.clock)
-        before = [s for m, s in samples if m <= t0]
-        upto = [s for m, s in samples if m <= t1]
-        return (upto[-1] if upto else 0.0) - (before[-1] if before else 0.0)
-
-    def last_clock(self) -> float | None:
-        with self._lock:
-            return self.clock[-1][0] if self.clock else None
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-        self._thread.join(timeout=2.0)
+                self.clock.append((now, sim))
 
 
 # ---------------------------------------------------------------------------- ours

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from depai_nodes.common.background import BackgroundNode
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -90,28 +92,11 @@ class Inbox:
                 self._cond.wait(remaining)
 
 
-class Probe:
+class Probe(BackgroundNode):
     """The test's own rclpy node, spinning in a background thread."""
 
     def __init__(self, domain: int) -> None:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("test_probe", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+        super().__init__("test_probe", domain)
 
     def subscribe(self, msg_type, topic: str, qos) -> Inbox:
         inbox = Inbox()
@@ -167,12 +152,6 @@ class Probe:
                 time.sleep(0.2)
         finally:
             self.node.destroy_client(client)
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-        self._thread.join(timeout=2.0)
 
 
 @pytest.fixture

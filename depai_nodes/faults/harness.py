@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from depai_nodes.common.background import BackgroundNode, SimClock
 from depai_nodes.common.procs import pid_alive
 
 from .core import Fault, OdomSample, PolicySample, Trace
@@ -76,57 +77,39 @@ def speed_of(msg) -> float:
     return math.hypot(t.x, t.y)
 
 
-class Recorder:
+class Recorder(BackgroundNode):
     """An rclpy node that records odometry, policy and the node graph into a ``Trace``."""
 
     def __init__(self, domain: int, robots: list[str], graph_period: float = 0.5) -> None:
         self.domain = domain
-        import rclpy
         from nav_msgs.msg import Odometry
-        from rclpy.executors import SingleThreadedExecutor
 
         from depai.msg import FleetPolicy
         from depai_nodes.common.qos import LATCHED_QOS, SENSOR_QOS
 
         self.trace = Trace(start=time.monotonic())
         self._lock = threading.Lock()
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("fault_recorder", context=self.context)
+        self._clock = SimClock()
+        super().__init__("fault_recorder", domain, thread_name="recorder")
         for robot in robots:
             self.node.create_subscription(Odometry, f"/{robot}/odom", lambda m, r=robot: self._on_odom(r, m), SENSOR_QOS)
         self.node.create_subscription(FleetPolicy, "/fleet/policy", self._on_policy, LATCHED_QOS)
-        self.sim_time = 0.0      # simulated seconds seen on /clock, summed across simulator restarts
-        self._last_clock: float | None = None
         from rosgraph_msgs.msg import Clock
         from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-        self.node.create_subscription(Clock, "/clock", self._on_clock,
+        self.node.create_subscription(Clock, "/clock", self._clock.on_clock,
                                       QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.node.create_timer(graph_period, self._sample_graph)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name="recorder", daemon=True)
-        self._thread.start()
 
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds seen on /clock, summed across simulator restarts."""
+        return self._clock.total
 
     def _on_odom(self, robot: str, msg) -> None:
         p = msg.pose.pose.position
         with self._lock:
             self.trace.odom.append(OdomSample(time.monotonic(), robot, p.x, p.y, speed_of(msg)))
-
-    def _on_clock(self, msg) -> None:
-        t = msg.clock.sec + msg.clock.nanosec * 1e-9
-        if self._last_clock is not None and t > self._last_clock:
-            self.sim_time += t - self._last_clock  # a restarted simulator starts its clock at 0 again
-        self._last_clock = t
 
     def _on_policy(self, msg) -> None:
         zones = tuple((z.id, tuple((q.x, q.y) for q in z.polygon.points)) for z in msg.keep_out_zones)
@@ -183,13 +166,6 @@ class Recorder:
             t = Trace(list(self.trace.odom), list(self.trace.policy), list(self.trace.graph), list(self.trace.faults),
                       self.trace.start, time.monotonic())
         return t
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
-        self._thread.join(timeout=2.0)
-
 
 class StackRun:
     """`depai launch` as a subprocess, its output in a log file, its node pids known by label."""

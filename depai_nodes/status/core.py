@@ -46,6 +46,7 @@ class _Task:
     status: str = "open"  # open | accepted | paid | refunded | cancelled
     machine: str = ""
     reward: int = 0
+    paid_this_run: bool = False
 
 
 @dataclass
@@ -63,6 +64,12 @@ class FleetView:
     tasks: dict[int, _Task] = field(default_factory=dict)
     batches: dict[str, int] = field(default_factory=dict)  # machine address (lower case) -> anchored batches
     total_paid: int = 0
+    # The first block of this run (the head when the reader started): a local chain's state lives
+    # on across runs, so its totals since the deployment hold earlier runs too. The robot
+    # columns count this run; the tasks line counts the chain's tasks and says this run's share.
+    run_from_block: int | None = None
+    batches_this_run: dict[str, int] = field(default_factory=dict)
+    posted_this_run: int = 0
 
     def robot(self, name: str) -> RobotRow:
         return self.robots.setdefault(name, RobotRow(name))
@@ -92,24 +99,35 @@ class FleetView:
         """Another chain (a reset): what was counted belongs to the old one."""
         self.tasks.clear()
         self.batches.clear()
+        self.batches_this_run.clear()
         self.total_paid = 0
+        self.posted_this_run = 0
+
+    def in_this_run(self, ev: dict) -> bool:
+        block = ev.get("block_number")
+        return self.run_from_block is None or block is None or int(block) >= self.run_from_block
 
     def on_event(self, ev: dict) -> None:
         """One decoded TaskMarket / DataRegistry event (depai_nodes.chain.abi.DecodedLog)."""
         name = ev.get("event")
+        now = self.in_this_run(ev)
         if name == "BatchAnchored":
             key = str(ev["machine"]).lower()
             self.batches[key] = self.batches.get(key, 0) + 1
+            if now:
+                self.batches_this_run[key] = self.batches_this_run.get(key, 0) + 1
             return
         if "taskId" not in ev:
             return
         task = self.tasks.setdefault(int(ev["taskId"]), _Task())
         if name == "TaskPosted":
             task.reward = int(ev.get("reward", 0))
+            self.posted_this_run += int(now)
         elif name == "TaskAccepted":
             task.status, task.machine = "accepted", str(ev["machine"]).lower()
         elif name == "TaskCompleted":
             task.status, task.machine = "paid", str(ev["machine"]).lower()
+            task.paid_this_run = now
             paid = int(ev.get("reward", task.reward))
             self.total_paid += paid
         elif name == "TaskRefunded":
@@ -128,13 +146,30 @@ class FleetView:
         held = sorted(i for i, t in self.tasks.items() if t.status == "accepted" and t.machine == a and a)
         return ", ".join(f"#{i}" for i in held) or "-"
 
-    def paid_to(self, address: str) -> int:
+    def paid_to(self, address: str, this_run: bool = True) -> int:
+        """Tasks paid to ``address`` (in this run, or since the deployment)."""
         a = address.lower()
-        return sum(1 for t in self.tasks.values() if t.status == "paid" and t.machine == a and a)
+        return sum(1 for t in self.tasks.values() if t.status == "paid" and t.machine == a and a
+                   and (t.paid_this_run or not this_run))
+
+    def earlier(self) -> tuple[int, int, int]:
+        """(tasks posted, tasks paid, batches anchored) before this run, on this chain."""
+        posted = len(self.tasks) - self.posted_this_run
+        paid = sum(1 for t in self.tasks.values() if t.status == "paid" and not t.paid_this_run)
+        batches = sum(self.batches.values()) - sum(self.batches_this_run.values())
+        return posted, paid, batches
 
 
 def _source_kind(source: str) -> str:
     return source.split(":", 1)[0] if source else "none"
+
+
+def _earlier(view: FleetView) -> str:
+    posted, paid, batches = view.earlier()
+    if not (posted or paid or batches):
+        return ""
+    return (f"  (before this run, below block {view.run_from_block}: {posted} posted, {paid} paid, "
+            f"{batches} batches; the robot rows count this run)")
 
 
 def render(view: FleetView, elapsed_s: float, *, summary: bool = False) -> list[str]:
@@ -151,14 +186,14 @@ def render(view: FleetView, elapsed_s: float, *, summary: bool = False) -> list[
     lines = [
         f"{head}  t={elapsed_s:.0f} s  {block}  {policy}  keep-out: {zones}",
         f"tasks  posted {c['posted']}  open {c['open']}  accepted {c['accepted']}  paid {c['paid']}  "
-        f"refunded {c['refunded']}  total paid {fleet_amount(view.total_paid)}",
+        f"refunded {c['refunded']}  total paid {fleet_amount(view.total_paid)}" + _earlier(view),
         f"{'robot':<10} {'state':<10} {'task':<6} {'left':>7}  {'balance':<15} {'stake':<12} {'batches':>7}  {'paid':>4}  policy",
     ]
     for name in sorted(view.robots):
         r = view.robots[name]
         left = f"{r.distance_left:.1f} m" if r.distance_left is not None else "-"
         version = f"v{r.policy_version}" if r.policy_version else "none"
-        batches = view.batches.get(r.address.lower(), 0) if r.address else 0
+        batches = view.batches_this_run.get(r.address.lower(), 0) if r.address else 0
         lines.append(f"{name:<10} {r.state:<10} {view.task_of(r.address):<6} {left:>7}  {fleet_amount(r.balance):<15} "
                      f"{fleet_amount(r.stake):<12} {batches:>7}  {view.paid_to(r.address):>4}  {version}")
     lines.append(FRAME_END)

@@ -133,8 +133,13 @@ class StatusNode(Node):
                         self.view.reset_chain()
                     self.get_logger().warning(f"the chain changed (genesis {g[:10]}): counting from its start")
                     self._next_block = 0
+                    with self.lock:
+                        self.view.run_from_block = 0  # a new chain in this run: all of it is this run's
                 self._genesis = g
             head = self.client.block_number()
+            if self.view.run_from_block is None:  # this run starts here (a restored chain holds earlier runs)
+                with self.lock:
+                    self.view.run_from_block = head + 1
             if head < self._next_block - 1:  # went back (an older state restored): count again
                 with self.lock:
                     self.view.reset_chain()

@@ -53,8 +53,31 @@ def test_counts_payments_tasks_and_batches_per_robot():
     assert row1.split()[-1] == "v3" and row1.split()[-3:-1] == ["2", "1"]  # batches, paid
     row2 = next(line for line in lines if line.startswith("robot2"))
     assert "STOPPED" in row2 and row2.split()[-3:-1] == ["1", "0"]
+    assert "before this run" not in lines[1]  # everything counted is this run's
     v.reset_chain()
     assert v.counts()["posted"] == 0 and v.total_paid == 0
+
+
+def test_a_restored_chain_s_past_is_told_apart_from_this_run():
+    """A local chain's state lives on across runs: the robot rows count this run's batches and
+    payments, the tasks line counts the chain's tasks and says how many came before this run."""
+    v = FleetView()
+    v.on_account("robot1", R1)
+    v.run_from_block = 100
+    for block in (10, 20, 30, 120):
+        v.on_event({"event": "BatchAnchored", "machine": R1, "block_number": block})
+    v.on_event({"event": "TaskPosted", "taskId": 1, "reward": 5 * TOKEN, "block_number": 11})
+    v.on_event({"event": "TaskAccepted", "taskId": 1, "machine": R1, "block_number": 12})
+    v.on_event({"event": "TaskCompleted", "taskId": 1, "machine": R1, "reward": 5 * TOKEN, "block_number": 13})
+    v.on_event({"event": "TaskPosted", "taskId": 2, "reward": 5 * TOKEN, "block_number": 101})
+    v.on_event({"event": "TaskAccepted", "taskId": 2, "machine": R1, "block_number": 102})
+    v.on_event({"event": "TaskCompleted", "taskId": 2, "machine": R1, "reward": 5 * TOKEN, "block_number": 130})
+    assert v.earlier() == (1, 1, 3)
+    assert v.paid_to(R1) == 1 and v.paid_to(R1, this_run=False) == 2
+    lines = render(v, 5.0)
+    assert "posted 2" in lines[1] and "(before this run, below block 100: 1 posted, 1 paid, 3 batches" in lines[1]
+    row = next(line for line in lines if line.startswith("robot1"))
+    assert row.split()[-3:-1] == ["1", "1"]  # batches, paid: this run's
 
 
 def test_without_policy_or_chain_the_table_says_so():

@@ -98,6 +98,8 @@ def test_launch_brings_funds_persists_and_stops_its_chain(ros_domain, tmp_path):
         wait_for(second.log, r"done posting", 10)
         assert fleet_of(cfg_path).task_count() == 3
         wait_for(second.log, r"started robot1/identity", 30)
+        # the table tells this run from the restored chain's past: the 3 tasks are the first run's
+        wait_for(second.log, r"\[status\] tasks  posted 3 .*\(before this run, below block \d+: 3 posted, 0 paid, \d+ batches", 30)
         nodes = pids_in(second.log)
         os.kill(second.process.pid, signal.SIGKILL)  # the launcher crashes: its nodes and its chain go with it
         second.process.wait(10)
