@@ -3,7 +3,8 @@
 ROS-free. The wallet is the machine's only signer; it signs *intents* (anchor this batch, make
 my identity this), never raw bytes or raw transactions, so a process on the same DDS domain
 cannot use it to sign arbitrary things. These records are the intents' shapes on both sides of
-the `depai/AnchorBatch` and `depai/EnsureIdentity` services; the result codes equal the
+the `depai/AnchorBatch`, `depai/EnsureIdentity` and the market's (`AcceptTask`, `CompleteTask`,
+`PostTask`) services; the result codes equal the
 services' constants. Nothing here holds or touches a key.
 """
 
@@ -27,7 +28,7 @@ from .errors import (
     WrongChainError,
 )
 
-__all__ = ["Result", "AnchorRequest", "IdentityRequest", "Outcome", "outcome_from_error", "RETRYABLE", "content_batch_id"]
+__all__ = ["Result", "AnchorRequest", "IdentityRequest", "AcceptRequest", "CompleteRequest", "PostRequest", "Outcome", "outcome_from_error", "RETRYABLE", "content_batch_id"]
 
 _ROOT_RE = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _U64 = 2**64
@@ -93,6 +94,43 @@ class IdentityRequest:
 
     machine_name: str
     stake: str = "0"  # decimal token base units
+
+
+# ---- the market's intents (depai/AcceptTask, CompleteTask, PostTask); answered with a MarketOutcome
+@dataclass(frozen=True)
+class AcceptRequest:
+    """Accept open task ``task_id`` (decimal) for this machine."""
+
+    task_id: str
+
+
+@dataclass(frozen=True)
+class CompleteRequest:
+    """Report this machine's arrival for ``task_id``: the arrival record (millimetres, milliradians,
+    unix time) and its inclusion proof in anchored batch ``batch_id``."""
+
+    task_id: str
+    batch_id: str
+    x_mm: int
+    y_mm: int
+    yaw_mrad: int
+    time: int
+    proof: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PostRequest:
+    """Post (and escrow ``reward``, decimal token base units) a delivery task to a station;
+    ``request_id`` makes the post idempotent: asked again, the wallet answers from its ledger."""
+
+    request_id: str
+    station: str
+    x: float
+    y: float
+    yaw: float
+    tolerance: float
+    deadline: int  # unix chain time
+    reward: str
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pydantic import Field, field_validator
 
-from depai_nodes.chain.intents import RETRYABLE, Result
+from depai_nodes.chain.intents import RETRYABLE, PostRequest, Result
 from depai_nodes.chain.units import TOKEN
 from depai_nodes.chain.units import fleet as fleet_units
 from depai_nodes.common.params import READ_ONLY, ParamsModel
@@ -54,20 +54,6 @@ class RequesterParams(ParamsModel):
         if len(set(v)) != len(v):
             raise ValueError("station ids must be unique")
         return v
-
-
-@dataclass(frozen=True)
-class PostRequest:
-    """One PostTask request (the srv's fields)."""
-
-    request_id: str
-    station: str
-    x: float
-    y: float
-    yaw: float
-    tolerance: float
-    deadline: int
-    reward: int
 
 
 def _inside(polygon: list[tuple[float, float]], x: float, y: float) -> bool:
@@ -151,7 +137,7 @@ class Requester:
         station = free[self._rr % len(free)]
         return PostRequest(request_id=self.request_id(self.seq), station=station.id, x=station.x, y=station.y,
                            yaw=station.yaw, tolerance=self.params.tolerance,
-                           deadline=int(chain_time + math.ceil(self.params.deadline)), reward=reward)
+                           deadline=int(chain_time + math.ceil(self.params.deadline)), reward=str(reward))
 
     def on_result(self, request: PostRequest, now: float, result: int, task_id: str = "", already_done: bool = False,
                   error: str = "", reason: str = "") -> str:
@@ -161,7 +147,7 @@ class Requester:
             self.seq += 1
             self._rr += 1
             self.posted += 1
-            self.spent += request.reward
+            self.spent += int(request.reward)
             try:
                 self.task_ids.append(int(task_id))
             except ValueError:
@@ -171,7 +157,7 @@ class Requester:
             if already_done:
                 return f"task #{task_id} ({request.request_id}) was already posted; {self.posted} so far"
             return (f"posted task #{task_id} to station {request.station} ({request.x:.2f}, {request.y:.2f}): reward "
-                    f"{fleet_units(request.reward)}, tolerance {request.tolerance:g} m, deadline {request.deadline} "
+                    f"{fleet_units(int(request.reward))}, tolerance {request.tolerance:g} m, deadline {request.deadline} "
                     f"({request.request_id}; {self.posted} posted, {fleet_units(self.spent)} escrowed)")
         if result in RETRYABLE:
             self.next_at = now + self.params.retry_period

@@ -194,8 +194,7 @@ class RequesterNode(Node):
 
     def _ask(self, r: PostRequest) -> tuple[int, str, bool, str, str]:
         """(result, task_id, already_done, error, reason) of wallet/post_task."""
-        a = self.wallet.post_task(r.request_id, r.station, r.x, r.y, r.yaw, r.tolerance, r.deadline, r.reward,
-                                  timeout_s=self.params.wallet_timeout)
+        a = self.wallet.post_task(r, timeout_s=self.params.wallet_timeout)
         return a.result, a.task_id, a.already_done, a.error, a.reason
 
     def _drain(self) -> None:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from depai_nodes.chain.config import checksum
 from depai_nodes.chain.errors import ChainError, ContractRevertError, TxRejectedError
 from depai_nodes.chain.fleet import Fleet, station_id
-from depai_nodes.chain.intents import Outcome, Result, outcome_from_error
+from depai_nodes.chain.intents import AcceptRequest, CompleteRequest, Outcome, PostRequest, Result, outcome_from_error
 from depai_nodes.chain.merkle import verify
 from depai_nodes.chain.models import TaskReport, TaskStatus, id32, to_mm
 
@@ -56,34 +56,6 @@ class MarketOutcome(Outcome):
     already_done: bool = False
     task_id: str = ""
     reward: str = "0"
-
-
-@dataclass(frozen=True)
-class AcceptRequest:
-    task_id: str
-
-
-@dataclass(frozen=True)
-class CompleteRequest:
-    task_id: str
-    batch_id: str
-    x_mm: int
-    y_mm: int
-    yaw_mrad: int
-    time: int
-    proof: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class PostRequest:
-    request_id: str
-    station: str
-    x: float
-    y: float
-    yaw: float
-    tolerance: float
-    deadline: int
-    reward: str
 
 
 class MarketPolicy(BaseModel):

@@ -18,7 +18,7 @@ import threading
 
 from depai.msg import MachineAccount
 from depai.srv import AnchorBatch, EnsureIdentity
-from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Outcome, Result
+from depai_nodes.chain.intents import AnchorRequest, IdentityRequest, Outcome, PostRequest, Result
 from depai_nodes.common.qos import LATCHED_QOS
 from depai_nodes.common.service import ANSWERED, PendingCall
 
@@ -110,8 +110,8 @@ class WalletProxy:
         return self._market_call("complete", timeout_s, task_id=str(task_id), batch_id=batch_id, x_mm=int(x_mm), y_mm=int(y_mm),
                                  yaw_mrad=int(yaw_mrad), time=int(time), proof=list(proof))
 
-    def post_task(self, request_id: str, station: str, x: float, y: float, yaw: float, tolerance: float, deadline: int,
-                  reward: int | str, timeout_s: float):
+    def post_task(self, req: PostRequest, timeout_s: float):
         """Ask a requester's wallet to post a task: a depai/PostTask.Response."""
-        return self._market_call("post", timeout_s, request_id=request_id, station=station, x=float(x), y=float(y),
-                                 yaw=float(yaw), tolerance=float(tolerance), deadline=int(deadline), reward=str(reward))
+        return self._market_call("post", timeout_s, request_id=req.request_id, station=req.station, x=float(req.x),
+                                 y=float(req.y), yaw=float(req.yaw), tolerance=float(req.tolerance),
+                                 deadline=int(req.deadline), reward=str(req.reward))

@@ -88,19 +88,28 @@ def test_a_real_round_changes_the_policy_and_is_not_voted_twice(chain, tmp_path)
     assert read_policy(client).version == after.version
 
 
-def test_the_vote_waits_while_a_robot_holds_a_task_in_the_zone(chain, tmp_path):
+def _east_bay_task(chain):
+    """(the registered machine's Fleet, the requester's Fleet, an open task at station east_bay)."""
     from chainkit import MACHINE, REQUESTER, registered_machine
 
-    from depai_nodes.chain.config import save_config
     from depai_nodes.chain.deploy import TOKEN
-    from depai_nodes.chain.fleet import Fleet, read_policy
+    from depai_nodes.chain.fleet import Fleet
 
-    cfg = save_config(chain.config, tmp_path / "chain.json")
     machine = registered_machine(chain, MACHINE)
     if "admitMachines" in machine.market.abi.functions:
         Fleet(chain.client()).admit_machines([chain.address(MACHINE)])
     requester = Fleet(chain.client(REQUESTER))
-    task_id = requester.post_task(12.0, 0.2, 0.0, chain.now() + 3600, 5 * TOKEN, tolerance=0.5, station="east_bay")
+    return machine, requester, requester.post_task(12.0, 0.2, 0.0, chain.now() + 3600, 5 * TOKEN, tolerance=0.5, station="east_bay")
+
+
+def test_the_vote_waits_while_a_robot_holds_a_task_in_the_zone(chain, tmp_path):
+    from chainkit import MACHINE
+
+    from depai_nodes.chain.config import save_config
+    from depai_nodes.chain.fleet import read_policy
+
+    cfg = save_config(chain.config, tmp_path / "chain.json")
+    machine, requester, task_id = _east_bay_task(chain)
     machine.accept_task(task_id)
     assert [t.id for t in held_in_zone(requester.tasks(), square(12.0, 0.0, 1.0))] == [task_id]
     assert held_in_zone(requester.tasks(), square(-12.0, 0.0, 1.0)) == []
@@ -135,19 +144,14 @@ def test_already_in_force_compares_speed_and_zone():
 def test_a_task_taken_in_the_zone_while_the_round_runs_holds_the_execution(chain, tmp_path):
     """The round's propose/vote/queue take seconds: a robot that takes a task in the zone then
     (here: the moment the proposal is queued) is waited for again right before the execute tx."""
-    from chainkit import MACHINE, REQUESTER, registered_machine
+    from chainkit import MACHINE
 
     from depai_nodes.chain import governance as g
     from depai_nodes.chain.config import save_config
-    from depai_nodes.chain.deploy import TOKEN
-    from depai_nodes.chain.fleet import Fleet, read_policy
+    from depai_nodes.chain.fleet import read_policy
 
     cfg = save_config(chain.config, tmp_path / "chain.json")
-    machine = registered_machine(chain, MACHINE)
-    if "admitMachines" in machine.market.abi.functions:
-        Fleet(chain.client()).admit_machines([chain.address(MACHINE)])
-    requester = Fleet(chain.client(REQUESTER))
-    task_id = requester.post_task(12.0, 0.2, 0.0, chain.now() + 3600, 5 * TOKEN, tolerance=0.5, station="east_bay")
+    machine, _, task_id = _east_bay_task(chain)
     lines: list[str] = []
     seen_at_queue: dict[str, int] = {}
 

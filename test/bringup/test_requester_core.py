@@ -34,7 +34,7 @@ def test_posts_round_robin_with_deterministic_ids_reward_deadline_and_rate():
     r = requester()
     first = r.next_request(0.0, 1_000_000)
     assert (first.request_id, first.station, first.x, first.y, first.tolerance) == ("task-ab12cd34-1", "a", 1.0, 0.0, 0.4)
-    assert first.deadline == 1_000_240 and first.reward == 5 * TOKEN
+    assert first.deadline == 1_000_240 and first.reward == str(5 * TOKEN)
     line = r.on_result(first, 0.0, Result.SUCCESS, task_id="7", error="", reason="")
     assert "posted task #7 to station a" in line and "5 FLEET" in line
     assert r.next_request(9.9, 1_000_000) is None  # the rate: one per period
