@@ -8,15 +8,10 @@ DataRegistry and the telemetry folders (depai_nodes/faults/core.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from soakkit import run_sequence
 
-from depai_nodes.faults.soak import SoakConfig, format_table, run_soak
-
-REPO = Path(__file__).resolve().parents[2]
-STACK = REPO / "config" / "stack.yaml"
-POLICY = REPO / "config" / "policy.yaml"
+from depai_nodes.faults.soak import SoakConfig
 
 
 @pytest.mark.timeout(420)
@@ -28,12 +23,7 @@ def test_chain_faults_fixed_sequence(ros_domain, tmp_path):
                 "kill:robot1/agent"]
     config = SoakConfig(robots=["robot1"], sequence=sequence, gap_s=(1.0, 2.0), chain=True, recover_timeout_s=90.0,
                         drain_s=90.0, chain_down_s=12.0)
-    result = run_soak(config, tmp_path, ros_domain, stack=STACK, policy_template=POLICY, on_event=print)
-    table = format_table(result)
-    print(table)
-    assert [k for k in sequence if result.counts[k].injected != 1] == []
-    assert result.violations == [], table + "\n" + result.log_tail
-    assert all(result.counts[k].recovered == 1 for k in sequence), table + "\n" + result.log_tail
+    result, table = run_sequence(config, tmp_path, ros_domain)
     chain = result.chain
     # the economy proceeded past every fault: completed and paid after the last one (on chain)
     assert set(chain["completed_after_faults"]) & set(chain["paid_after_faults"]), table
