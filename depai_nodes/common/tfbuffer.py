@@ -7,7 +7,8 @@ ros_compat/). This buffer takes the TransformStamped entries of /tf and /tf_stat
 `lookup(target, source, stamp)`: the transform that maps coordinates in `source` into `target`, at
 `stamp`, interpolated between the samples around it (translation linearly, rotation by slerp);
 static transforms hold at every time. Unknown frames, disconnected trees and stamps outside the
-samples are a `TransformError` naming the frames and the time range, never a guess.
+samples are a `TransformError` naming the frames and the time range, never a guess (an
+`ExtrapolationError` for a stamp outside the samples, saying whether it is newer than them).
 
 Stamps are integer nanoseconds. `stamp=None` uses the latest time all edges on the path share.
 A sample older than the whole cache behind an edge's newest one means time jumped back (a
@@ -18,15 +19,27 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Transform", "TransformBuffer", "TransformError", "stamp_ns"]
+__all__ = ["Transform", "TransformBuffer", "TransformError", "ExtrapolationError", "TransformQueue", "stamp_ns"]
 
 
 class TransformError(LookupError):
     """A transform cannot be looked up (unknown frame, no connection, time outside the samples)."""
+
+
+class ExtrapolationError(TransformError):
+    """The stamp lies outside an edge's samples; ``ahead``: newer than its newest sample (the
+    transform may still come: a message stamped then can wait for it, as tf2_ros's MessageFilter
+    holds one), else older than the cache."""
+
+    def __init__(self, message: str, ahead: bool) -> None:
+        super().__init__(message)
+        self.ahead = ahead
 
 
 def stamp_ns(stamp) -> int:
@@ -131,7 +144,8 @@ class _Edge:
             return self.values[i]
         if i == 0 or i == len(self.stamps):
             lo, hi = self.stamps[0] / 1e9, self.stamps[-1] / 1e9
-            raise TransformError(f"{self.parent} -> {child} at {stamp / 1e9:.3f} s: samples cover {lo:.3f} .. {hi:.3f} s")
+            raise ExtrapolationError(f"{self.parent} -> {child} at {stamp / 1e9:.3f} s: samples cover {lo:.3f} .. {hi:.3f} s",
+                                     ahead=i == len(self.stamps))
         t0, t1 = self.stamps[i - 1], self.stamps[i]
         a, b = self.values[i - 1], self.values[i]
         f = (stamp - t0) / (t1 - t0)
@@ -210,3 +224,47 @@ class TransformBuffer:
         for frame in path_t:
             common_from_target = self._edges[frame].at(stamp, frame) * common_from_target
         return common_from_target.inverse() * common_from_source
+
+
+class TransformQueue:
+    """Messages held until the transform at their stamp has arrived (what tf2_ros's
+    MessageFilter does): a sensor message often comes before the /tf sample of its own stamp.
+    At most ``size`` are held (a newer one pushes the oldest out) and each for at most
+    ``timeout_s`` (steady seconds, given by the caller as ``now``)."""
+
+    def __init__(self, size: int = 4, timeout_s: float = 0.5) -> None:
+        if size < 1 or not timeout_s > 0:
+            raise ValueError("TransformQueue needs size >= 1 and timeout_s > 0")
+        self.size, self.timeout_s = size, timeout_s
+        self._held: list[tuple[Any, float]] = []
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, item: Any, now: float) -> Any | None:
+        """Hold ``item``; the one pushed out to make room (dropped), if any."""
+        self._held.append((item, now))
+        return self._held.pop(0)[0] if len(self._held) > self.size else None
+
+    def retry(self, place: Callable[[Any], None], now: float) -> list[tuple[Any, float, TransformError]]:
+        """``place(item)`` for each held item, oldest first. One that is placed (no exception)
+        leaves, and so do the older ones still held (superseded); one still ahead of the
+        transforms stays until its timeout; the rest are dropped: returned as (item, seconds
+        held, why)."""
+        dropped: list[tuple[Any, float, TransformError]] = []
+        keep: list[tuple[Any, float]] = []
+        for item, since in self._held:
+            try:
+                place(item)
+            except ExtrapolationError as exc:
+                if exc.ahead and now - since < self.timeout_s:
+                    keep.append((item, since))
+                else:
+                    dropped.append((item, now - since, exc))
+                continue
+            except TransformError as exc:
+                dropped.append((item, now - since, exc))
+                continue
+            keep = []  # placed: what is older than it is superseded
+        self._held = keep
+        return dropped

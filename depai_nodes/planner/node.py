@@ -18,6 +18,7 @@ from __future__ import annotations
 import array
 import math
 import sys
+import time
 from typing import Literal
 
 import numpy as np
@@ -30,7 +31,7 @@ from depai.msg import FleetPolicy, PlanResult as PlanResultMsg
 from depai.srv import PlanPath
 from depai_nodes.common.params import READ_ONLY, ParameterError, ParamsModel, declare_params
 from depai_nodes.common.qos import LATCHED_QOS, RELIABLE_QOS, SENSOR_QOS, TF_QOS, TF_STATIC_QOS
-from depai_nodes.common.tfbuffer import TransformBuffer, TransformError, stamp_ns
+from depai_nodes.common.tfbuffer import ExtrapolationError, TransformBuffer, TransformError, TransformQueue, stamp_ns
 from depai_nodes.common.runner import run_node
 
 from . import search
@@ -61,6 +62,7 @@ class PlannerParams(ParamsModel):
     max_replan_failures: int = Field(50, ge=1, le=100000, description="failed replans in a row before the goal is dropped")
     tf_placement: bool = Field(True, description="place each local costmap by the transform `frame_id` <- its frame at its stamp (/tf, /tf_static); false: at the latest odometry pose (a stack without TF)", json_schema_extra=READ_ONLY)
     tf_cache: float = Field(10.0, gt=0.0, le=300.0, description="s of /tf history kept for lookups at a costmap's stamp", json_schema_extra=READ_ONLY)
+    tf_wait: float = Field(0.5, ge=0.0, le=10.0, description="s a local costmap stamped after the newest /tf sample is held for that sample (as tf2_ros MessageFilter); 0: ignored at once", json_schema_extra=READ_ONLY)
     publish_costmap: bool = Field(True, description="publish the inflated planning grid on `global_costmap` (latched)", json_schema_extra=READ_ONLY)
     coarse_factor: int = Field(8, ge=0, le=64, description="smooth mode on big maps: coarse grid block size in cells (< 2: off)")
     coarse_min_cells: int = Field(1_000_000, ge=0, description="smooth mode searches coarse-to-fine on maps with at least this many cells")
@@ -137,10 +139,14 @@ class PlannerNode(Node):
 
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR_QOS)
         self.tf: TransformBuffer | None = None
+        self._tf_waiting: TransformQueue | None = None
         if p.tf_placement:
             from tf2_msgs.msg import TFMessage
 
             self.tf = TransformBuffer(cache_s=p.tf_cache)
+            if p.tf_wait > 0:
+                self._tf_waiting = TransformQueue(size=4, timeout_s=p.tf_wait)
+                self.create_timer(min(0.1, p.tf_wait / 2), self._retry_waiting)  # a held costmap whose /tf never comes
             self.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), TF_QOS)
             self.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), TF_STATIC_QOS)
         self.create_subscription(OccupancyGrid, "local_costmap", self._on_local, SENSOR_QOS)
@@ -283,33 +289,43 @@ class PlannerNode(Node):
             self.get_logger().error(f"transform ignored: {exc}", throttle_duration_sec=5.0)
         if self.tf.jumps_back != jumps:
             self.get_logger().warning("time jumped back on /tf (a restarted simulator?): transform history cleared")
+        self._retry_waiting()
 
     def _placement(self, msg: OccupancyGrid) -> tuple[float, float, float] | None:
         """Where the costmap's frame stood in the planning frame when its sweep was taken: the
         transform at the costmap's own stamp (the robot has moved on since; the latest pose
-        would shift every obstacle by the distance driven during perception's latency). Without
-        TF (tf_placement false): the latest odometry pose."""
+        would shift every obstacle by the distance driven during perception's latency); raises
+        TransformError when it cannot be looked up. Without TF (tf_placement false): the latest
+        odometry pose (None: none recent)."""
         if self.tf is None:
             odom = self._fresh_odom()
             if odom is None:
                 self.get_logger().warning("local costmap ignored: no recent odom to place it on the map",
                                           throttle_duration_sec=5.0)
             return odom
-        try:
-            t = self.tf.lookup(self.params.frame_id, msg.header.frame_id, stamp_ns(msg.header.stamp))
-        except TransformError as exc:
-            self.get_logger().warning(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
-            return None
-        x, y = float(t.translation[0]), float(t.translation[1])
-        return (x, y, t.yaw)
+        t = self.tf.lookup(self.params.frame_id, msg.header.frame_id, stamp_ns(msg.header.stamp))
+        return (float(t.translation[0]), float(t.translation[1]), t.yaw)
 
     def _on_local(self, msg: OccupancyGrid) -> None:
         self.diag_local.tick()
-        cm = self.planner.costmap
-        if cm is None:
+        if self.planner.costmap is None:
             return
+        try:
+            self._apply_local(msg)
+        except ExtrapolationError as exc:
+            if exc.ahead and self._tf_waiting is not None:  # its /tf sample is on its way: hold it
+                if self._tf_waiting.hold(msg, time.monotonic()) is not None:
+                    self.get_logger().warning("local costmap ignored: newer ones wait for /tf too", throttle_duration_sec=5.0)
+                return
+            self.get_logger().warning(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
+        except TransformError as exc:
+            self.get_logger().warning(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
+
+    def _apply_local(self, msg: OccupancyGrid) -> None:
+        """Place ``msg`` and make it the local costmap (TransformError: not placeable now)."""
+        cm = self.planner.costmap
         pose = self._placement(msg)
-        if pose is None:
+        if pose is None or cm is None:
             return
         try:
             g = grid_from_msg(msg)
@@ -317,6 +333,14 @@ class PlannerNode(Node):
             cm.set_local_costmap(local, pose, self._now())
         except InvalidGridError as exc:
             self.get_logger().error(f"local costmap ignored: {exc}", throttle_duration_sec=5.0)
+
+    def _retry_waiting(self) -> None:
+        """The held costmaps again (a /tf sample came, or time passed); say why one is dropped."""
+        if not self._tf_waiting:
+            return
+        for _, held_s, exc in self._tf_waiting.retry(self._apply_local, time.monotonic()):
+            self.get_logger().warning(f"local costmap ignored after waiting {held_s:.2f} s for /tf: {exc}",
+                                      throttle_duration_sec=5.0)
 
     def _on_policy(self, msg: FleetPolicy) -> None:
         # The listener re-publishes the policy as a heartbeat every second: only a policy whose

@@ -299,7 +299,7 @@ def test_local_costmap_is_placed_by_the_transform_at_its_stamp(start_node, ros_n
     from depai_nodes.common.qos import TF_QOS, TF_STATIC_QOS
 
     node = start_node("planner", parameters={"map_yaml": str(shared_data / "maps" / "depot.yaml"), "odom_timeout": 30.0,
-                                             "costmap_timeout": 30.0})
+                                             "costmap_timeout": 30.0, "tf_wait": 8.0})
     node.wait_for_log("map ready", timeout=30)
     client = ros_node.node.create_client(PlanPath, "plan_path")
 
@@ -350,10 +350,24 @@ def test_local_costmap_is_placed_by_the_transform_at_its_stamp(start_node, ros_n
         assert time.monotonic() < deadline, "the costmap was never placed at the transform of its stamp"
     assert dry(at_latest).result == PlanPath.Response.SUCCESS  # not where the robot is now
 
-    # A sweep stamped outside the transforms' time range cannot be placed: ignored, said why.
+    # A sweep stamped after the newest /tf sample is held until that sample comes (tf_wait), then
+    # placed by it: here the robot stood still at the latest pose from t2 to t3 = 1004 s.
     late = OccupancyGrid()
     late.header, late.info, late.data = grid.header, grid.info, grid.data
-    late.header.stamp.sec = 1005
+    late.header.stamp.sec = 1004
     cm_pub.publish(late)
-    node.wait_for_log("local costmap ignored", timeout=10)
-    assert node.process.poll() is None
+    time.sleep(1.0)
+    assert dry(at_latest).result == PlanPath.Response.SUCCESS  # held, not placed at a guess
+    tf.publish(TFMessage(transforms=[_tf("map", "odom", 1004, 0.0), _tf("odom", "base_link", 1004, x0 + 3.0, y0)]))
+    deadline = time.monotonic() + 10
+    while dry(at_latest).result != PlanPath.Response.GOAL_IN_OBSTACLE:
+        assert time.monotonic() < deadline, "the held costmap was not placed when its /tf sample came"
+        time.sleep(0.2)
+    assert "ignored after waiting" not in node.log()
+    # One whose sample never comes is dropped after tf_wait, and the log says why.
+    never = OccupancyGrid()
+    never.header, never.info, never.data = grid.header, grid.info, grid.data
+    never.header.stamp.sec = 1100
+    cm_pub.publish(never)
+    node.wait_for_log("local costmap ignored after waiting", timeout=20)
+    assert "samples cover" in node.log() and node.process.poll() is None

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from depai_nodes.common.tfbuffer import Transform, TransformBuffer, TransformError
+from depai_nodes.common.tfbuffer import ExtrapolationError, Transform, TransformBuffer, TransformError
 
 
 def planar(x: float, y: float, yaw: float, z: float = 0.0) -> Transform:
@@ -48,8 +48,12 @@ def test_interpolates_between_samples_and_refuses_to_extrapolate():
     mid = buf.lookup("r/odom", "r/base_link", S)
     np.testing.assert_allclose(mid.translation, [1.0, 0.0, 0.0], atol=1e-9)
     assert mid.yaw == pytest.approx(math.pi / 4)
-    with pytest.raises(TransformError, match=r"r/odom -> r/base_link at 3.000 s: samples cover 0.000 .. 2.000 s"):
+    with pytest.raises(TransformError, match=r"r/odom -> r/base_link at 3.000 s: samples cover 0.000 .. 2.000 s") as ahead:
         buf.lookup("map", "r/base_link", 3 * S)
+    assert isinstance(ahead.value, ExtrapolationError) and ahead.value.ahead  # newer: may still come
+    with pytest.raises(ExtrapolationError) as behind:
+        buf.lookup("map", "r/base_link", -S)
+    assert not behind.value.ahead  # older than the samples: never comes
     assert buf.lookup("map", "r/lidar_link").translation[2] == pytest.approx(0.5)  # latest common time
 
 
@@ -103,3 +107,37 @@ def test_a_jump_back_in_time_clears_the_history_and_keeps_the_static_transforms(
         buf.lookup("map", "r/base_link", 65 * S)  # the old timeline is gone
     buf.add("r/odom", "r/base_link", int(1.9 * S), planar(5.9, 0.0, 0.0))  # slightly out of order: not a jump
     assert buf.jumps_back == 1
+
+
+def test_queue_holds_messages_until_their_transform_comes_then_drops_the_late_and_the_superseded():
+    from depai_nodes.common.tfbuffer import TransformQueue
+
+    buf = tree()  # sampled over 0 .. 2 s
+    placed: list[str] = []
+
+    def sample(sec: int, x: float) -> None:
+        buf.add("map", "r/odom", sec * S, planar(1.0, -2.0, 0.3))
+        buf.add("r/odom", "r/base_link", sec * S, planar(x, 0.0, 0.0))
+
+    def place(item):
+        name, stamp = item
+        buf.lookup("map", "r/base_link", stamp)
+        placed.append(name)
+
+    q = TransformQueue(size=2, timeout_s=1.0)
+    assert q.hold(("a", 3 * S), now=0.0) is None and q.hold(("b", 4 * S), now=0.1) is None
+    assert q.hold(("c", 5 * S), now=0.2) == ("a", 3 * S)  # full: the oldest pushed out
+    assert q.retry(place, now=0.3) == [] and len(q) == 2  # still ahead of the samples: held
+    sample(5, 4.0)
+    assert q.retry(place, now=0.4) == [] and placed == ["b", "c"] and len(q) == 0
+    q.hold(("d", 9 * S), now=1.0)
+    q.hold(("e", 6 * S), now=1.0)  # older stamp, but newer in the queue: placed; "d" stays ahead
+    sample(6, 5.0)
+    assert q.retry(place, now=1.5) == [] and placed[-1] == "e" and len(q) == 0  # "d" was older in the queue: superseded
+    q.hold(("f", 20 * S), now=2.0)
+    dropped = q.retry(place, now=3.5)  # past its timeout
+    assert [(d[0][0], round(d[1], 1)) for d in dropped] == [("f", 1.5)] and "samples cover" in str(dropped[0][2])
+    q.hold(("g", -S), now=4.0)  # older than the samples: never comes, dropped at once
+    assert [d[0][0] for d in q.retry(place, now=4.0)] == ["g"]
+    with pytest.raises(ValueError):
+        TransformQueue(size=0)
