@@ -42,6 +42,10 @@ __all__ = ["MarketTask", "MarketPolicy", "MarketConfig", "Score", "score", "Mark
 NEVER = frozenset({"GOAL_OFF_MAP", "GOAL_IN_OBSTACLE", "INVALID_REQUEST"})  # as the map stands: never
 
 RETRYABLE = frozenset({"CHAIN_UNAVAILABLE", "TIMEOUT", "BUSY", "WALLET_UNAVAILABLE"})
+# Refusals that are about this machine, not the task: not registered in the market yet, or a stake
+# that does not cover one more task yet (the identity node's registration may still be on its way).
+MACHINE_NOT_READY = frozenset({"CollateralTooLow", "NotRegistered"})
+
 # A completion the contract refused only for now: the arrival is later than the chain's latest block
 # time (the chain's clock lags the robot's by up to a block): asked again, never given up for it
 LATER = frozenset({"ReportFromFuture"})
@@ -381,12 +385,15 @@ class MarketAgent:
             self.lost_races += 1
             t.status = ACCEPTED if t.status == OPEN else t.status
             return Note(f"lost the race for {t.label()}: another machine accepted it first ({error}); moving on", cause="lost race")
-        if result in RETRYABLE:
+        if result in RETRYABLE or error in MACHINE_NOT_READY:
+            # RETRYABLE: the wallet or the chain, for now. MACHINE_NOT_READY: this machine, not the
+            # task (at start-up its stake may still be on its way): the same task again, later.
             self._accept_failures += 1
             delay = min(self.cfg.max_retry_period, self.cfg.retry_period * 2 ** (self._accept_failures - 1))
             self._accept_at = now + delay
-            return Note(f"could not accept {t.label()} now ({result}{': ' + error if error else ''}); trying again in {delay:g} s",
-                        cause=f"accept {result}", warn=True)
+            why = f" ({reason})" if error in MACHINE_NOT_READY and reason else ""
+            return Note(f"could not accept {t.label()} now ({result}{': ' + error if error else ''}){why}; trying again in {delay:g} s",
+                        cause=f"accept {result} {error}", warn=True)
         # refused for this task (policy, deadline, pause...): not this task for a while
         self.skip_until[t.task_id] = now + self.cfg.max_retry_period
         return Note(f"the wallet did not accept {t.label()}: {result}" + (f" {error}" if error else "") + (f" ({reason})" if reason else ""),

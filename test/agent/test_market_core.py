@@ -183,8 +183,23 @@ def test_a_lost_race_moves_on_at_once_and_nothing_is_accepted_twice():
     assert a.best(T, 1.0) is None and a.best(T, 1.7)[0].task_id == 2
     # refused for this task (the wallet's policy): not again for a while
     a.take(*a.best(T, 1.7), 1.7)
-    assert "did not accept task 2" in a.on_accept("REJECTED_BY_POLICY", "PolicyRefused", "collateral", False, 1.8)
+    assert "did not accept task 2" in a.on_accept("REJECTED_BY_POLICY", "PolicyRefused", "reward too low", False, 1.8)
     assert a.best(T, 2.0) is None
+
+
+def test_a_machine_whose_stake_is_not_there_yet_asks_again_for_the_same_task():
+    """At start-up the agent may see tasks before the identity node's registration and stake
+    are mined: CollateralTooLow / NotRegistered are about the machine, not the task."""
+    a = agent_with({"tid": 1, "reward": 900})
+    evaluate_all(a, 0.0, {1: ("SUCCESS", 2.0, "")})
+    a.take(*a.best(T, 0.0), 0.0)
+    line = a.on_accept("REJECTED_BY_POLICY", "CollateralTooLow", "stake 0 does not cover 1 task(s)", False, 0.1)
+    assert "could not accept task 1 " in line and "stake 0 does not cover" in line and "trying again in 1 s" in line
+    assert a.best(T, 0.5) is None and a.best(T, 1.2)[0].task_id == 1  # backoff, then the same task
+    a.take(*a.best(T, 1.2), 1.2)
+    assert "trying again in 2 s" in a.on_accept("REVERTED", "NotRegistered", "", False, 1.3)
+    a.take(*a.best(T, 3.4), 3.4)
+    assert "accepted task 1" in a.on_accept("SUCCESS", "", "", False, 3.5)
 
 
 def test_deadline_about_to_pass_while_driving_gives_up_with_the_reason():
