@@ -299,7 +299,7 @@ def test_local_costmap_is_placed_by_the_transform_at_its_stamp(start_node, ros_n
     from depai_nodes.common.qos import TF_QOS, TF_STATIC_QOS
 
     node = start_node("planner", parameters={"map_yaml": str(shared_data / "maps" / "depot.yaml"), "odom_timeout": 30.0,
-                                             "costmap_timeout": 30.0, "tf_wait": 8.0})
+                                             "costmap_timeout": 30.0, "tf_wait": 5.0})
     node.wait_for_log("map ready", timeout=30)
     client = ros_node.node.create_client(PlanPath, "plan_path")
 
