@@ -154,12 +154,15 @@ def run_rounds(client: ChainClient, raw: RawSubscriber, probe: Probe, n: int, fi
     gov = client.contract("FleetGovernor")
     delay = client.contract("FleetTimelock").call("getMinDelay")
     raw_lat, ctl_lat, pub_lat = [], [], []
+    members = g.demo_voters(client)  # the deployer holds no votes: the demo members propose and vote
     for i in range(n):
         speed = first_speed_mm + (i % 2) * 10 - (i // 2) % 5  # distinct, within the controller's 0.5 m/s
-        p = g.propose(client, g.policy_actions(max_speed=speed / 1000), f"{label} round {i}: {speed} mm/s")
+        p = g.propose(members[0], g.policy_actions(max_speed=speed / 1000), f"{label} round {i}: {speed} mm/s")
         client.mine(gov.call("votingDelay") + 1)
-        g.vote(client, p, 1)
-        client.mine(gov.call("votingPeriod"))
+        for member in members:  # each vote is a block: the voting period is long enough for all
+            g.vote(member, p, 1)
+        while g.state(client, p) == "Active":
+            client.mine(1)
         g.queue(client, p)
         client.mine(1, seconds=delay + 1)
         version = policy.call("version") + 1
@@ -199,7 +202,7 @@ def main() -> int:
     with Anvil() as node:
         base = ChainConfig(name="bench", rpc_url=node.rpc_url, ws_url=node.ws_url, chain_id=LOCAL_CHAIN_ID,
                            key=KeySource(kind="demo"), receipt_timeout_s=30)
-        params = DeployParams(voting_delay_blocks=1, voting_period_blocks=2, timelock_delay_s=1, max_speed=1.0)
+        params = DeployParams(voting_delay_blocks=1, voting_period_blocks=6, timelock_delay_s=1, max_speed=1.0)
         cfg = deploy_all(ChainClient(base, demo_signer(0, LOCAL_CHAIN_ID)), params)
         client = ChainClient(cfg, demo_signer(0, LOCAL_CHAIN_ID))
         cfg_path = save_config(cfg, work / "chain.json")
