@@ -10,6 +10,15 @@ removed) into that file, mode 0600. ``state_path``: anvil loads its state from t
 exists (``--state``: same genesis, blocks, contracts, balances) and dumps it every
 ``state_interval`` s and on a clean exit, so a chain killed with ``kill -9`` loses at most the
 last interval's transactions when started again on the same file.
+
+Restoring has two traps (anvil 1.x, measured): every start creates a genesis block of its own,
+stamped with the start time, and the dump keeps it beside the loaded ones, so from the third or
+fourth restore block 0 is whichever of them anvil loaded last: another genesis hash, a chain that
+no longer matches its config. And the clock restarts from the wall clock, behind a chain whose
+time was moved ahead (a DAO round on the local chain moves it past the timelock delay): block
+times would go back. So a restore passes the first genesis's timestamp (``genesis_timestamp``,
+``--timestamp``: the same genesis block, the same hash, every time) and then sets the clock to
+no earlier than the restored head's time.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import requests
 from .config import LOCAL_CHAIN_ID, repo_root
 from .errors import AnvilError
 
-__all__ = ["find_anvil", "Anvil"]
+__all__ = ["find_anvil", "Anvil", "genesis_timestamp_in_state", "drop_extra_geneses"]
 
 
 def find_anvil() -> str:
@@ -63,7 +72,8 @@ class Anvil:
 
     def __init__(self, *, port: int = 0, chain_id: int = LOCAL_CHAIN_ID, block_time: float | None = None,
                  log_path: str | Path | None = None, extra_args: list[str] | None = None,
-                 state_path: str | Path | None = None, state_interval: float = 1.0):
+                 state_path: str | Path | None = None, state_interval: float = 1.0,
+                 genesis_timestamp: int | None = None):
         self.requested_port = port
         self.port = 0
         self.chain_id = chain_id
@@ -72,6 +82,7 @@ class Anvil:
         self.extra_args = list(extra_args or [])
         self.state_path = Path(state_path) if state_path else None
         self.state_interval = state_interval
+        self.genesis_timestamp = genesis_timestamp  # a restore: the first genesis's (see the module's doc)
         self.proc: subprocess.Popen | None = None
         self.redactor: subprocess.Popen | None = None
 
@@ -113,8 +124,11 @@ class Anvil:
                 cmd += ["--block-time", str(self.block_time)]
             if self.log_path is None:
                 cmd.append("--silent")
+            restoring = self.state_path is not None and self.state_path.is_file()
             if self.state_path is not None:
                 cmd += ["--state", str(self.state_path), "--state-interval", f"{max(1, round(self.state_interval))}"]
+            if restoring and self.genesis_timestamp is not None:
+                cmd += ["--timestamp", str(int(self.genesis_timestamp))]
             cmd += self.extra_args
             out = subprocess.DEVNULL
             if self.log_path is not None:
@@ -134,6 +148,8 @@ class Anvil:
                 if out is not subprocess.DEVNULL:
                     out.close()  # anvil holds the pipe now; the redactor ends when anvil does
             if self._wait_ready(timeout_s) and self.proc.poll() is None:
+                if restoring:
+                    self._resume_clock()
                 return self
             code = self.proc.poll()
             self.stop()
@@ -142,6 +158,23 @@ class Anvil:
             if self.requested_port:
                 raise AnvilError(f"anvil exited with code {code} (port {self.port} in use?)")
         raise AnvilError("anvil could not start after 3 attempts")
+
+    def _rpc(self, method: str, params: list) -> object:
+        r = requests.post(self.rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, timeout=5.0)
+        r.raise_for_status()
+        body = r.json()
+        if "error" in body:
+            raise AnvilError(f"anvil {method}: {body['error']}")
+        return body["result"]
+
+    def _resume_clock(self) -> None:
+        """The restored chain's clock: no earlier than its head's time (block times never go back)."""
+        try:
+            head = int(self._rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+            self._rpc("anvil_setTime", [max(int(time.time()), head)])
+        except (requests.exceptions.RequestException, KeyError, TypeError, ValueError) as e:
+            self.stop()
+            raise AnvilError(f"anvil restored its state but its clock could not be set: {e}") from None
 
     def _wait_ready(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -174,3 +207,51 @@ class Anvil:
             except subprocess.TimeoutExpired:
                 self.redactor.kill()
             self.redactor = None
+
+
+def genesis_timestamp_in_state(state_path: str | Path) -> int | None:
+    """The first genesis's timestamp in an anvil state dump, for a chain whose config predates
+    ``genesis_timestamp``: the dump may hold several block-0 headers (one per earlier start, each
+    stamped with its start time); the first genesis is the earliest. None: no block 0 in it."""
+    import json
+
+    try:
+        state = json.loads(Path(state_path).read_text())
+        stamps = [int(b["header"]["timestamp"], 16) for b in state.get("blocks") or []
+                  if int(b["header"]["number"], 16) == 0]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return min(stamps) if stamps else None
+
+
+def drop_extra_geneses(state_path: str | Path, timestamp: int) -> int:
+    """Remove from an anvil state dump the block-0 headers not stamped ``timestamp`` (those that
+    earlier starts without ``--timestamp`` left: any of them could be loaded as block 0); the
+    number removed. The file is replaced atomically, and only when there is something to remove."""
+    import json
+    import os
+    import tempfile
+
+    path = Path(state_path)
+    try:
+        state = json.loads(path.read_text())
+        blocks = state.get("blocks") or []
+        keep = [b for b in blocks if int(b["header"]["number"], 16) != 0 or int(b["header"]["timestamp"], 16) == timestamp]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    removed = len(blocks) - len(keep)
+    if removed <= 0 or not any(int(b["header"]["number"], 16) == 0 for b in keep):
+        return 0  # nothing extra, or no block 0 would be left: leave the file as it is
+    state["blocks"] = keep
+    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return 0
+    return removed

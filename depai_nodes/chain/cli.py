@@ -196,7 +196,7 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
     back from its state file, at the same endpoint, or refuse. Never a silent fresh chain."""
     from urllib.parse import urlparse
 
-    from .anvil import Anvil
+    from .anvil import Anvil, drop_extra_geneses, genesis_timestamp_in_state
     from .client import ChainClient
 
     try:
@@ -209,8 +209,14 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
              f"({state}); `depai chain up --fresh` starts a new chain (its DIDs, policy and anchored batches will not be there)")
         return 1
     port = urlparse(cfg.rpc_url).port or args.port
+    stamp = cfg.genesis_timestamp if cfg.genesis_timestamp is not None else genesis_timestamp_in_state(state)
+    if stamp is not None:
+        dropped = drop_extra_geneses(state, stamp)
+        if dropped:
+            _say(f"removed {dropped} stray genesis block(s) from {state} (left there by restores before this version: "
+                 "any of them could have been loaded as block 0)")
     node = Anvil(port=port, block_time=args.block_time, log_path=_state_dir(cfg_path) / "anvil.log" if args.log else None,
-                 state_path=state, state_interval=args.state_interval)
+                 state_path=state, state_interval=args.state_interval, genesis_timestamp=stamp)
     try:
         node.start(detach=True, die_with_parent=getattr(args, "die_with_parent", False))
     except ChainError as e:
@@ -223,6 +229,8 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
         if any(not r.ok or r.result in (None, "0x") for r in codes):
             raise ChainError("the restored chain lacks the configured contracts")
         head = client.block_number()
+        if cfg.genesis_timestamp is None:  # an older config: the timestamp is known now, for the next restore
+            save_config(cfg.model_copy(update={"genesis_timestamp": int(client.get_block(0)["timestamp"], 16)}), cfg_path)
     except ChainError as e:
         _say(f"the saved state does not restore the configured chain ({e}); stopping anvil. "
              "`depai chain up --fresh` starts a new chain")

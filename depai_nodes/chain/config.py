@@ -133,6 +133,7 @@ class ChainConfig(_Model):
     did_address: str = Field(PEAQ_DID_PRECOMPILE, description="DID registry: peaq's precompile, or MachineDID locally")
     deploy_block: int = Field(0, ge=0, description="first block to scan for events")
     genesis_hash: str | None = Field(None, description="0x hash of block 0 of the chain deployed to; another genesis: ChainResetError")
+    genesis_timestamp: int | None = Field(None, ge=0, description="unix time of block 0 (a local chain restored from its state is started with it: the same genesis)")
     confirmations: int = Field(0, ge=0, le=1000, description="blocks on top before a tx/event counts (reorg safety)")
     rpc_timeout_s: float = Field(10.0, gt=0, le=300, description="per JSON-RPC request")
     receipt_timeout_s: float = Field(60.0, gt=0, le=3600, description="wait for a receipt at most this long")

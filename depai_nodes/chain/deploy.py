@@ -146,8 +146,10 @@ def deploy_all(client: ChainClient, params: DeployParams | None = None, *, progr
         TaskMarket=market.address,
         RevenueDistributor=distributor.address,
     )
+    genesis = client.get_block(0)
     return client.config.model_copy(update={"contracts": contracts, "did_address": did_address, "deploy_block": start_block,
-                                            "genesis_hash": client.genesis_hash(refresh=True)})
+                                            "genesis_hash": client.genesis_hash(refresh=True),
+                                            "genesis_timestamp": int(genesis["timestamp"], 16)})
 
 
 def admit_machines(client: ChainClient, machines: list[str]) -> None:

@@ -43,6 +43,12 @@ def _pid(cfg_path: Path) -> int:
     return json.loads(cfg_path.with_name(cfg_path.name + ".anvil.pid").read_text())["pid"]
 
 
+def _alive(pid: int) -> bool:
+    from depai_nodes.common.procs import pid_alive
+
+    return pid_alive(pid)
+
+
 def test_kill9_restore_then_fresh_is_detected(tmp_path):
     cfg_path = tmp_path / "chain.json"
     up = _depai("up", "--port", "0", "--config", str(cfg_path), "--machines", "2", "--log")
@@ -139,6 +145,67 @@ def test_kill9_restore_then_fresh_is_detected(tmp_path):
             wallet.stop()
         down = _depai("down", "--config", str(cfg_path))
     assert down.returncode == 0 and not (tmp_path / "chain.json.anvil").exists() and not cfg_path.exists()
+
+
+def test_restored_again_and_again_the_chain_keeps_its_genesis_and_its_clock(tmp_path):
+    """anvil makes a genesis block of its own at every start and its dump keeps them all: from
+    the third or fourth restore block 0 was any of them (a "reset" chain that no longer matched
+    its config, the main job refused to start). And its clock restarted from the wall clock,
+    behind a chain whose time a DAO round had moved ahead. Both, over five restores (SIGTERM and
+    SIGKILL); then a state dump left by the old behaviour is repaired."""
+    from depai_nodes.chain.anvil import Anvil
+    from depai_nodes.chain.config import save_config
+
+    cfg_path = tmp_path / "chain.json"
+    state = tmp_path / "chain.json.anvil" / "state.json"
+    assert _depai("up", "--port", "0", "--config", str(cfg_path), "--machines", "0").returncode == 0
+    try:
+        cfg = load_config(cfg_path)
+        assert cfg.genesis_timestamp == int(ChainClient(cfg).get_block(0)["timestamp"], 16)
+        c = ChainClient(cfg)
+        c.rpc_local("evm_increaseTime", [3600])  # what a DAO round's timelock step does
+        c.mine(1)
+        ahead = int(c.get_block("latest")["timestamp"], 16)
+        assert ahead > time.time() + 3000
+        last = ahead
+        for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGTERM):
+            time.sleep(1.2)  # the state is dumped every second
+            os.kill(_pid(cfg_path), sig)
+            wait_for(lambda: not _alive(_pid(cfg_path)), timeout_s=10)
+            r = _depai("up", "--config", str(cfg_path))
+            assert r.returncode == 0 and "restored the chain" in r.stderr, r.stderr
+            c = ChainClient(load_config(cfg_path))  # raises ChainResetError on another genesis
+            assert c.genesis_hash(refresh=True) == cfg.genesis_hash
+            c.mine(1)
+            now = int(c.get_block("latest")["timestamp"], 16)
+            assert now >= last, f"block time went back after a restore: {now} < {last}"
+            last = now
+        assert last >= ahead  # still ahead of the wall clock: time moved on from the head, not from now
+    finally:
+        _depai("down", "--config", str(cfg_path))
+
+    # The old behaviour (no --timestamp) leaves extra genesis blocks in the dump; a config of that
+    # time has no genesis_timestamp. `up` repairs the dump and restores the first genesis.
+    assert _depai("up", "--port", "0", "--config", str(cfg_path), "--machines", "0").returncode == 0
+    cfg = load_config(cfg_path)
+    os.kill(_pid(cfg_path), signal.SIGTERM)
+    wait_for(lambda: not _alive(_pid(cfg_path)), timeout_s=10)
+    for _ in range(3):
+        time.sleep(1.1)  # each start stamps its own genesis with another second
+        old = Anvil(state_path=state).start()
+        old.stop()
+    blocks = json.loads(state.read_text())["blocks"]
+    assert sum(1 for b in blocks if int(b["header"]["number"], 16) == 0) > 1  # what the old starts left
+    save_config(cfg.model_copy(update={"genesis_timestamp": None}), cfg_path)
+    try:
+        r = _depai("up", "--config", str(cfg_path))
+        assert r.returncode == 0 and "stray genesis block" in r.stderr and "restored the chain" in r.stderr, r.stderr
+        assert ChainClient(load_config(cfg_path)).genesis_hash(refresh=True) == cfg.genesis_hash
+        assert load_config(cfg_path).genesis_timestamp == cfg.genesis_timestamp  # recorded for the next restore
+        blocks = json.loads(state.read_text())["blocks"]
+        assert sum(1 for b in blocks if int(b["header"]["number"], 16) == 0) == 1
+    finally:
+        _depai("down", "--config", str(cfg_path))
 
 
 def test_up_without_saved_state_refuses_to_replace_the_chain(tmp_path):
