@@ -164,6 +164,20 @@ class RosProbe(BackgroundNode):
             sim = self._sim.on_clock(msg)
             if not self.clock or now - self.clock[-1][0] >= 0.2:
                 self.clock.append((now, sim))
+            else:
+                self.clock[-1] = (self.clock[-1][0], sim)
+
+    def sim_between(self, t0: float, t1: float) -> float:
+        """Simulated seconds that passed between monotonic t0 and t1 (from the recorded samples)."""
+        with self._lock:
+            samples = list(self.clock)
+        before = [s for m, s in samples if m <= t0]
+        upto = [s for m, s in samples if m <= t1]
+        return (upto[-1] if upto else 0.0) - (before[-1] if before else 0.0)
+
+    def last_clock(self) -> float | None:
+        with self._lock:
+            return self.clock[-1][0] if self.clock else None
 
 
 # ---------------------------------------------------------------------------- ours
