@@ -439,8 +439,8 @@ def main() -> int:
         print(f"ours: telemetry anchored {len(anchors)} batches in the window ({len(cited)} of them cited by a completed "
               f"task), mean anchor gas {sum(e.gas for e in anchors) / len(anchors):.0f}: a robot's data is anchored "
               "whether or not it works, and a task's batch is one of those batches, sealed early")
-    print("ours: the agent learns that its arrival is anchored by polling telemetry/arrival_proof (every proof_poll, "
-          "0.5 s); plain web3 knows it from its own receipt: that wait is part of ours' complete step")
+    print("ours: the agent asks telemetry/arrival_proof as soon as telemetry's anchor_status says CONFIRMED (and every "
+          "proof_poll, 0.5 s, as a fallback); plain web3 knows it from its own receipt: that hop is part of ours' complete step")
     confirmed = ours["anchor_confirmed"]
     lag = [confirmed[e.tx_hash.lower()] - e.t for e in ours["events"] if e.kind == "BatchAnchored"
            and e.tx_hash.lower() in confirmed]
