@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
     ("chain_events", ["--quick"], r"\| WebSocket eth_subscribe \|"),
     ("data", ["--minutes", "0.5"], r"\| verify \|"),
     ("dao", ["-n", "1"], r"\| automine \| controller enforcing \(navigation_status\) \| 1 \|"),
-])
+], ids=["chain_anchoring", "chain_events", "data", "dao"])
 def test_a_short_benchmark_runs_to_its_table(bench, args, table):
     r = subprocess.run([sys.executable, str(REPO / "bench" / f"{bench}.py"), *args], cwd=REPO, capture_output=True,
                        text=True, timeout=240)
