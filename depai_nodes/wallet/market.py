@@ -360,7 +360,10 @@ class MarketIntents:
             return _refused("BudgetExceeded", f"{used} + {reward} above the wallet's post_budget {p.post_budget}", me)
         cap = self._cap()
         if cap is None:
-            return _refused("NoSpendingCap", "no fleet policy (spending cap) received yet; posts wait for it", me)
+            # not ready, not a verdict on the request: the same request is asked again (a starting
+            # wallet hears the fleet policy a moment after its services are up)
+            return _kind(Result.WALLET_UNAVAILABLE, me, "NoSpendingCap",
+                         "no fleet policy (spending cap) received yet; posts wait for it: ask again")
         try:
             now = self._chain_time()
             if req.deadline < now + p.min_deadline_s or req.deadline > now + p.max_deadline_s:

@@ -5,7 +5,7 @@ import pytest
 from chainkit import DEPLOYER, MACHINE, MACHINE2, REQUESTER, TOKEN, arrive, fleet, registered_machine
 
 from depai_nodes.chain.client import ChainClient
-from depai_nodes.chain.intents import Result
+from depai_nodes.chain.intents import RETRYABLE, Result
 from depai_nodes.chain.models import TaskStatus
 from depai_nodes.wallet.market import AcceptRequest, CompleteRequest, MarketIntents, MarketPolicy, PostRequest
 from depai_nodes.wallet.state import WalletState
@@ -168,9 +168,12 @@ def test_post_obeys_the_daos_daily_cap_and_waits_for_it(chain):
     wallet = MarketIntents(req, MarketPolicy(post_budget=100 * TOKEN), cap=lambda: cap[0])
     deadline = chain.now() + 600
     none = wallet.post(PostRequest("a", "s", 1.0, 1.0, 0.0, 0.3, deadline, str(REWARD)))
-    assert (none.result, none.error) == (Result.REJECTED_BY_POLICY, "NoSpendingCap")  # fail closed: no policy yet
+    # fail closed while no policy is known, and say "not ready, ask again" (a starting wallet):
+    # a requester that took it for a verdict gave that post up for good
+    assert (none.result, none.error) == (Result.WALLET_UNAVAILABLE, "NoSpendingCap") and none.result in RETRYABLE
+    assert req.task_count() == 0
     cap[0] = 8 * TOKEN
-    assert wallet.post(PostRequest("b", "s", 1.0, 1.0, 0.0, 0.3, deadline, str(REWARD))).ok
+    assert wallet.post(PostRequest("a", "s", 1.0, 1.0, 0.0, 0.3, deadline, str(REWARD))).ok  # the same request, now
     capped = wallet.post(PostRequest("c", "s", 1.0, 1.0, 0.0, 0.3, deadline, str(REWARD)))
     assert (capped.result, capped.error) == (Result.REJECTED_BY_POLICY, "SpendingCapExceeded")
 
