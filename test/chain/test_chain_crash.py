@@ -151,7 +151,7 @@ def test_restored_again_and_again_the_chain_keeps_its_genesis_and_its_clock(tmp_
     """anvil makes a genesis block of its own at every start and its dump keeps them all: from
     the third or fourth restore block 0 was any of them (a "reset" chain that no longer matched
     its config, the main job refused to start). And its clock restarted from the wall clock,
-    behind a chain whose time a DAO round had moved ahead. Both, over five restores (SIGTERM and
+    behind a chain whose time a DAO round had moved ahead. Both, over four restores (SIGTERM and
     SIGKILL); then a state dump left by the old behaviour is repaired."""
     from depai_nodes.chain.anvil import Anvil
     from depai_nodes.chain.config import save_config
@@ -168,7 +168,7 @@ def test_restored_again_and_again_the_chain_keeps_its_genesis_and_its_clock(tmp_
         ahead = int(c.get_block("latest")["timestamp"], 16)
         assert ahead > time.time() + 3000
         last = ahead
-        for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL, signal.SIGTERM):
+        for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL):
             time.sleep(1.2)  # the state is dumped every second
             os.kill(_pid(cfg_path), sig)
             wait_for(lambda: not _alive(_pid(cfg_path)), timeout_s=10)

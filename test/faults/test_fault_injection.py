@@ -70,8 +70,8 @@ def test_each_fault_once_during_a_patrol(ros_domain, tmp_path):
 
 @pytest.mark.timeout(600)
 def test_soak_random_faults(ros_domain, tmp_path):
-    """Random faults for DEPAI_SOAK_S seconds (CI: 45; `depai soak --minutes 10` for the long one)."""
-    duration = float(os.environ.get("DEPAI_SOAK_S", "45"))
+    """Random faults for DEPAI_SOAK_S seconds (CI: 30; `depai soak --minutes 10` for the long one)."""
+    duration = float(os.environ.get("DEPAI_SOAK_S", "30"))
     config = SoakConfig(duration_s=duration, robots=["robot1", "robot2"], seed=int(time.time()) % 1000)
     result = run_soak(config, tmp_path, ros_domain, stack=STACK, policy_template=POLICY, on_event=print)
     table = format_table(result)

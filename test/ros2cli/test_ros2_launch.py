@@ -231,10 +231,11 @@ def _light_stack(tmp_path: Path) -> Path:
 
 def _lifecycle(ros2, *args, check=True):
     """`ros2 lifecycle get/set --no-daemon ...`: the CLI looks the node up in a graph it has only just
-    joined and says 'Node not found' when discovery has not reached it yet; asked again then (the
-    transition was not sent)."""
+    joined - the node *and* its `get_state` service, which discovery reports later than the node -
+    and says 'Node not found' when they are not there yet. So it spins 1.5 s for discovery
+    (`--spin-time`, 0.5 s by default) and is asked again after a miss (the transition was not sent)."""
     for _ in range(10):
-        result = ros2.run("lifecycle", args[0], "--no-daemon", *args[1:], check=False)
+        result = ros2.run("lifecycle", args[0], "--no-daemon", "--spin-time", "1.5", *args[1:], check=False)
         if "Node not found" not in result.stdout + result.stderr:
             break
         time.sleep(0.5)
