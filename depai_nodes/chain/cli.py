@@ -213,8 +213,8 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
     if stamp is not None:
         dropped = drop_extra_geneses(state, stamp)
         if dropped:
-            _say(f"removed {dropped} stray genesis block(s) from {state} (left there by restores before this version: "
-                 "any of them could have been loaded as block 0)")
+            _say(f"removed {dropped} stray genesis block(s) from {state} (each start of anvil leaves one: any of them "
+                 "could have been loaded as block 0)")
     node = Anvil(port=port, block_time=args.block_time, log_path=_state_dir(cfg_path) / "anvil.log" if args.log else None,
                  state_path=state, state_interval=args.state_interval, genesis_timestamp=stamp)
     try:
