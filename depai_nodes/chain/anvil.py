@@ -16,9 +16,11 @@ stamped with the start time, and the dump keeps it beside the loaded ones, so fr
 fourth restore block 0 is whichever of them anvil loaded last: another genesis hash, a chain that
 no longer matches its config. And the clock restarts from the wall clock, behind a chain whose
 time was moved ahead (a DAO round on the local chain moves it past the timelock delay): block
-times would go back. So a restore passes the first genesis's timestamp (``genesis_timestamp``,
-``--timestamp``: the same genesis block, the same hash, every time) and then sets the clock to
-no earlier than the restored head's time.
+times would go back. So a restore (``genesis_timestamp`` given) first removes from the dump the
+block-0 headers other than the first genesis's, so that the one loaded is always it, and then
+sets the clock to no earlier than the restored head's time. (Not anvil's ``--timestamp``: it
+also starts the clock at the genesis time, and a transaction that arrives before the clock is
+set is mined back there.)
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class Anvil:
         self.state_path = Path(state_path) if state_path else None
         self.state_interval = state_interval
         self.genesis_timestamp = genesis_timestamp  # a restore: the first genesis's (see the module's doc)
+        self.geneses_dropped = 0  # stray block-0 headers removed from the dump by the last start
         self.proc: subprocess.Popen | None = None
         self.redactor: subprocess.Popen | None = None
 
@@ -129,9 +132,7 @@ class Anvil:
                 cmd += ["--state", str(self.state_path), "--state-interval", f"{max(1, round(self.state_interval))}"]
             if restoring and self.genesis_timestamp is not None and attempt == 0:
                 # the dump then holds the first genesis alone: loaded over the one this start makes
-                # (not `--timestamp`: that also starts the clock there, and a transaction that comes
-                # in before the clock is set would be mined at the genesis time)
-                drop_extra_geneses(self.state_path, int(self.genesis_timestamp))
+                self.geneses_dropped = drop_extra_geneses(self.state_path, int(self.genesis_timestamp))
             cmd += self.extra_args
             out = subprocess.DEVNULL
             if self.log_path is not None:
@@ -228,9 +229,8 @@ def genesis_timestamp_in_state(state_path: str | Path) -> int | None:
 
 
 def drop_extra_geneses(state_path: str | Path, timestamp: int) -> int:
-    """Remove from an anvil state dump the block-0 headers not stamped ``timestamp`` (those that
-    earlier starts without ``--timestamp`` left: any of them could be loaded as block 0); the
-    number removed. The file is replaced atomically, and only when there is something to remove."""
+    """Remove from an anvil state dump the block-0 headers not stamped ``timestamp`` (the ones
+    earlier starts made: any of them could be loaded as block 0); the number removed. The file is replaced atomically, and only when there is something to remove."""
     import json
     import os
     import tempfile

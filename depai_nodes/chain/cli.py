@@ -196,7 +196,7 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
     back from its state file, at the same endpoint, or refuse. Never a silent fresh chain."""
     from urllib.parse import urlparse
 
-    from .anvil import Anvil, drop_extra_geneses, genesis_timestamp_in_state
+    from .anvil import Anvil, genesis_timestamp_in_state
     from .client import ChainClient
 
     try:
@@ -210,11 +210,6 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
         return 1
     port = urlparse(cfg.rpc_url).port or args.port
     stamp = cfg.genesis_timestamp if cfg.genesis_timestamp is not None else genesis_timestamp_in_state(state)
-    if stamp is not None:
-        dropped = drop_extra_geneses(state, stamp)
-        if dropped:
-            _say(f"removed {dropped} stray genesis block(s) from {state} (each start of anvil leaves one: any of them "
-                 "could have been loaded as block 0)")
     node = Anvil(port=port, block_time=args.block_time, log_path=_state_dir(cfg_path) / "anvil.log" if args.log else None,
                  state_path=state, state_interval=args.state_interval, genesis_timestamp=stamp)
     try:
@@ -223,6 +218,9 @@ def _restore(args, cfg_path: Path, state: Path) -> int:
         _say(f"cannot restart anvil on {cfg.rpc_url}: {e}")
         return 1
     _write_pid(cfg_path, node)
+    if node.geneses_dropped > 1:  # one is the previous start's (every start makes one): more, a dump of an older version
+        _say(f"removed {node.geneses_dropped} stray genesis block(s) from {state} (left by restores of an older "
+             "version: any of them could have been loaded as block 0)")
     try:
         client = ChainClient(cfg)  # raises ChainResetError when the restored genesis is not the config's
         codes = client.rpc.batch([("eth_getCode", [a, "latest"]) for a in cfg.contracts.model_dump().values() if a])
